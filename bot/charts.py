@@ -1,0 +1,183 @@
+"""Charts sent as Telegram photos.
+
+matplotlib is imported inside the render function: most commands never draw, and importing it costs
+far more than everything else the bot loads. Figures are built with the object-oriented ``Figure`` API
+on an explicit Agg canvas, never through pyplot, so there is no global figure registry or backend switch
+and renders can run in worker threads side by side.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import date
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from market.instruments import GSPC, RUT
+from market.metrics import base_date, drawdown
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+
+# 8 × 6.67 in at 150 dpi = 1200 × 1000 px: sharp on a phone after Telegram's downscaling.
+_SIZE_INCHES = (8.0, 20.0 / 3.0)
+_DPI = 150
+
+# An orange/blue pair that stays distinct for colour-blind readers and in Telegram's dark theme preview.
+_COLOURS = {RUT.symbol: "#e66100", GSPC.symbol: "#1f5fad"}
+_SERIES = (RUT, GSPC)
+
+_SHADE_ALPHA = 0.16
+_TITLE_SIZE = 17
+_TEXT_SIZE = 13
+_TICK_SIZE = 12
+
+
+def render_comparison(
+    closes: pd.DataFrame,
+    period: str | date,
+    *,
+    end: date | None = None,
+    title: str | None = None,
+    source_note: str = "",
+) -> bytes:
+    """A PNG of the Russell 2000 against the S&P 500 over ``period`` as of ``end`` (None: the last row).
+
+    Top: both indices rebased to 100 at the period's base date (``market.metrics.base_date`` on the dates
+    both have a close), with their final values marked. Bottom: each index's distance below its all-time
+    closing high in the history up to ``end``, in percent, over the same window.
+
+    Raises ValueError with a readable message when the frame lacks either index or the history does not
+    cover the period.
+    """
+    missing = [i.symbol for i in _SERIES if i.symbol not in closes.columns]
+    if missing:
+        raise ValueError(f"no closes for {', '.join(missing)} to chart")
+    history = closes[[i.symbol for i in _SERIES]].astype(float)
+    if end is not None:
+        history = history.loc[history.index <= _day(end)]
+    shared = history.dropna(how="any")
+    if shared.empty:
+        raise ValueError("no day on which both the Russell 2000 and the S&P 500 have a close")
+    as_of = shared.index[-1]
+    base = base_date(pd.DatetimeIndex(shared.index), as_of, period)
+    if base is None:
+        raise ValueError(f"the history does not cover {_period_label(period)} as of {as_of:%Y-%m-%d}")
+
+    window = shared.loc[base:as_of]
+    levels = window / window.iloc[0] * 100.0
+    # Drawdown needs each index's own full history: the all-time high may predate the window.
+    below_high = {
+        symbol: drawdown(history[symbol]).loc[base:as_of] * 100.0 for symbol in (RUT.symbol, GSPC.symbol)
+    }
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
+    figure = Figure(figsize=_SIZE_INCHES, dpi=_DPI, layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    markers = "o" if len(window) <= 3 else ""
+
+    for instrument in _SERIES:
+        line = levels[instrument.symbol]
+        top.plot(
+            line.index, line.to_numpy(), color=_COLOURS[instrument.symbol], lw=2.2, marker=markers,
+            label=instrument.name,
+        )  # fmt: skip
+    top.axhline(100.0, color="#888888", lw=0.9, ls="--", zorder=0)
+    _mark_last_values(top, {s: levels[s] for s in _COLOURS}, "{:.1f}")
+    top.set_ylabel(f"Rebased: 100 = {base:%d %b %Y}", fontsize=_TEXT_SIZE)
+    top.legend(loc="best", fontsize=_TEXT_SIZE, frameon=False)
+
+    for instrument in _SERIES:
+        fall = below_high[instrument.symbol]
+        bottom.plot(fall.index, fall.to_numpy(), color=_COLOURS[instrument.symbol], lw=1.6, marker=markers)
+    _shade_below_high(bottom, below_high)
+    _mark_last_values(bottom, below_high, "{:.1f}%")
+    bottom.set_ylabel("Below all-time high", fontsize=_TEXT_SIZE)
+    bottom.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    lowest = min(float(fall.min()) for fall in below_high.values())
+    bottom.set_ylim(min(lowest * 1.12, -1.0), 0.5)
+
+    if as_of - base <= pd.Timedelta(days=14):
+        # Short windows would otherwise get hour ticks between two closes.
+        bottom.xaxis.set_major_locator(DayLocator())
+        bottom.xaxis.set_major_formatter(DateFormatter("%d %b"))
+    else:
+        locator = AutoDateLocator(minticks=3, maxticks=6)
+        bottom.xaxis.set_major_locator(locator)
+        bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+    for axes in (top, bottom):
+        axes.tick_params(labelsize=_TICK_SIZE)
+        axes.grid(True, color="#e4e4e4", lw=0.8)
+        axes.spines[["top", "right"]].set_visible(False)
+        axes.margins(x=0.01)
+
+    figure.suptitle(title or f"{RUT.name} vs {GSPC.name}", fontsize=_TITLE_SIZE, fontweight="bold")
+    subtitle = f"{_period_label(period)} · as of {as_of:%d %b %Y}"
+    if source_note:
+        subtitle += f" · {source_note}"
+    top.set_title(subtitle, fontsize=_TEXT_SIZE, color="#555555", loc="left")
+
+    buffer = io.BytesIO()
+    canvas.print_png(buffer)
+    figure.clear()
+    return buffer.getvalue()
+
+
+def _mark_last_values(axes: Axes, lines: dict[str, pd.Series], template: str) -> None:
+    """Write each line's final value beside its end, nudged apart so two close values stay legible."""
+    ends = {symbol: float(line.iloc[-1]) for symbol, line in lines.items()}
+    ordered = sorted(ends, key=lambda symbol: ends[symbol])
+    for rank, symbol in enumerate(ordered):
+        line = lines[symbol]
+        axes.annotate(
+            template.format(ends[symbol]).replace("-", "\N{MINUS SIGN}"),
+            xy=(line.index[-1], ends[symbol]),
+            xytext=(6, -9 if rank == 0 else 9),
+            textcoords="offset points",
+            va="center",
+            ha="left",
+            fontsize=_TEXT_SIZE,
+            fontweight="bold",
+            color=_COLOURS[symbol],
+            annotation_clip=False,
+        )
+
+
+def _shade_below_high(axes: Axes, below_high: dict[str, pd.Series]) -> None:
+    """Shade each index's fall in its colour without the two areas overlapping into a muddy mix: the band
+    from zero down to the shallower index takes that index's colour, the band between the two lines the
+    deeper one's."""
+    both = pd.DataFrame(below_high).dropna()
+    if both.empty:
+        return
+    small, large = both[RUT.symbol].to_numpy(), both[GSPC.symbol].to_numpy()
+    shallower, deeper = np.maximum(small, large), np.minimum(small, large)
+    small_is_deeper = small <= large
+    for where, top_colour, lower_colour in (
+        (small_is_deeper, _COLOURS[GSPC.symbol], _COLOURS[RUT.symbol]),
+        (~small_is_deeper, _COLOURS[RUT.symbol], _COLOURS[GSPC.symbol]),
+    ):
+        axes.fill_between(both.index, shallower, 0.0, where=where, interpolate=True, color=top_colour,
+                          alpha=_SHADE_ALPHA, lw=0)  # fmt: skip
+        axes.fill_between(both.index, deeper, shallower, where=where, interpolate=True, color=lower_colour,
+                          alpha=_SHADE_ALPHA, lw=0)  # fmt: skip
+
+
+def _period_label(period: str | date) -> str:
+    if isinstance(period, date):
+        return f"Since {_day(period):%d %b %Y}"
+    return period.strip().upper()
+
+
+def _day(value: date) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    if ts.tzinfo is not None:
+        ts = ts.tz_localize(None)
+    return ts.normalize()

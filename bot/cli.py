@@ -1,0 +1,126 @@
+"""The ``capgap`` command line: run the bot, ask it one question, replay alerts over history.
+
+Imports stay inside the subcommands so ``capgap --help`` answers without loading pandas or yfinance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.config import Config
+
+EXIT_USAGE = 2
+
+
+def _date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="capgap",
+        description="capgap: Russell 2000 vs S&P 500, ETF costs and the valuation gap, in Telegram.",
+        epilog="Settings come from CAPGAP_* environment variables or a .env file; see the README.",
+    )
+    sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    sub.add_parser("run", help="run the Telegram bot (long polling)", description="Run the Telegram bot.")
+
+    ask = sub.add_parser(
+        "ask",
+        help='print the answer to one command, e.g. capgap ask "/standing 10y"',
+        description="Print what a chat would receive for one command.",
+    )
+    ask.add_argument("text", help='the command and its arguments, e.g. "/etf 25000 20"')
+    ask.add_argument("--as-of", type=_date, metavar="DATE",
+                     help="answer as at that date's close (needs CAPGAP_MARKET=csv:DIR)")
+    ask.add_argument("--html", action="store_true", help="print the Telegram HTML instead of plain text")
+    ask.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="where a chart is written")
+    return top
+
+
+def fail(message: str) -> int:
+    print(f"capgap: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def load() -> Config:
+    from bot.config import environment_with_dotenv, load_config
+
+    return load_config(environment_with_dotenv())
+
+
+def cmd_run(config: Config) -> int:
+    from telegram import Update
+
+    from bot.app import build_app
+    from bot.logs import setup_logging
+    from bot.services import build_services
+
+    token = config.require_token()
+    setup_logging(config.log_level, [token.reveal()])
+    services = build_services(config)
+    application = build_app(config, services)
+    application.run_polling(poll_interval=0, allowed_updates=Update.ALL_TYPES)
+    return 0
+
+
+def cmd_ask(config: Config, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from bot import core
+    from bot.format import plain
+    from bot.logs import setup_logging
+    from bot.services import build_services
+
+    setup_logging("WARNING")
+    try:
+        name, arguments = core.parse_command_line(args.text)
+    except core.UsageError as exc:
+        return fail(str(exc))
+    # An "as of" answer is computed from scratch in memory, so it never mixes with the live cache.
+    services = build_services(config, as_of=args.as_of, db_path=":memory:" if args.as_of else None)
+    try:
+        services.market.ensure_loaded()
+        request = core.Request(name, arguments, services, chat_id=0, user_id=0)
+        answer = asyncio.run(core.answer(request))
+    finally:
+        services.close()
+    print(answer.text if args.html else plain(answer.text))
+    if answer.keyboard:
+        print("  ".join(f"[{button.label}]" for row in answer.keyboard for button in row))
+    if answer.photo is not None:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / answer.photo_name
+        path.write_bytes(answer.photo)
+        print(f"chart: {path} ({len(answer.photo):,} bytes)")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from bot.config import ConfigError
+
+    try:
+        config = load()
+        if args.command == "run":
+            return cmd_run(config)
+        if args.command == "ask":
+            return cmd_ask(config, args)
+    except ConfigError as exc:
+        return fail(str(exc))
+    except ValueError as exc:  # e.g. --as-of with the Yahoo source
+        return fail(str(exc))
+    return fail(f"unknown command {args.command!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,56 @@
+"""/start and /help: what capgap is and every command with an example."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bot.core import Answer, Command, Request, registry
+from bot.format import esc
+
+if TYPE_CHECKING:
+    from telegram.ext import Application
+
+CONVENTIONS = (
+    "<b>How the numbers work</b>\n"
+    "• An N-period return compares the latest close with the last close on or before the same calendar "
+    "date N periods earlier; YTD compares with the last close of the previous year.\n"
+    "• Index returns are price returns (no dividends). Highs are closing highs.\n"
+    "• RUT−SPX is the Russell 2000's return minus the S&amp;P 500's, in percentage points.\n"
+    "• Valuation gap = 1 − (P/B of IWM's holdings ÷ P/B of SPY's)."
+)
+
+
+def start(request: Request) -> Answer:
+    register_chat = getattr(request.services.alerts, "register_chat", None)
+    if register_chat is not None:
+        register_chat(request.chat_id, request.chat_type)
+    return Answer(
+        "👋 <b>capgap</b> follows the small-cap vs large-cap story: the Russell 2000 against the S&amp;P 500, "
+        "what the ETFs that track them cost, and how wide the valuation gap is.\n\n"
+        "Try <code>/standing</code> for where both indices stand, <code>/target 3000</code> for how far the "
+        "Russell is from 3,000, <code>/etf</code> for fund costs, or <code>/chart 10y</code> for a picture.\n"
+        "Send /help for every command."
+    )
+
+
+def help_(request: Request) -> Answer:
+    lines = ["<b>capgap commands</b>", ""]
+    for command in registry():
+        if command.admin_only and not request.services.is_admin(request.user_id):
+            continue
+        examples = ", ".join(f"<code>{esc(e)}</code>" for e in command.examples)
+        lines.append(f"<b>{esc(command.usage)}</b> — {esc(command.summary)}. e.g. {examples}")
+    lines += ["", CONVENTIONS]
+    return Answer("\n".join(lines))
+
+
+COMMANDS = (
+    Command("start", "Welcome and what capgap does", "/start", ("/start",), start),
+    Command("help", "Every command with an example", "/help", ("/help",), help_),
+)
+
+
+def register(application: Application) -> None:  # type: ignore[type-arg]
+    from bot.telegram import add_commands
+
+    add_commands(application, COMMANDS)

@@ -1,0 +1,158 @@
+"""/standing and /chart: where the Russell 2000 and the S&P 500 stand, in numbers and in a picture."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import TYPE_CHECKING
+
+from bot.core import Answer, Button, Command, Request, UsageError
+from bot.format import day, esc, number, pct, points
+from bot.provenance import footer, live_note, snapshot_with
+from market.instruments import GSPC, RUT
+
+if TYPE_CHECKING:
+    from telegram.ext import Application
+
+PERIOD_KEYS = ("1d", "1w", "1m", "ytd", "1y", "3y", "5y", "10y")
+PERIOD_HELP = "1d, 1w, 1m, ytd, 1y, 3y, 5y, 10y, or a date like 2020-03-23"
+DEFAULT_PERIOD = "1y"
+
+
+def period_label(period: str | date) -> str:
+    return f"since {day(period)}" if isinstance(period, date) else period.upper()
+
+
+def parse_period_arg(args: tuple[str, ...], command: str) -> str | date:
+    from market.metrics import parse_period
+
+    if not args:
+        return DEFAULT_PERIOD
+    if len(args) > 1:
+        raise UsageError(f"/{command} takes one period. Try <code>/{command} 10y</code> ({PERIOD_HELP}).")
+    period = parse_period(args[0])
+    if period is None:
+        raise UsageError(
+            f"I don't know the period “{esc(args[0][:20])}”. Use {PERIOD_HELP}, e.g. <code>/{command} 5y</code>."
+        )
+    return period
+
+
+def period_keyboard(command: str, current: str | date) -> tuple[tuple[Button, ...], ...]:
+    buttons = [
+        Button(f"• {key.upper()} •" if key == current else key.upper(), f"{command}:{key}") for key in PERIOD_KEYS
+    ]
+    return (tuple(buttons[:4]), tuple(buttons[4:]))
+
+
+def standing_answer(request: Request, period: str | date) -> Answer:
+    from market import metrics
+
+    snapshot = snapshot_with(request.services, RUT.symbol, GSPC.symbol)
+    rut, spx = snapshot.series(RUT.symbol), snapshot.series(GSPC.symbol)
+    label = period_label(period)
+    keys = list(PERIOD_KEYS) if isinstance(period, date) or period in PERIOD_KEYS else [*PERIOD_KEYS, period]
+    if isinstance(period, date):
+        keys.append("since")
+
+    def ret(series, key):  # type: ignore[no-untyped-def]
+        return metrics.period_return(series, period if key == "since" else key)
+
+    rows = []
+    for key in keys:
+        r, s = ret(rut, key), ret(spx, key)
+        gap = (r - s) * 100 if r is not None and s is not None else None
+        name = "since" if key == "since" else key.upper()
+        marker = "▸" if key == period or (key == "since" and isinstance(period, date)) else " "
+        rows.append(f"{marker}{name:<5} {pct(r):>9} {pct(s):>9} {points(gap):>12}")
+    table = "\n".join([f" {'':<5} {'RUT':>9} {'SPX':>9} {'RUT−SPX':>12}", *rows])
+
+    r_sel, s_sel = metrics.period_return(rut, period), metrics.period_return(spx, period)
+    lead = metrics.relative_performance(rut, spx, period)
+    if lead is None:
+        headline = f"Over {label} the history is too short to compare."
+    else:
+        verb = "beat" if lead > 0 else "lagged"
+        headline = (
+            f"Over {label} the Russell 2000 {verb} the S&amp;P 500 by <b>{abs(lead):,.1f} points</b> "
+            f"({pct(r_sel)} vs {pct(s_sel)})."
+        )
+
+    lines = [f"<b>Russell 2000 vs S&amp;P 500</b> · {esc(label)}", headline, ""]
+    for inst, series in ((RUT, rut), (GSPC, spx)):
+        last_day = series.index[-1].date()
+        line = f"<b>{inst.short}</b> {number(float(series.iloc[-1]))} ({day(last_day)} close)"
+        note = live_note(snapshot, inst.symbol)
+        if note:
+            line += f" · {note}"
+        lines.append(line)
+    lines += ["", f"<pre>{esc(table)}</pre>", "<b>From the all-time closing high</b>"]
+    for inst, series in ((RUT, rut), (GSPC, spx)):
+        mark = metrics.high_mark(series)
+        if mark is None:
+            continue
+        where = "at its high of" if mark.below == 0 else f"{pct(mark.below, signed=False)} below its high of"
+        lines.append(f"{inst.short} {where} {number(mark.high)} ({day(mark.high_date)})")
+    ratio = metrics.ratio_standing(rut, spx)
+    if ratio is not None:
+        lines += [
+            "",
+            f"<b>RUT/SPX ratio</b> {ratio.ratio:.4f}: higher than on {ratio.percentile:.0f}% of days since "
+            f"{ratio.since.year} (low {ratio.low:.4f} in {ratio.low_date:%b %Y}, "
+            f"high {ratio.high:.4f} in {ratio.high_date:%b %Y}).",
+        ]
+    lines += ["", footer(request.services, snapshot)]
+    return Answer("\n".join(lines), keyboard=period_keyboard("standing", period))
+
+
+def standing(request: Request) -> Answer:
+    return standing_answer(request, parse_period_arg(request.args, "standing"))
+
+
+def chart_answer(request: Request, period: str | date) -> Answer:
+    from bot.charts import render_comparison
+    from market import metrics
+
+    snapshot = snapshot_with(request.services, RUT.symbol, GSPC.symbol)
+    frame = snapshot.closes[[RUT.symbol, GSPC.symbol]].dropna(how="all")
+    try:
+        png = render_comparison(frame, period, source_note=snapshot.source or "")
+    except ValueError as exc:
+        raise UsageError(f"No chart for {esc(period_label(period))}: {esc(exc)}") from None
+    rut, spx = snapshot.series(RUT.symbol), snapshot.series(GSPC.symbol)
+    caption = (
+        f"<b>Russell 2000 vs S&amp;P 500</b> · {esc(period_label(period))}, rebased to 100\n"
+        f"RUT {pct(metrics.period_return(rut, period))} · SPX {pct(metrics.period_return(spx, period))}\n"
+        f"{footer(request.services, snapshot)}"
+    )
+    return Answer(caption, photo=png, photo_name=f"capgap-{period_label(period).lower()}.png",
+                  keyboard=period_keyboard("chart", period))
+
+
+def chart(request: Request) -> Answer:
+    return chart_answer(request, parse_period_arg(request.args, "chart"))
+
+
+COMMANDS = (
+    Command(
+        "standing",
+        "Russell 2000 vs S&P 500: returns 1D–10Y, distance from the high",
+        "/standing [period]",
+        ("/standing", "/standing 10y", "/standing 2020-03-23"),
+        standing,
+    ),
+    Command(
+        "chart",
+        "Chart: both indices rebased to 100, with drawdowns",
+        "/chart [period]",
+        ("/chart 5y",),
+        chart,
+    ),
+)
+
+
+def register(application: Application) -> None:  # type: ignore[type-arg]
+    from bot.telegram import add_commands, add_period_keyboard
+
+    add_commands(application, COMMANDS)
+    add_period_keyboard(application, "standing", standing_answer)
+    add_period_keyboard(application, "chart", chart_answer)

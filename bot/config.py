@@ -1,0 +1,148 @@
+"""capgap's settings: one frozen dataclass, built once from an environment mapping."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_API = "https://api.telegram.org"
+DEFAULT_DB = "capgap.db"
+DEFAULT_MARKET = "yahoo"
+DEFAULT_POLL_SECONDS = 300
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+# What Telegram issues: a numeric bot id, a colon, and a 35-character secret.
+_TOKEN_SHAPE = re.compile(r"^\d{5,16}:[A-Za-z0-9_-]{30,64}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names it and says what is expected."""
+
+
+class Secret:
+    """A value that never shows itself in a repr, str or log line."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Config:
+    token: Secret | None
+    api_root: str = DEFAULT_API
+    db_path: Path = Path(DEFAULT_DB)
+    market: str = DEFAULT_MARKET  # "yahoo" or "csv:DIR"
+    log_level: str = "INFO"
+    poll_seconds: int = DEFAULT_POLL_SECONDS
+    rate_limit: int = 30  # messages a second across all chats; 0 turns the limiter off
+
+    @property
+    def market_kind(self) -> str:
+        return "csv" if self.market.startswith("csv:") else "yahoo"
+
+    @property
+    def csv_dir(self) -> Path | None:
+        return Path(self.market[4:]).expanduser() if self.market.startswith("csv:") else None
+
+    def require_token(self) -> Secret:
+        if self.token is None:
+            raise ConfigError("CAPGAP_TELEGRAM_TOKEN is not set: put the token @BotFather gave you in it")
+        return self.token
+
+
+def _int_setting(environ: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ConfigError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def load_config(environ: Mapping[str, str] | None = None) -> Config:
+    """Build the configuration from ``environ`` (default: the process environment).
+
+    The token is checked for shape only; Telegram tells whether it is valid.
+    """
+    env = os.environ if environ is None else environ
+    raw_token = env.get("CAPGAP_TELEGRAM_TOKEN", "").strip()
+    token = None
+    if raw_token:
+        if not _TOKEN_SHAPE.match(raw_token):
+            # Never echo the value: a malformed token may still be most of a real one.
+            raise ConfigError(
+                "CAPGAP_TELEGRAM_TOKEN is malformed: expected '<bot id>:<secret>' as @BotFather gives it"
+            )
+        token = Secret(raw_token)
+
+    api_root = env.get("CAPGAP_TELEGRAM_API", "").strip() or DEFAULT_API
+    if not re.match(r"^https?://[^\s/]+", api_root):
+        raise ConfigError(f"CAPGAP_TELEGRAM_API must be an http(s) URL, got {api_root!r}")
+
+    market = env.get("CAPGAP_MARKET", "").strip() or DEFAULT_MARKET
+    if market != "yahoo" and not (market.startswith("csv:") and len(market) > 4):
+        raise ConfigError(f"CAPGAP_MARKET must be 'yahoo' or 'csv:DIR', got {market!r}")
+    if market.startswith("csv:") and not Path(market[4:]).expanduser().is_dir():
+        raise ConfigError(f"CAPGAP_MARKET points at {market[4:]!r}, which is not a directory")
+
+    log_level = (env.get("CAPGAP_LOG_LEVEL", "").strip() or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"CAPGAP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+
+    return Config(
+        token=token,
+        api_root=api_root.rstrip("/"),
+        db_path=Path(env.get("CAPGAP_DB", "").strip() or DEFAULT_DB).expanduser(),
+        market=market,
+        log_level=log_level,
+        poll_seconds=_int_setting(env, "CAPGAP_POLL_SECONDS", DEFAULT_POLL_SECONDS, 15, 86_400),
+        rate_limit=_int_setting(env, "CAPGAP_RATE_LIMIT", 30, 0, 10_000),
+    )
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a .env file (comments, blank lines and ``export`` prefixes allowed)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def environment_with_dotenv(path: Path = Path(".env")) -> dict[str, str]:
+    """The process environment over the .env file: a real environment variable wins."""
+    return {**read_dotenv(path), **os.environ}

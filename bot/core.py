@@ -1,0 +1,119 @@
+"""The command core: one place builds every answer, for Telegram handlers and the CLI alike.
+
+A command is a plain function ``Request -> Answer``; it knows nothing of Telegram. ``bot/telegram.py``
+turns an ``Answer`` into Bot API calls, ``bot/cli.py`` prints it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.services import Services
+
+# Telegram's own ceilings; an answer over them is cut with a note rather than rejected.
+MAX_TEXT = 4096
+MAX_CAPTION = 1024
+MAX_CALLBACK_DATA = 64
+
+
+class UsageError(ValueError):
+    """The user's arguments are wrong; the message is the reply (with a usage example)."""
+
+
+@dataclass(frozen=True)
+class Button:
+    label: str
+    data: str  # callback data, at most 64 bytes
+
+    def __post_init__(self) -> None:
+        if len(self.data.encode()) > MAX_CALLBACK_DATA:
+            raise ValueError(f"callback data over {MAX_CALLBACK_DATA} bytes: {self.data!r}")
+
+
+@dataclass(frozen=True)
+class Answer:
+    text: str  # Telegram HTML
+    photo: bytes | None = None  # a PNG sent with ``text`` as its caption (or before it, if too long)
+    photo_name: str = "chart.png"
+    keyboard: tuple[tuple[Button, ...], ...] = ()
+
+
+@dataclass(frozen=True)
+class Request:
+    command: str
+    args: tuple[str, ...]
+    services: Services
+    chat_id: int = 0
+    user_id: int = 0
+    chat_type: str = "private"
+    is_group_admin: bool = False
+
+
+Handler = Callable[[Request], Answer | Awaitable[Answer]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str  # one line for the command menu
+    usage: str  # e.g. "/standing [period]"
+    examples: tuple[str, ...]
+    handler: Handler = field(repr=False)
+    menu: bool = True  # shown in Telegram's command menu
+    admin_only: bool = False
+
+
+def parse_command_line(text: str) -> tuple[str, tuple[str, ...]]:
+    """'/standing@capgap_bot 10y' -> ('standing', ('10y',)). Raises UsageError if it is no command."""
+    parts = text.strip().split()
+    if not parts or not parts[0].startswith("/") or len(parts[0]) < 2:
+        raise UsageError("Commands start with a slash, for example /standing. Send /help for the list.")
+    name = parts[0][1:].split("@", 1)[0].lower()
+    return name, tuple(parts[1:])
+
+
+def registry() -> Sequence[Command]:
+    """Every command, in the order /help and the menu show them."""
+    from bot.commands import ALL_FAMILIES
+
+    return tuple(command for family in ALL_FAMILIES for command in family.COMMANDS)
+
+
+def find(name: str) -> Command | None:
+    return next((c for c in registry() if c.name == name), None)
+
+
+async def answer(request: Request) -> Answer:
+    """Run the command named in ``request`` and return its answer, usage errors included."""
+    command = find(request.command)
+    if command is None or (command.admin_only and not request.services.is_admin(request.user_id)):
+        return Answer(f"I don't know /{request.command}. Send /help to see what I can do.")
+    return await run(request, command.handler)
+
+
+async def run(request: Request, handler: Handler) -> Answer:
+    """Call ``handler``; a ``UsageError`` becomes the reply. Any other exception propagates to be logged."""
+    try:
+        if inspect.iscoroutinefunction(handler):
+            result: Any = await handler(request)
+        else:
+            # Answers read SQLite and crunch frames (a chart takes a tenth of a second): off the event loop,
+            # so one slow answer never holds up the others or the scheduler.
+            result = await asyncio.to_thread(handler, request)
+    except UsageError as exc:
+        return Answer(str(exc))
+    return fit(result)
+
+
+def fit(result: Answer) -> Answer:
+    """Keep an answer within Telegram's message size."""
+    if len(result.text) <= MAX_TEXT:
+        return result
+    cut = result.text[: MAX_TEXT - 40].rsplit("\n", 1)[0]
+    return Answer(cut + "\n… (cut to fit Telegram)", result.photo, result.photo_name, result.keyboard)

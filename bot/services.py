@@ -1,0 +1,69 @@
+"""The long-lived parts every command needs, built once in ``build_app`` (or by the CLI) and shared."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.config import Config
+    from market.model import MarketSource
+    from market.service import MarketService
+
+
+@dataclass
+class Services:
+    config: Config
+    market: MarketService
+    alerts: Any = None  # alerts.store.AlertStore once alerts are wired
+    admins: frozenset[int] = field(default_factory=frozenset)
+
+    @property
+    def clock(self) -> Callable[[], datetime]:
+        return self.market.clock
+
+    def now(self) -> datetime:
+        return self.market.now()
+
+    def is_admin(self, user_id: int) -> bool:
+        return user_id in self.admins
+
+    def close(self) -> None:
+        self.market.cache.db.close()
+
+
+def market_source(config: Config, as_of: date | None = None) -> MarketSource:
+    """The source ``CAPGAP_MARKET`` names."""
+    if config.csv_dir is not None:
+        from market.csv_source import CsvSource
+
+        return CsvSource(config.csv_dir, as_of=as_of)
+    if as_of is not None:
+        raise ValueError("--as-of needs CAPGAP_MARKET=csv:DIR (Yahoo only serves the present)")
+    from market.yahoo import YahooSource
+
+    return YahooSource()
+
+
+def build_services(
+    config: Config,
+    *,
+    source: MarketSource | None = None,
+    as_of: date | None = None,
+    clock: Callable[[], datetime] | None = None,
+    db_path: Path | str | None = None,
+) -> Services:
+    from market.cache import MarketCache
+    from market.service import MarketService
+    from market.storage import open_database
+
+    source = source or market_source(config, as_of)
+    if clock is None:
+        # An offline source answering "as of" a date speaks for that date's close.
+        clock = getattr(source, "now", None) if as_of is not None else None
+    db = open_database(db_path if db_path is not None else config.db_path)
+    market = MarketService(source, MarketCache(db), clock=clock or (lambda: datetime.now(UTC)), as_of=as_of)
+    return Services(config=config, market=market)

@@ -1,0 +1,191 @@
+"""The SQLite cache of closes, latest quotes and fund-fact snapshots, with when and where each came from.
+
+Commands answer from a ``MarketSnapshot`` loaded from here, never from the source directly, so a slow or
+failing upstream never holds up a reply.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from market.model import FundFacts, MarketData, Quote
+from market.storage import Migration, migrate
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlite_utils
+
+
+def _m001_market(db: sqlite_utils.Database) -> None:
+    db["closes"].create(
+        {"symbol": str, "day": str, "close": float, "source": str, "fetched_at": str},
+        pk=("symbol", "day"),
+        if_not_exists=True,
+    )
+    db["quotes"].create(
+        {"symbol": str, "price": float, "time": str, "previous_close": float, "source": str, "fetched_at": str},
+        pk="symbol",
+        if_not_exists=True,
+    )
+    db["fund_facts"].create(
+        {
+            "symbol": str,
+            "as_of": str,
+            "expense_ratio": float,
+            "total_assets": float,
+            "price_to_book": float,
+            "source": str,
+            "fetched_at": str,
+        },
+        pk=("symbol", "as_of"),
+        if_not_exists=True,
+    )
+    db["refreshes"].create(
+        {"id": int, "kind": str, "at": str, "ok": int, "source": str, "detail": str},
+        pk="id",
+        if_not_exists=True,
+    )
+
+
+MIGRATIONS: list[Migration] = [("market-001-cache", _m001_market)]
+
+
+@dataclass(frozen=True)
+class MarketSnapshot:
+    """Everything the cache knows, in frames: what every answer is built from."""
+
+    closes: pd.DataFrame  # trading dates x symbols, official closes only
+    quotes: dict[str, Quote]
+    funds: pd.DataFrame  # symbol, as_of (date), expense_ratio, total_assets, price_to_book, source
+    source: str | None  # where the newest closes came from
+    fetched_at: datetime | None  # when they were fetched
+    last_error: str | None = None
+
+    @property
+    def latest_day(self) -> date | None:
+        return None if self.closes.empty else self.closes.index[-1].date()
+
+    def series(self, symbol: str) -> pd.Series:
+        import pandas as pd
+
+        if symbol not in self.closes.columns:
+            return pd.Series(dtype="float64")
+        return self.closes[symbol].dropna()
+
+    def fund(self, symbol: str) -> FundFacts | None:
+        """The newest fund-facts snapshot of ``symbol``; unknown fields stay None."""
+        rows = self.funds[self.funds["symbol"] == symbol]
+        if rows.empty:
+            return None
+        row = rows.sort_values("as_of").iloc[-1]
+
+        def known(name: str) -> float | None:
+            value = row[name]
+            return None if value is None or value != value else float(value)  # NaN is unknown
+
+        return FundFacts(symbol, row["as_of"], known("expense_ratio"), known("total_assets"),
+                         known("price_to_book"), str(row["source"]))
+
+
+class MarketCache:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._write = threading.Lock()
+        migrate(db, MIGRATIONS)
+
+    def store(self, data: MarketData, settled_through: date | None) -> int:
+        """Keep the closes of sessions settled by ``settled_through`` and every quote; returns rows written.
+
+        A bar for a session still trading is a live price, not a close: it goes to ``quotes`` only.
+        """
+        import pandas as pd
+
+        fetched = data.fetched_at.isoformat()
+        frame = data.closes
+        if settled_through is not None:
+            frame = frame[frame.index <= pd.Timestamp(settled_through)]
+        long = frame.stack().dropna()
+        rows = [
+            {"symbol": symbol, "day": day.date().isoformat(), "close": float(value), "source": data.source,
+             "fetched_at": fetched}
+            for (day, symbol), value in long.items()
+        ]
+        quotes = [
+            {"symbol": q.symbol, "price": q.price, "time": q.time.isoformat(), "previous_close": q.previous_close,
+             "source": data.source, "fetched_at": fetched}
+            for q in data.quotes.values()
+        ]
+        with self._write, self.db.atomic():
+            if rows:
+                self.db["closes"].upsert_all(rows, pk=("symbol", "day"), batch_size=5000)
+            if quotes:
+                self.db["quotes"].upsert_all(quotes, pk="symbol")
+        return len(rows)
+
+    def store_funds(self, facts: list[FundFacts], fetched_at: datetime) -> None:
+        rows = [
+            {"symbol": f.symbol, "as_of": f.as_of.isoformat(), "expense_ratio": f.expense_ratio,
+             "total_assets": f.total_assets, "price_to_book": f.price_to_book, "source": f.source,
+             "fetched_at": fetched_at.isoformat()}
+            for f in facts
+        ]
+        if rows:
+            with self._write, self.db.atomic():
+                self.db["fund_facts"].upsert_all(rows, pk=("symbol", "as_of"))
+
+    def record_refresh(self, kind: str, at: datetime, ok: bool, source: str, detail: str = "") -> None:
+        with self._write, self.db.atomic():
+            self.db["refreshes"].insert({"kind": kind, "at": at.isoformat(), "ok": int(ok), "source": source,
+                                         "detail": detail[:500]})
+            # Keep the log short: it is for health checks, not an archive.
+            self.db.execute("DELETE FROM refreshes WHERE id <= (SELECT MAX(id) FROM refreshes) - 1000")
+
+    def last_refresh(self, kind: str, ok: bool | None = None) -> dict[str, object] | None:
+        sql = "SELECT * FROM refreshes WHERE kind = ?" + ("" if ok is None else " AND ok = ?")
+        params: list[object] = [kind] if ok is None else [kind, int(ok)]
+        rows = list(self.db.query(sql + " ORDER BY id DESC LIMIT 1", params))
+        return rows[0] if rows else None
+
+    def latest_day(self) -> date | None:
+        row = self.db.execute("SELECT MAX(day) FROM closes").fetchone()
+        return date.fromisoformat(row[0]) if row and row[0] else None
+
+    def snapshot(self, as_of: date | None = None) -> MarketSnapshot:
+        import pandas as pd
+
+        day_filter = "" if as_of is None else " WHERE day <= ?"
+        params = [] if as_of is None else [as_of.isoformat()]
+        long = pd.read_sql_query(
+            "SELECT symbol, day, close FROM closes" + day_filter, self.db.conn, params=params
+        )
+        if long.empty:
+            closes = pd.DataFrame(dtype="float64")
+        else:
+            closes = long.pivot(index="day", columns="symbol", values="close").astype("float64")
+            closes.index = pd.to_datetime(closes.index)
+            closes.index.name = None
+            closes.columns.name = None
+            closes = closes.sort_index()
+        quotes = {
+            row["symbol"]: Quote(row["symbol"], row["price"], datetime.fromisoformat(row["time"]),
+                                 row["previous_close"])
+            for row in self.db.query("SELECT * FROM quotes")
+        }
+        funds = pd.read_sql_query(
+            "SELECT symbol, as_of, expense_ratio, total_assets, price_to_book, source, fetched_at FROM fund_facts",
+            self.db.conn,
+        )
+        funds["as_of"] = pd.to_datetime(funds["as_of"]).dt.date
+        newest = self.last_refresh("prices", ok=True)
+        failed = self.last_refresh("prices")
+        return MarketSnapshot(
+            closes=closes,
+            quotes=quotes,
+            funds=funds,
+            source=str(newest["source"]) if newest else None,
+            fetched_at=datetime.fromisoformat(str(newest["at"])) if newest else None,
+            last_error=str(failed["detail"]) if failed and not failed["ok"] else None,
+        )

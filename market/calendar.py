@@ -1,0 +1,120 @@
+"""The NYSE trading calendar (exchange-calendars XNYS): sessions, closes, regular hours, staleness."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# Yahoo publishes the official daily close a little after the bell; before then the day's bar is live.
+CLOSE_SETTLE = timedelta(minutes=20)
+
+
+@lru_cache(maxsize=1)
+def _xnys() -> Any:
+    import exchange_calendars as xcals
+    import pandas as pd
+
+    today = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
+    return xcals.get_calendar("XNYS", start="1990-01-02", end=today + pd.DateOffset(years=2))
+
+
+def _ts(moment: datetime) -> pd.Timestamp:
+    import pandas as pd
+
+    ts = pd.Timestamp(moment)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def is_session(day: date) -> bool:
+    import pandas as pd
+
+    return bool(_xnys().is_session(pd.Timestamp(day)))
+
+
+def session_close(day: date) -> datetime:
+    """When the session of ``day`` closes (UTC); half days close early."""
+    import pandas as pd
+
+    return _xnys().session_close(pd.Timestamp(day)).to_pydatetime()
+
+
+def session_open(day: date) -> datetime:
+    import pandas as pd
+
+    return _xnys().session_open(pd.Timestamp(day)).to_pydatetime()
+
+
+def is_regular_hours(now: datetime) -> bool:
+    """True while NYSE is in its regular session (no weekends, holidays, or after a half day's close)."""
+    return bool(_xnys().is_open_on_minute(_ts(now), ignore_breaks=True))
+
+
+def last_closed_session(now: datetime, settle: timedelta = CLOSE_SETTLE) -> date:
+    """The latest session whose official close is known by ``now`` (its close plus ``settle``)."""
+    import pandas as pd
+
+    cal = _xnys()
+    moment = _ts(now) - settle
+    session = cal.date_to_session(moment.tz_convert("America/New_York").tz_localize(None).normalize(), "previous")
+    if cal.session_close(session) > moment:
+        session = cal.previous_session(session)
+    return pd.Timestamp(session).date()
+
+
+def previous_session(day: date) -> date:
+    import pandas as pd
+
+    cal = _xnys()
+    return pd.Timestamp(cal.date_to_session(pd.Timestamp(day), "previous")).date() if not cal.is_session(
+        pd.Timestamp(day)
+    ) else pd.Timestamp(cal.previous_session(pd.Timestamp(day))).date()
+
+
+def current_session(now: datetime) -> date | None:
+    """The session trading right now, or None outside regular hours."""
+    import pandas as pd
+
+    if not is_regular_hours(now):
+        return None
+    return pd.Timestamp(_xnys().minute_to_session(_ts(now), "previous")).date()
+
+
+def next_close(now: datetime) -> datetime:
+    """The next official close strictly after ``now`` (UTC)."""
+    cal = _xnys()
+    ts = _ts(now)
+    session = cal.minute_to_session(ts, "next")
+    close = cal.session_close(session)
+    if close <= ts:
+        close = cal.session_close(cal.next_session(session))
+    return close.to_pydatetime()
+
+
+@dataclass(frozen=True)
+class Freshness:
+    latest: date | None  # the newest session the data holds
+    expected: date  # the newest session whose close should be known by now
+    stale: bool
+
+    @property
+    def sessions_behind(self) -> int | None:
+        if self.latest is None:
+            return None
+        import pandas as pd
+
+        return len(_xnys().sessions_in_range(pd.Timestamp(self.latest), pd.Timestamp(self.expected))) - 1
+
+
+def freshness(latest: date | None, now: datetime) -> Freshness:
+    """Whether closes ending at ``latest`` are as recent as the NYSE calendar says they should be."""
+    expected = last_closed_session(now)
+    return Freshness(latest, expected, latest is None or latest < expected)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
