@@ -326,7 +326,9 @@ def _parse_lead(rest: list[str]) -> tuple[RuleSpec, list[str]]:
     if level is None:
         if rest and rest[0] not in _MODIFIER_WORDS and not re.fullmatch(r"\d+[a-z]+", rest[0]):
             _number(rest[0], what="the lead")
-        raise RuleError("Missing level for the lead: write for example 'lead 5% 3m' (or 'lead -5% 3m' for lagging).")
+        raise RuleError(
+            "Missing level for the lead: write for example 'lead 5% 3m' (or 'lead -5% 3m' for lagging)."
+        )
     if window is None:
         if rest and re.fullmatch(r"\d+[a-z]+|ytd", rest[0]):
             raise RuleError(f'Unknown window "{rest[0]}": use one of {", ".join(WINDOWS)}.')
@@ -438,17 +440,26 @@ def _number(word: str, *, what: str) -> float:
 
 
 def _percent(word: str, what: str, bounds: tuple[float, float], *, unit: str = "%") -> float:
-    value = _number(word, what=what.lower())
+    value = _number(word, what=_lower_first(what))
     low, high = bounds
     if not low <= value <= high:
-        raise RuleError(f"{what} must be between {_plain(low)} and {_plain(high)} {unit}, got {word}.")
+        span = (
+            f"{_plain(low)}% and {_plain(high)}%"
+            if unit == "%"
+            else f"{_plain(low)} and {_plain(high)} {unit}"
+        )
+        raise RuleError(f"{what} must be between {span}, got {word}.")
     return value
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _plain_level(word: str, what: str, bounds: tuple[float, float], *, hint: str) -> float:
     if word.endswith("%"):
         raise RuleError(f"{what} is {hint}: drop the %.")
-    value = _number(word, what=what.lower())
+    value = _number(word, what=_lower_first(what))
     low, high = bounds
     if not low <= value <= high:
         raise RuleError(
@@ -483,4 +494,3 @@ def parse_rules_for_storage(spec: RuleSpec) -> list[dict[str, Any]]:
         }
         for kind in spec.row_kinds
     ]
-

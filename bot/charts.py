@@ -2,8 +2,8 @@
 
 matplotlib is imported inside the render function: most commands never draw, and importing it costs
 far more than everything else the bot loads. Figures are built with the object-oriented ``Figure`` API
-on an explicit Agg canvas, never through pyplot, so there is no global figure registry or backend switch
-and renders can run in worker threads side by side.
+on an explicit Agg canvas, never through pyplot: no backend switch, no global figure registry to leak
+into or to close, so a render can run in a worker thread.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from market.instruments import GSPC, RUT
-from market.metrics import base_date, drawdown
+from market.metrics import base_date, drawdown, rebased
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -66,8 +66,7 @@ def render_comparison(
     if base is None:
         raise ValueError(f"the history does not cover {_period_label(period)} as of {as_of:%Y-%m-%d}")
 
-    window = shared.loc[base:as_of]
-    levels = window / window.iloc[0] * 100.0
+    levels = rebased(shared, base)
     # Drawdown needs each index's own full history: the all-time high may predate the window.
     below_high = {
         symbol: drawdown(history[symbol]).loc[base:as_of] * 100.0 for symbol in (RUT.symbol, GSPC.symbol)
@@ -81,24 +80,19 @@ def render_comparison(
     figure = Figure(figsize=_SIZE_INCHES, dpi=_DPI, layout="constrained")
     canvas = FigureCanvasAgg(figure)
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
-    markers = "o" if len(window) <= 3 else ""
+    markers = "o" if len(levels) <= 3 else ""
 
     for instrument in _SERIES:
         line = levels[instrument.symbol]
-        top.plot(
-            line.index, line.to_numpy(), color=_COLOURS[instrument.symbol], lw=2.2, marker=markers,
-            label=instrument.name,
-        )  # fmt: skip
+        colour = _COLOURS[instrument.symbol]
+        top.plot(line.index, line.to_numpy(), color=colour, lw=2.2, marker=markers, label=instrument.name)
     top.axhline(100.0, color="#888888", lw=0.9, ls="--", zorder=0)
-    _mark_last_values(top, {s: levels[s] for s in _COLOURS}, "{:.1f}")
-    top.set_ylabel(f"Rebased: 100 = {base:%d %b %Y}", fontsize=_TEXT_SIZE)
-    top.legend(loc="best", fontsize=_TEXT_SIZE, frameon=False)
+    top.set_ylabel(f"Rebased: 100 = {_long_date(base)}", fontsize=_TEXT_SIZE)
 
     for instrument in _SERIES:
         fall = below_high[instrument.symbol]
         bottom.plot(fall.index, fall.to_numpy(), color=_COLOURS[instrument.symbol], lw=1.6, marker=markers)
     _shade_below_high(bottom, below_high)
-    _mark_last_values(bottom, below_high, "{:.1f}%")
     bottom.set_ylabel("Below all-time high", fontsize=_TEXT_SIZE)
     bottom.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     lowest = min(float(fall.min()) for fall in below_high.values())
@@ -111,7 +105,7 @@ def render_comparison(
     else:
         locator = AutoDateLocator(minticks=3, maxticks=6)
         bottom.xaxis.set_major_locator(locator)
-        bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator))
+        bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
     for axes in (top, bottom):
         axes.tick_params(labelsize=_TICK_SIZE)
         axes.grid(True, color="#e4e4e4", lw=0.8)
@@ -119,27 +113,45 @@ def render_comparison(
         axes.margins(x=0.01)
 
     figure.suptitle(title or f"{RUT.name} vs {GSPC.name}", fontsize=_TITLE_SIZE, fontweight="bold")
-    subtitle = f"{_period_label(period)} · as of {as_of:%d %b %Y}"
+    subtitle = f"{_period_label(period)} · as of {_long_date(as_of)}"
     if source_note:
         subtitle += f" · {source_note}"
-    top.set_title(subtitle, fontsize=_TEXT_SIZE, color="#555555", loc="left")
+    # The legend sits in a row of its own between the subtitle and the plot, so it never covers a line.
+    top.set_title(subtitle, fontsize=_TEXT_SIZE, color="#555555", loc="left", pad=_TEXT_SIZE * 2.4)
+    top.legend(
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncols=2,
+        fontsize=_TEXT_SIZE,
+        frameon=False,
+        borderaxespad=0.2,
+        borderpad=0.0,
+        handlelength=1.6,
+    )
+    _mark_last_values(top, {symbol: levels[symbol] for symbol in _COLOURS}, "{:.1f}")
+    _mark_last_values(bottom, below_high, "{:.1f}%")
 
     buffer = io.BytesIO()
     canvas.print_png(buffer)
-    figure.clear()
     return buffer.getvalue()
 
 
 def _mark_last_values(axes: Axes, lines: dict[str, pd.Series], template: str) -> None:
-    """Write each line's final value beside its end, nudged apart so two close values stay legible."""
+    """Write each line's final value beside its end, pushed apart when the two ends nearly touch.
+
+    Call it once the y limits are final: the push is worked out from where the ends fall on the page.
+    """
     ends = {symbol: float(line.iloc[-1]) for symbol, line in lines.items()}
-    ordered = sorted(ends, key=lambda symbol: ends[symbol])
-    for rank, symbol in enumerate(ordered):
+    lower, upper = sorted(ends, key=lambda symbol: ends[symbol])
+    to_points = 72.0 / axes.figure.dpi
+    pixel_gap = axes.transData.transform((0, ends[upper]))[1] - axes.transData.transform((0, ends[lower]))[1]
+    push = max(0.0, (_TEXT_SIZE * 1.3 - pixel_gap * to_points) / 2.0)
+    for symbol, offset in ((lower, -push), (upper, push)):
         line = lines[symbol]
         axes.annotate(
             template.format(ends[symbol]).replace("-", "\N{MINUS SIGN}"),
             xy=(line.index[-1], ends[symbol]),
-            xytext=(6, -9 if rank == 0 else 9),
+            xytext=(6, offset),
             textcoords="offset points",
             va="center",
             ha="left",
@@ -152,28 +164,48 @@ def _mark_last_values(axes: Axes, lines: dict[str, pd.Series], template: str) ->
 
 def _shade_below_high(axes: Axes, below_high: dict[str, pd.Series]) -> None:
     """Shade each index's fall in its colour without the two areas overlapping into a muddy mix: the band
-    from zero down to the shallower index takes that index's colour, the band between the two lines the
+    from zero down to the shallower index takes that index's colour, the band between the lines the
     deeper one's."""
+    from matplotlib.dates import date2num
+
     both = pd.DataFrame(below_high).dropna()
     if both.empty:
         return
-    small, large = both[RUT.symbol].to_numpy(), both[GSPC.symbol].to_numpy()
+    # The colours swap where the lines cross, so the crossings become points of their own; otherwise
+    # each swap leaves a one-day wedge unshaded (or, with fill_between's interpolate, misdrawn).
+    days, small, large = _with_crossings(
+        np.asarray(date2num(both.index)), both[RUT.symbol].to_numpy(), both[GSPC.symbol].to_numpy()
+    )
     shallower, deeper = np.maximum(small, large), np.minimum(small, large)
-    small_is_deeper = small <= large
-    for where, top_colour, lower_colour in (
-        (small_is_deeper, _COLOURS[GSPC.symbol], _COLOURS[RUT.symbol]),
-        (~small_is_deeper, _COLOURS[RUT.symbol], _COLOURS[GSPC.symbol]),
+    small_colour, large_colour = _COLOURS[RUT.symbol], _COLOURS[GSPC.symbol]
+    for where, near_zero, further_down in (
+        (small <= large, large_colour, small_colour),
+        (small >= large, small_colour, large_colour),
     ):
-        axes.fill_between(both.index, shallower, 0.0, where=where, interpolate=True, color=top_colour,
-                          alpha=_SHADE_ALPHA, lw=0)  # fmt: skip
-        axes.fill_between(both.index, deeper, shallower, where=where, interpolate=True, color=lower_colour,
-                          alpha=_SHADE_ALPHA, lw=0)  # fmt: skip
+        axes.fill_between(days, shallower, 0.0, where=where, color=near_zero, alpha=_SHADE_ALPHA, lw=0)
+        axes.fill_between(days, deeper, shallower, where=where, color=further_down, alpha=_SHADE_ALPHA, lw=0)
+
+
+def _with_crossings(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x``, ``a`` and ``b`` with a point added wherever the straight segments of ``a`` and ``b`` cross."""
+    gap = a - b
+    before = np.nonzero(gap[:-1] * gap[1:] < 0)[0]
+    share = gap[before] / (gap[before] - gap[before + 1])
+    x_cross = x[before] + share * (x[before + 1] - x[before])
+    y_cross = a[before] + share * (a[before + 1] - a[before])
+    at = before + 1
+    return np.insert(x, at, x_cross), np.insert(a, at, y_cross), np.insert(b, at, y_cross)
 
 
 def _period_label(period: str | date) -> str:
     if isinstance(period, date):
-        return f"Since {_day(period):%d %b %Y}"
+        return f"Since {_long_date(_day(period))}"
     return period.strip().upper()
+
+
+def _long_date(day: date) -> str:
+    """A date as 9 Jan 2024: no zero padding, without a platform-specific strftime flag."""
+    return f"{day.day} {day:%b %Y}"
 
 
 def _day(value: date) -> pd.Timestamp:

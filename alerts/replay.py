@@ -1,0 +1,134 @@
+"""Rules run over history: what ``capgap replay`` prints and what the ``/alert`` preview counts.
+
+Each step is one trading date's closes fed to ``alerts.evaluate.evaluate`` — the code the scheduler runs —
+so a replay cannot disagree with what the bot would have sent at the close.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+
+from alerts.evaluate import apply_state, evaluate, rule_rows, rules_frame
+from alerts.observations import close_time, derived_series, observations_at, parse_key
+from alerts.rules import RuleSpec
+
+
+@dataclass(frozen=True)
+class FiredAlert:
+    """One alert a replay would have sent."""
+
+    session: date
+    time: datetime
+    rule: str  # the rule's canonical text
+    rule_id: int
+    key: str
+    kind: str  # the row's kind: above, below, move, high, shift
+    level: float
+    value: float
+    previous_value: float
+
+    def line(self) -> str:
+        """One line for ``capgap replay``, starting with the ISO date."""
+        return f"{self.session.isoformat()}  {self.rule}  ({self.key} {_shown(self.value)})"
+
+
+def _shown(value: float) -> str:
+    return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
+def replay(
+    specs: Sequence[RuleSpec],
+    closes: pd.DataFrame,
+    start: date,
+    end: date,
+    *,
+    gap: pd.Series | None = None,
+    chat_id: int = 0,
+) -> list[FiredAlert]:
+    """The alerts ``specs`` would have sent at the closes of ``start``..``end`` (inclusive), in order.
+
+    The rules are created as of the last close before ``start`` (their initial state judged on that close),
+    then each trading date's close is evaluated in turn. ``gap`` is the valuation-gap history as a fraction
+    (see ``derived_series``). ValueError when ``closes`` has no date before ``start``.
+    """
+    index = pd.DatetimeIndex(closes.index)
+    history = closes.loc[index <= pd.Timestamp(end)]
+    dates = pd.DatetimeIndex(history.index)
+    before = dates[dates < pd.Timestamp(start)]
+    if len(before) == 0:
+        raise ValueError(f"no close before {start.isoformat()} to create the rules on")
+    created = before[-1]
+    series = derived_series(history, [spec.key for spec in specs], gap)
+    created_at = close_time(created.date())
+    at_creation = observations_at(series, created)
+
+    rows: list[dict[str, Any]] = []
+    texts: dict[int, str] = {}
+    for spec in specs:
+        high = None
+        if spec.kind == "high":
+            _, symbol = parse_key(spec.key)
+            high = float(history.loc[:created, symbol].max())
+        new_rows, _ = rule_rows(
+            spec,
+            at_creation.get(spec.key, math.nan),
+            first_rule_id=len(rows) + 1,
+            chat_id=chat_id,
+            created_at=created_at,
+            all_time_high=high,
+        )
+        texts.update({int(row["rule_id"]): spec.canonical for row in new_rows})
+        rows.extend(new_rows)
+    rules = rules_frame(rows)
+
+    alerts: list[FiredAlert] = []
+    for day in dates[dates >= pd.Timestamp(start)]:
+        observations = observations_at(series, day)
+        evaluation = evaluate(rules, observations, close_time(day.date()))
+        rules = apply_state(rules, evaluation.state)
+        for hit in evaluation.fired.to_dict("records"):
+            alerts.append(
+                FiredAlert(
+                    session=hit["session"],
+                    time=hit["time"].to_pydatetime(),
+                    rule=texts[int(hit["rule_id"])],
+                    rule_id=int(hit["rule_id"]),
+                    key=str(hit["key"]),
+                    kind=str(hit["kind"]),
+                    level=float(hit["level"]),
+                    value=float(hit["value"]),
+                    previous_value=float(hit["previous_value"]),
+                )
+            )
+    return alerts
+
+
+@dataclass(frozen=True)
+class Preview:
+    """How often a rule would have fired over a recent span, for the reply to ``/alert``."""
+
+    start: date
+    end: date
+    alerts: tuple[FiredAlert, ...]
+
+    @property
+    def count(self) -> int:
+        return len(self.alerts)
+
+    @property
+    def dates(self) -> tuple[date, ...]:
+        return tuple(alert.session for alert in self.alerts)
+
+
+def preview(
+    spec: RuleSpec, closes: pd.DataFrame, end: date, *, days: int = 365, gap: pd.Series | None = None
+) -> Preview:
+    """``replay`` of one rule over the ``days`` calendar days ending at ``end`` (inclusive)."""
+    start = end - timedelta(days=days - 1)
+    return Preview(start, end, tuple(replay([spec], closes, start, end, gap=gap)))

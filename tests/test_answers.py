@@ -1,0 +1,154 @@
+"""The command core's answers on the real history as at the 2024-01-18 close (what chats and the CLI get)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from datetime import date
+
+import pytest
+
+from bot import core
+from bot.format import plain
+from bot.services import Services
+from market.model import FundFacts
+from tests.conftest import DATA
+
+
+def closes(stem: str) -> dict[date, float]:
+    with (DATA / f"{stem}_daily.csv").open() as handle:
+        return {date.fromisoformat(r["date"]): float(r["close"]) for r in csv.DictReader(handle) if r["close"]}
+
+
+def last_on_or_before(series: dict[date, float], day: date) -> float:
+    return series[max(d for d in series if d <= day)]
+
+
+async def ask(services: Services, text: str) -> core.Answer:
+    name, args = core.parse_command_line(text)
+    return await core.answer(core.Request(name, args, services, chat_id=1, user_id=1))
+
+
+async def test_standing_shows_both_closes_and_the_selected_period(csv_services: Services) -> None:
+    rut, spx = closes("RUT"), closes("GSPC")
+    expected_rut = rut[date(2024, 1, 18)] / last_on_or_before(rut, date(2014, 1, 18)) - 1
+    expected_spx = spx[date(2024, 1, 18)] / last_on_or_before(spx, date(2014, 1, 18)) - 1
+    answer = await ask(csv_services, "/standing 10y")
+    text = plain(answer.text)
+    assert "RUT 1,923.65 (18 Jan 2024 close)" in text
+    assert "SPX 4,780.94 (18 Jan 2024 close)" in text
+    row = next(line for line in text.splitlines() if line.startswith("▸10Y"))
+    assert f"{expected_rut * 100:+.2f}%" in row and f"{expected_spx * 100:+.2f}%" in row
+    assert f"by {abs(expected_rut - expected_spx) * 100:.1f} points" in text
+    assert "21.25% below its high of 2,442.74 (8 Nov 2021)" in text
+    assert "as of 18 Jan 2024 close" in text
+    labels = [b.label for row in answer.keyboard for b in row]
+    assert "• 10Y •" in labels and len(labels) == 8
+
+
+async def test_standing_defaults_to_one_year_and_accepts_a_since_date(csv_services: Services) -> None:
+    assert "▸1Y" in plain((await ask(csv_services, "/standing")).text)
+    since = plain((await ask(csv_services, "/standing 2020-03-23")).text)
+    rut = closes("RUT")
+    expected = rut[date(2024, 1, 18)] / rut[date(2020, 3, 23)] - 1
+    assert f"{expected * 100:+.2f}%" in since
+    assert "since 23 Mar 2020" in since
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("/standing 7q", "I don't know the period “7q”"),
+        ("/standing 1y 5y", "takes one period"),
+        ("/target", "Usage: /target LEVEL [index]"),
+        ("/target abc", "“abc” is not an index level"),
+        ("/target -5", "“-5” is not an index level"),
+        ("/target 3000 nasdaq", "I don't know the index “nasdaq”"),
+        ("/target 99999999", "at most 1,000,000"),
+        ("/etf lots", "“lots” is not an amount of money"),
+        ("/etf 1000 0", "more than 0 and at most 60 years"),
+        ("/etf 1000 nan", "more than 0 and at most 60 years"),
+        ("/etf 0", "more than $0"),
+        ("/gap now", "/gap takes no arguments"),
+        ("/frobnicate", "I don't know /frobnicate. Send /help"),
+    ],
+)
+async def test_bad_arguments_get_a_specific_reply(csv_services: Services, text: str, says: str) -> None:
+    assert says in plain((await ask(csv_services, text)).text)
+
+
+async def test_target_gives_the_gain_needed_and_the_iwm_price(csv_services: Services) -> None:
+    rut, iwm = closes("RUT"), closes("IWM")
+    day = date(2024, 1, 18)
+    text = plain((await ask(csv_services, "/target 3,000")).text)
+    assert f"needs {(3000 / rut[day] - 1) * 100:+.2f}% to reach 3,000" in text
+    assert f"${3000 * iwm[day] / rut[day]:,.2f} a share of IWM" in text
+
+
+async def test_target_below_the_close_says_how_far_a_fall_would_be(csv_services: Services) -> None:
+    text = plain((await ask(csv_services, "/target 4000 spx")).text)
+    assert "S&P 500 is" in text and "above 4,000" in text and "a fall of -" in text
+
+
+async def test_etf_costs_follow_the_stated_compounding(csv_services: Services) -> None:
+    text = plain((await ask(csv_services, "/etf 25000 20")).text)
+    for symbol, fee in (("IWM", 0.0019), ("VTWO", 0.0010), ("VOO", 0.0003)):
+        cost = 25000 * (1.07**20 - (1.07 * (1 - fee)) ** 20)
+        row = next(line for line in text.splitlines() if line.startswith(symbol + " "))
+        assert f"${25000 * fee:,.0f}" in row and f"${cost:,.0f}" in row
+    assert "VTWO instead of IWM keeps" in text
+    assert "Total assets: IWM $62.0B" in text
+
+
+async def test_etf_defaults_to_ten_thousand_over_ten_years(csv_services: Services) -> None:
+    text = plain((await ask(csv_services, "/etf")).text)
+    assert "$10,000 held 10 years" in text
+
+
+async def test_gap_is_unavailable_without_price_to_book(csv_services: Services) -> None:
+    text = plain((await ask(csv_services, "/gap")).text)
+    assert "not available" in text and "IWM and SPY" in text
+
+
+async def test_gap_reports_level_and_change_from_recorded_snapshots(csv_services: Services) -> None:
+    # Synthetic P/B values: the shared data has none.
+    snapshots = [
+        FundFacts("IWM", date(2023, 1, 18), None, None, 1.90, "synthetic"),
+        FundFacts("SPY", date(2023, 1, 18), None, None, 3.80, "synthetic"),
+        FundFacts("IWM", date(2024, 1, 18), None, None, 1.80, "synthetic"),
+        FundFacts("SPY", date(2024, 1, 18), None, None, 4.50, "synthetic"),
+    ]
+    csv_services.market.cache.store_funds(snapshots, csv_services.now())
+    csv_services.market._snapshot = None
+    text = plain((await ask(csv_services, "/gap")).text)
+    assert "60.0% discount" in text  # 1 - 1.80/4.50
+    assert "+10.0 pts over 1 year" in text  # from 1 - 1.90/3.80 = 50%
+
+
+async def test_help_lists_every_command_with_an_example(csv_services: Services) -> None:
+    text = plain((await ask(csv_services, "/help")).text)
+    for command in core.registry():
+        if not command.admin_only:
+            assert re.search(rf"^/{command.name}\b", text, re.MULTILINE), command.name
+            assert command.examples[0] in text
+    assert "last close on or before the same calendar date" in text
+
+
+async def test_market_down_with_empty_cache_says_unavailable(tmp_path, shared_data) -> None:
+    from bot.services import build_services
+    from market.csv_source import CsvSource
+    from tests.conftest import make_config
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    services = build_services(make_config(tmp_path, f"csv:{empty}"), source=CsvSource(empty))
+    services.market.ensure_loaded()
+    text = plain((await ask(services, "/standing")).text)
+    services.close()
+    assert "Market data is unavailable right now" in text and "no history files" in text
+
+
+async def test_stale_cache_is_flagged(csv_services: Services, clock) -> None:
+    clock.advance(days=10)
+    text = plain((await ask(csv_services, "/standing")).text)
+    assert "stale: the newest close is 18 Jan 2024" in text
