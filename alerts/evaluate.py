@@ -101,20 +101,21 @@ FIRED_COLUMNS: tuple[str, ...] = (
     "rule_id",
     "chat_id",
     "group_id",
-    "key",
-    "kind",  # name: above, below, move, high, shift
+    "key",  # categorical
+    "kind",  # categorical name: above, below, move, high, shift
     "level",
     "value",  # the value that fired the rule
     "previous_value",  # the rule's last judged value before it (NaN: none)
     "reference",  # HIGH: the previous high; SHIFT: the value it moved from
     "time",  # the observation's time, tz-aware UTC
-    "session",  # the observation's trading date (a date)
-    "source",  # "close" or "live"
+    "session",  # the observation's trading date, tz-naive midnight like a closes-frame index
+    "source",  # categorical: "close" or "live"
     "once",  # the rule is now done
 )
 
 _EPOCH = date(1970, 1, 1)
-_KIND_ARRAY = np.array(KIND_NAMES, dtype=object)
+_NS_PER_DAY = 86_400 * 10**9
+_SOURCE_NAMES = ("live", "close")  # indexed by is_close
 
 
 def session_number(day: date) -> int:
@@ -308,7 +309,6 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
     o_close = np.zeros(slots, dtype=bool)
     o_session = np.full(slots, NO_SESSION, dtype=np.int32)
     o_time = np.zeros(slots, dtype=np.int64)
-    o_day = np.empty(slots, dtype=object)
     for slot, key in enumerate(keys):
         seen = observations.get(key)
         if seen is None or seen.stale or not math.isfinite(seen.value):
@@ -318,8 +318,8 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
         o_close[slot] = seen.is_close
         o_session[slot] = session_number(seen.session)
         o_time[slot] = _epoch_ns(seen.time)
-        o_day[slot] = seen.session
 
+    codes = codes.astype(np.intp)  # indexing with intp skips a conversion per take
     valid = o_valid[codes]
     value = o_value[codes]
     is_close = o_close[codes]
@@ -341,52 +341,68 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
     judged = active & ~expiring & ~rules["paused"].to_numpy() & valid
     judged &= (rules["mode"].to_numpy() == LIVE) | (is_close & (session > last_session))
 
+    # Each kind's arithmetic runs only on the judged rows of that kind (gathered by index, results
+    # scattered back), so a million rules cost a few passes over memory rather than one per formula.
+    fire = np.zeros(len(rules), dtype=bool)
+    rearm = np.zeros(len(rules), dtype=bool)
+    new_reference = reference.copy()
+    moved_reference = np.zeros(len(rules), dtype=bool)
+    judged_rows = np.flatnonzero(judged)
+    judged_kinds = kind[judged_rows]
     with np.errstate(invalid="ignore"):
-        sign = np.where(level >= 0, 1.0, -1.0)
-        above = judged & (kind == ABOVE)
-        below = judged & (kind == BELOW)
-        fire = (above & armed & (value >= level)) | (below & armed & (value <= level))
-        rearm = (above & ~armed & (value <= level * (1.0 - sign * band))) | (
-            below & ~armed & (value >= level * (1.0 + sign * band))
-        )
-
-        high = judged & (kind == HIGH)
-        new_reference = reference.copy()
-        fire |= high & armed & (value > reference)
-        raised = high & ~(value <= reference)  # a new high, or a first reference
-        new_reference[raised] = value[raised]
-        rearm |= high & ~armed & (value <= new_reference * (1.0 - band))
-
-        move = judged & (kind == MOVE)
-        fire |= move & (session > last_fired) & (np.abs(value) >= level)
-
-        shift = judged & (kind == SHIFT)
-        adopt = shift & np.isnan(reference)
-        fire |= shift & ~adopt & (np.abs(value - reference) >= level)
-    moved_reference = adopt | (shift & fire)
-    new_reference[moved_reference] = value[moved_reference]
+        for code in (ABOVE, BELOW, MOVE, HIGH, SHIFT):
+            rows = judged_rows[judged_kinds == code]
+            if len(rows) == 0:
+                continue
+            v, lv, was_armed = value[rows], level[rows], armed[rows]
+            if code == ABOVE:
+                hit = was_armed & (v >= lv)
+                back = ~was_armed & (v <= lv * (1.0 - np.copysign(band[rows], lv)))
+            elif code == BELOW:
+                hit = was_armed & (v <= lv)
+                back = ~was_armed & (v >= lv * (1.0 + np.copysign(band[rows], lv)))
+            elif code == HIGH:
+                ref = reference[rows]
+                hit = was_armed & (v > ref)
+                ref = np.where(v <= ref, ref, v)  # follows a new high; a first value becomes the high
+                back = ~was_armed & (v <= ref * (1.0 - band[rows]))
+                moved_reference[rows] = ~(ref == reference[rows])
+                new_reference[rows] = ref
+            elif code == MOVE:
+                hit = (session[rows] > last_fired[rows]) & (np.abs(v) >= lv)
+                back = np.zeros(len(rows), dtype=bool)
+            else:
+                ref = reference[rows]
+                unknown = np.isnan(ref)  # created without a value: adopt the first one silently
+                hit = ~unknown & (np.abs(v - ref) >= lv)
+                moved_reference[rows] = (unknown | hit) & ~(v == ref)
+                new_reference[rows] = np.where(unknown | hit, v, ref)
+                back = was_armed  # a shift rule has no armed state: keep it as it is
+            fire[rows] = hit
+            rearm[rows] = back
 
     new_armed = (armed & ~fire) | rearm
-    new_last_fired = np.where(fire, session, last_fired).astype(np.int32)
+    new_last_fired = np.where(fire, session, last_fired)
+    move = judged & (kind == MOVE)
     new_armed = np.where(move, session > new_last_fired, new_armed)
-    new_armed[shift] = armed[shift]
     new_last_value = np.where(judged, value, last_value)
-    new_last_session = np.where(judged & is_close & (session > last_session), session, last_session).astype(
-        np.int32
-    )
-    new_status = status.copy()
-    new_status[expiring] = EXPIRED
-    new_status[fire & once] = DONE
+    consumed_close = judged & is_close & (session > last_session)
+    new_last_session = np.where(consumed_close, session, last_session)
+    new_status = np.where(expiring, EXPIRED, np.where(fire & once, DONE, status)).astype(np.int8)
 
+    # Only judged or expiring rows can change. A judged value is finite, so != is a real change even
+    # against a NaN last value.
     changed = (
-        (new_status != status)
+        expiring
+        | (new_status != status)
         | (new_armed != armed)
-        | _differs(new_reference, reference)
-        | _differs(new_last_value, last_value)
         | (new_last_fired != last_fired)
-        | (new_last_session != last_session)
+        | consumed_close
+        | (judged & (value != last_value))
+        | moved_reference
     )
     rows = np.flatnonzero(changed)
+    # copy=False: the arrays are fresh, and pandas would otherwise copy every column of a million rows.
     state = pd.DataFrame(
         {
             "status": new_status[rows],
@@ -397,28 +413,32 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
             "last_session": new_last_session[rows],
         },
         index=pd.Index(ids[rows], name="rule_id"),
+        copy=False,
     )
 
     hits = np.flatnonzero(fire)
     hit_slots = codes[hits]
-    key_names = np.array([*keys, ""], dtype=object)
+    # Categoricals built from codes: string columns of object dtype would cost more than the evaluation.
     fired = pd.DataFrame(
         {
             "rule_id": ids[hits],
             "chat_id": rules["chat_id"].to_numpy()[hits],
             "group_id": rules["group_id"].to_numpy()[hits],
-            "key": key_names[hit_slots],
-            "kind": _KIND_ARRAY[kind[hits]],
+            "key": pd.Categorical.from_codes(hit_slots, categories=pd.Index(keys, dtype=object)),
+            "kind": pd.Categorical.from_codes(kind[hits], categories=pd.Index(KIND_NAMES, dtype=object)),
             "level": level[hits],
             "value": value[hits],
             "previous_value": last_value[hits],
             "reference": reference[hits],
             "time": pd.DatetimeIndex(o_time[hit_slots].astype("datetime64[ns]")).tz_localize(UTC),
-            "session": o_day[hit_slots],
-            "source": np.where(is_close[hits], "close", "live").astype(object),
+            "session": (o_session[hit_slots].astype(np.int64) * _NS_PER_DAY).astype("datetime64[ns]"),
+            "source": pd.Categorical.from_codes(
+                is_close[hits].astype(np.int8), categories=pd.Index(_SOURCE_NAMES, dtype=object)
+            ),
             "once": once[hits],
         },
         columns=list(FIRED_COLUMNS),
+        copy=False,
     )
     return Evaluation(state=state, fired=fired)
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
+from alerts.delivery import Limits, Pacer
 from bot import commands, jobs
 from bot.core import registry
 from bot.telegram import add_fallbacks, menu
@@ -52,6 +53,7 @@ def build_app(config: Config, services: Services, *, schedule: bool = True) -> A
         family.register(application)
     add_fallbacks(application)  # unknown commands and stray text last
 
+    application.bot_data["pacer"] = Pacer(Limits(per_second=config.rate_limit or 1e9))
     if schedule:
-        jobs.schedule_market_jobs(application, config.poll_seconds)
+        jobs.schedule_jobs(application, services, config.poll_seconds)
     return application

@@ -44,6 +44,17 @@ def parser() -> argparse.ArgumentParser:
                      help="answer as at that date's close (needs CAPGAP_MARKET=csv:DIR)")
     ask.add_argument("--html", action="store_true", help="print the Telegram HTML instead of plain text")
     ask.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="where a chart is written")
+
+    replay = sub.add_parser(
+        "replay",
+        help='print the alerts rules would have sent over history, e.g. capgap replay --from 2024-01-01 '
+        '--to 2024-12-31 "rut above 2000 close"',
+        description="Step the real alert evaluation through the history at daily closes "
+        "(needs CAPGAP_MARKET=csv:DIR). One line per alert, starting with its ISO date.",
+    )
+    replay.add_argument("--from", dest="start", type=_date, required=True, metavar="DATE")
+    replay.add_argument("--to", dest="end", type=_date, required=True, metavar="DATE")
+    replay.add_argument("rules", nargs="+", metavar="RULE", help='e.g. "rut above 2000 close"')
     return top
 
 
@@ -105,6 +116,33 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_replay(config: Config, args: argparse.Namespace) -> int:
+    from alerts.replay import replay
+    from alerts.rules import RuleError, parse_rule
+    from market.csv_source import CsvSource
+    from market.instruments import SYMBOLS
+
+    if config.csv_dir is None:
+        return fail("replay needs CAPGAP_MARKET=csv:DIR (it steps through stored history)")
+    if args.end < args.start:
+        return fail("--to must not be before --from")
+    specs = []
+    for text in args.rules:
+        try:
+            specs.append(parse_rule(text))
+        except RuleError as exc:
+            return fail(f"bad rule {text!r}: {exc}")
+    closes = CsvSource(config.csv_dir, as_of=args.end).fetch(SYMBOLS).closes
+    try:
+        fired = replay(specs, closes, args.start, args.end)
+    except ValueError as exc:
+        return fail(str(exc))
+    for alert in fired:
+        print(alert.line())
+    print(f"{len(fired)} alert(s) from {len(specs)} rule(s), {args.start} to {args.end}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from bot.config import ConfigError
@@ -115,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_run(config)
         if args.command == "ask":
             return cmd_ask(config, args)
+        if args.command == "replay":
+            return cmd_replay(config, args)
     except ConfigError as exc:
         return fail(str(exc))
     except ValueError as exc:  # e.g. --as-of with the Yahoo source

@@ -1,10 +1,14 @@
-"""Scheduled work on PTB's JobQueue (APScheduler): keeping the market cache fresh."""
+"""Scheduled work on PTB's JobQueue (APScheduler): market refreshes, the close, alert delivery, digests.
+
+Jobs are not persisted by the JobQueue; everything they act on lives in SQLite, so rebuilding them at start
+(``schedule_jobs``) loses nothing. Every job reads time from the injected clock (``services.now``).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from market import calendar
@@ -17,45 +21,116 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 FUNDS_EVERY = timedelta(hours=20)
+DRAIN_SECONDS = 2.0
 # APScheduler's default grace of 1 s silently drops a run that starts late (a busy loop, a suspended VM).
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 600}
 
 
+def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
+    return context.application.bot_data["services"]  # type: ignore[no-any-return]
+
+
 def needs_price_refresh(services: Services) -> bool:
     """During regular hours every tick refreshes; outside them only until the latest close is cached."""
-    now = services.now()
-    return calendar.is_regular_hours(now) or not services.market.is_fresh()
+    return calendar.is_regular_hours(services.now()) or not services.market.is_fresh()
 
 
 def needs_funds_refresh(services: Services) -> bool:
-    from datetime import datetime
-
     last = services.market.cache.last_refresh("funds", ok=True)
     return last is None or services.now() - datetime.fromisoformat(str(last["at"])) >= FUNDS_EVERY
 
 
+async def evaluate_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Judge every rule on the current snapshot, then send what that queued."""
+    from alerts.engine import run_refresh
+
+    services = services_of(context)
+    outcome = await asyncio.to_thread(run_refresh, services.alerts, services.market.snapshot, services.now())
+    if outcome.fired:
+        log.info("alerts: %d rule(s) fired, %d message(s) queued (%s)", outcome.fired, outcome.queued, outcome.mode)
+    await deliver(context)
+
+
 async def refresh_prices(context: ContextTypes.DEFAULT_TYPE) -> None:
-    services: Services = context.application.bot_data["services"]
+    services = services_of(context)
     if not needs_price_refresh(services):
         return
     result = await asyncio.to_thread(services.market.refresh_prices)
     log.info("price refresh: %s", result.detail)
-    after = context.application.bot_data.get("after_price_refresh")
-    if after is not None and result.ok:
-        await after(context)
+    if result.ok:
+        await evaluate_alerts(context)
+
+
+async def at_close(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """After the official close (half days included): fetch the close, judge close rules, book the next."""
+    services = services_of(context)
+    try:
+        result = await asyncio.to_thread(services.market.refresh_prices)
+        log.info("close refresh: %s", result.detail)
+        await evaluate_alerts(context)
+    finally:
+        schedule_close(context.application, services)
 
 
 async def refresh_funds(context: ContextTypes.DEFAULT_TYPE) -> None:
-    services: Services = context.application.bot_data["services"]
+    services = services_of(context)
     if not needs_funds_refresh(services):
         return
     result = await asyncio.to_thread(services.market.refresh_funds)
     log.info("fund refresh: %s", result.detail)
+    if result.ok:
+        await evaluate_alerts(context)  # gap rules judge each new snapshot
 
 
-def schedule_market_jobs(application: Application, poll_seconds: int) -> None:  # type: ignore[type-arg]
+async def deliver(context: ContextTypes.DEFAULT_TYPE) -> None:
+    from alerts.delivery import drain
+    from bot.delivery import transport
+
+    services = services_of(context)
+    lock: asyncio.Lock = context.application.bot_data.setdefault("delivery_lock", asyncio.Lock())
+    if lock.locked():  # a drain is under way; it picks up what is due
+        return
+    async with lock:
+        report = await drain(services.alerts, transport(context.bot), services.now,
+                             context.application.bot_data["pacer"])
+    if report.sent or report.retried or report.blocked or report.failed:
+        log.info("delivery: %s", report)
+
+
+async def digests(context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Queue the daily digest of every chat whose local digest time is this minute."""
+    from zoneinfo import ZoneInfo
+
+    from bot.commands.standing import standing_digest
+
+    services = services_of(context)
+    now = services.now()
+    due = [
+        chat for chat in services.alerts.chats_with_digest()
+        if now.astimezone(ZoneInfo(chat.zone)).strftime("%H:%M") == chat.digest_time
+    ]
+    if not due:
+        return
+    text = await asyncio.to_thread(standing_digest, services)
+    for chat in due:
+        services.alerts.queue(chat.chat_id, text, "digest", now)
+    await deliver(context)
+
+
+def schedule_close(application: Application, services: Services) -> None:  # type: ignore[type-arg]
+    queue = application.job_queue
+    assert queue is not None
+    at = calendar.next_close(services.now()) + calendar.CLOSE_SETTLE
+    queue.run_once(at_close, when=at, name="close", job_kwargs=JOB_DEFAULTS)
+
+
+def schedule_jobs(application: Application, services: Services, poll_seconds: int) -> None:  # type: ignore[type-arg]
     queue = application.job_queue
     assert queue is not None, "python-telegram-bot[job-queue] is required"
     queue.run_repeating(refresh_prices, interval=poll_seconds, first=0, name="refresh-prices",
                         job_kwargs=JOB_DEFAULTS)
     queue.run_repeating(refresh_funds, interval=3600, first=5, name="refresh-funds", job_kwargs=JOB_DEFAULTS)
+    queue.run_repeating(deliver, interval=DRAIN_SECONDS, first=1, name="deliver", job_kwargs=JOB_DEFAULTS)
+    queue.run_repeating(digests, interval=60, first=60 - services.now().second, name="digests",
+                        job_kwargs=JOB_DEFAULTS)
+    schedule_close(application, services)

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from alerts.store import AlertStore
     from bot.config import Config
     from market.model import MarketSource
     from market.service import MarketService
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 class Services:
     config: Config
     market: MarketService
-    alerts: Any = None  # alerts.store.AlertStore once alerts are wired
+    alerts: AlertStore
     admins: frozenset[int] = field(default_factory=frozenset)
 
     @property
@@ -64,6 +65,8 @@ def build_services(
     if clock is None:
         # An offline source answering "as of" a date speaks for that date's close.
         clock = getattr(source, "now", None) if as_of is not None else None
+    from alerts.store import AlertStore
+
     db = open_database(db_path if db_path is not None else config.db_path)
     market = MarketService(source, MarketCache(db), clock=clock or (lambda: datetime.now(UTC)), as_of=as_of)
-    return Services(config=config, market=market)
+    return Services(config=config, market=market, alerts=AlertStore(db))

@@ -81,24 +81,24 @@ def add_commands(application: Application, commands: Iterable[Command]) -> None:
         application.add_handler(CommandHandler(command.name, command_callback(command)))
 
 
-def add_period_keyboard(
+def add_button_flow(
     application: Application,  # type: ignore[type-arg]
     prefix: str,
-    build: Callable[[Request, str | date], Answer],
+    build: Callable[[Request, str], Answer],
 ) -> None:
-    """Buttons ``prefix:<period>`` redraw the answer for that period, editing the message in place."""
-    from bot.commands.standing import PERIOD_KEYS
+    """Buttons with callback data ``prefix:<data>`` redraw their message with ``build(request, data)``.
+
+    Callback data comes from the client and is never trusted: ``build`` validates it like typed input.
+    A photo answer is sent as a new message (a caption cannot become a picture).
+    """
 
     async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         if query is None or query.message is None:
             return
-        period = (query.data or "").partition(":")[2]
-        if period not in PERIOD_KEYS:  # callback data comes from the client: never trust it
-            await query.answer("That button is no longer valid. Send the command again.")
-            return
-        request = request_for(update, context, prefix, (period,))
-        answer = await core.run(request, lambda r: build(r, period))
+        data = (query.data or "").partition(":")[2]
+        request = request_for(update, context, prefix, ())
+        answer = await core.run(request, lambda r: build(r, data))
         await query.answer()
         if answer.photo is not None:
             await send(context, query.message.chat.id, answer)
@@ -108,7 +108,7 @@ def add_period_keyboard(
                 answer.text, parse_mode=ParseMode.HTML, reply_markup=markup(answer), link_preview_options=NO_PREVIEW
             )
         except BadRequest as exc:
-            if "not modified" not in str(exc).lower():  # pressing the current period again is harmless
+            if "not modified" not in str(exc).lower():  # pressing the current choice again is harmless
                 raise
 
     application.add_handler(CallbackQueryHandler(on_press, pattern=rf"^{prefix}:"))

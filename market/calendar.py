@@ -107,7 +107,10 @@ class Freshness:
             return None
         import pandas as pd
 
-        return len(_xnys().sessions_in_range(pd.Timestamp(self.latest), pd.Timestamp(self.expected))) - 1
+        # Sessions strictly after ``latest``: right even when ``latest`` itself is no session (a bar dated
+        # on a holiday), and never negative when the data runs ahead of ``expected``.
+        start = pd.Timestamp(self.latest) + pd.Timedelta(days=1)
+        return len(_xnys().sessions_in_range(start, pd.Timestamp(self.expected)))
 
 
 def freshness(latest: date | None, now: datetime) -> Freshness:

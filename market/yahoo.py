@@ -80,45 +80,50 @@ class YahooSource:
     def fetch(self, symbols: Sequence[str], since: date | None = None) -> MarketData:
         """Daily closes of ``symbols`` from ``since`` (None: ``history_start``) plus their latest quotes.
 
-        A symbol Yahoo has nothing for is left out of ``closes`` and ``quotes``; if no symbol came
-        back at all, ``MarketUnavailable`` says why.
+        One ``yf.download`` call: one chart request per symbol, plus, the first time in a process (or
+        cache dir), the A3 cookie, a crumb and one timezone lookup per symbol. A symbol Yahoo has
+        nothing for is left out of ``closes`` and ``quotes``; if no symbol came back at all,
+        ``MarketUnavailable`` says why.
         """
         wanted = list(dict.fromkeys(symbols))
-        self._refuse_while_backing_off()
-        if not wanted:
-            return MarketData(_empty_closes(), {}, self.name, self._clock())
+        with _YFINANCE:
+            self._refuse_while_backing_off()
+            if not wanted:
+                return MarketData(_empty_closes(), {}, self.name, self._clock())
 
-        import yfinance as yf
-        from yfinance.exceptions import YFRateLimitError
+            import yfinance as yf
+            from yfinance.exceptions import YFRateLimitError
 
-        with _YFINANCE, _yfinance_failures() as failures:
-            try:
-                raw = yf.download(
-                    wanted,
-                    start=since or self.history_start,
-                    interval="1d",
-                    auto_adjust=False,  # Close stays the price close; Adj Close would fold in dividends
-                    actions=False,
-                    repair=False,
-                    keepna=False,
-                    progress=False,
-                    # Sequential requests: Yahoo rate-limits bursts, and a refresh is not latency-bound.
-                    threads=False,
-                    group_by="column",
-                    multi_level_index=True,
-                    session=self._yahoo_session(),
+            with _yfinance_failures() as failures:
+                try:
+                    raw = yf.download(
+                        wanted,
+                        start=since or self.history_start,
+                        interval="1d",
+                        auto_adjust=False,  # Close stays the price close; Adj Close folds in dividends
+                        actions=False,
+                        repair=False,
+                        keepna=False,
+                        progress=False,
+                        # One request at a time: Yahoo rate-limits bursts, and a refresh is not urgent.
+                        threads=False,
+                        group_by="column",
+                        multi_level_index=True,
+                        session=self._yahoo_session(),
+                    )
+                except YFRateLimitError:
+                    raise self._back_off("prices") from None
+            fetched_at = self._clock()
+
+            closes = _closes_from_download(raw, wanted, since)
+            if failures.rate_limited:
+                raise self._back_off(f"prices of {', '.join(failures.symbols) or ', '.join(wanted)}")
+            if closes.columns.empty:
+                raise MarketUnavailable(
+                    f"Yahoo Finance sent no prices for {', '.join(wanted)} ({failures.summary()})."
                 )
-            except YFRateLimitError:
-                raise self._back_off("Yahoo Finance") from None
-        fetched_at = self._clock()
-
-        closes = _closes_from_download(raw, wanted, since)
-        if failures.rate_limited:
-            raise self._back_off(f"Yahoo Finance, fetching {', '.join(failures.symbols) or 'prices'}")
+            self._forget_backoff()
         missing = [s for s in wanted if s not in closes.columns]
-        if not len(closes.columns):
-            raise MarketUnavailable(f"Yahoo Finance sent no prices for {', '.join(wanted)}: {failures.summary()}")
-        self._forget_backoff()
         if missing:
             logger.warning("Yahoo Finance sent no prices for %s: %s", ", ".join(missing), failures.summary())
         return MarketData(closes, _latest_quotes(closes, fetched_at), self.name, fetched_at)
@@ -126,23 +131,27 @@ class YahooSource:
     def fetch_funds(self, symbols: Sequence[str]) -> list[FundFacts]:
         """Expense ratio, total assets and price-to-book of the funds among ``symbols``.
 
-        Index symbols (``^...``) are skipped. Four requests per fund (quoteSummary for the fund data;
-        quoteSummary, v7 quote and a timeseries call for yfinance's ``info``). A fund Yahoo fails on is
-        logged and left out; a field Yahoo leaves out is None. A rate limit stops the round.
+        Index symbols (``^...``) are skipped. Each fund costs four requests the first time in a day and
+        three after that (quoteSummary for the fund data; quoteSummary, v7 quote and a timeseries call,
+        cached by yfinance for the day, behind ``info``). A fund Yahoo fails on is logged and left out;
+        a field Yahoo leaves out is None. A rate limit stops the round and starts the backoff.
         """
-        self._refuse_while_backing_off()
         funds = [s for s in dict.fromkeys(symbols) if not s.startswith("^")]
-        import yfinance as yf
-        from yfinance.exceptions import YFRateLimitError
-
-        as_of = self._clock().date()
-        facts: list[FundFacts] = []
         with _YFINANCE:
+            self._refuse_while_backing_off()
+            if not funds:
+                return []
+
+            import yfinance as yf
+            from yfinance.exceptions import YFRateLimitError
+
+            as_of = self._clock().date()
+            facts: list[FundFacts] = []
             for symbol in funds:
                 try:
                     fact = self._fund_facts(yf, symbol, as_of)
                 except YFRateLimitError:
-                    raise self._back_off(f"Yahoo Finance, fetching fund facts for {symbol}") from None
+                    raise self._back_off(f"fund facts of {symbol}") from None
                 except Exception as exc:  # one fund's failure must not cost the others their facts
                     logger.warning("Yahoo Finance gave no fund facts for %s: %s", symbol, exc)
                     continue
@@ -150,7 +159,7 @@ class YahooSource:
                     logger.warning("Yahoo Finance knows none of %s's fund facts", symbol)
                     continue
                 facts.append(fact)
-        self._forget_backoff()
+            self._forget_backoff()
         return facts
 
     def close(self) -> None:
@@ -176,7 +185,9 @@ class YahooSource:
         expense_ratio = price_to_book = None
         try:
             funds = ticker.funds_data
-            expense_ratio = _expense_fraction(_cell(funds.fund_operations, "Annual Report Expense Ratio", column))
+            expense_ratio = _expense_fraction(
+                _cell(funds.fund_operations, "Annual Report Expense Ratio", column)
+            )
             price_to_book = _price_to_book(_cell(funds.equity_holdings, "Price/Book", column))
         except YFRateLimitError:
             raise
@@ -200,12 +211,17 @@ class YahooSource:
                 f"Yahoo Finance asked us to slow down; trying again after {self.backoff_until:%H:%M} UTC."
             )
 
-    def _back_off(self, what: str) -> MarketRateLimited:
+    def _back_off(self, asking_for: str) -> MarketRateLimited:
         self.backoff_until = self._clock() + self._next_backoff
-        logger.warning("%s answered 429 Too Many Requests; backing off for %s", what, self._next_backoff)
+        logger.warning(
+            "Yahoo Finance answered 429 to a request for %s; backing off for %s",
+            asking_for,
+            self._next_backoff,
+        )
         self._next_backoff = min(self._next_backoff * 2, LONGEST_BACKOFF)
         return MarketRateLimited(
-            f"{what} answered “Too Many Requests”; trying again after {self.backoff_until:%H:%M} UTC."
+            f"Yahoo Finance answered “Too Many Requests” when asked for {asking_for}; "
+            f"trying again after {self.backoff_until:%H:%M} UTC."
         )
 
     def _forget_backoff(self) -> None:
@@ -282,7 +298,8 @@ def _closes_from_download(raw: pd.DataFrame | None, wanted: list[str], since: da
     index = pd.DatetimeIndex(closes.index)
     if index.tz is not None:
         index = index.tz_localize(None)
-    closes.index = index.normalize()
+    # pandas' own default unit, so Yahoo frames line up exactly with frames parsed from CSV dates.
+    closes.index = index.normalize().as_unit("us")
     closes = closes[~closes.index.duplicated(keep="last")].sort_index()
     if since is not None:
         closes = closes.loc[pd.Timestamp(since) :]

@@ -198,7 +198,7 @@ def fired_from_frame(fired: pd.DataFrame) -> list[dict[str, Any]]:
                 "previous_value": float(row["previous_value"]),
                 "reference": float(row["reference"]),
                 "time": row["time"].to_pydatetime(),
-                "session": row["session"],
+                "session": row["session"].date(),
                 "source": str(row["source"]),
                 "once": bool(row["once"]),
             }

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from bot.config import Config, Secret
 from bot.services import Services, build_services
@@ -78,3 +79,50 @@ def csv_services(tmp_path: Path, shared_data: Path, history_db: Path, clock: Fak
     services = build_services(config, source=CsvSource(shared_data, as_of=AS_OF), clock=clock)
     yield services
     services.close()
+
+
+# The local protocol peers, as fixtures every test module can use.
+from tests.telegram_emulator import TelegramEmulator, telegram_emulator_fixture  # noqa: E402, F401
+
+
+class RunningBot:
+    """The real PTB Application, long-polling the emulator: tests post updates and wait on its calls."""
+
+    def __init__(self, application: object, emulator: TelegramEmulator, services: Services) -> None:
+        self.application = application
+        self.emulator = emulator
+        self.services = services
+
+    async def ask(self, chat_id: int, text: str, **kwargs: object) -> object:
+        """Send ``text`` as a user and return the bot's first reply call to that chat."""
+        self.emulator.user_message(chat_id, text, **kwargs)
+        (call,) = await self.emulator.wait_for(chat_id=chat_id)
+        return call
+
+
+async def start_bot(application: object) -> None:
+    """What ``run_polling`` does before it blocks: initialise, run post_init, poll, start."""
+    await application.initialize()  # type: ignore[attr-defined]
+    await application.post_init(application)  # type: ignore[attr-defined]
+    await application.updater.start_polling(poll_interval=0, timeout=5)  # type: ignore[attr-defined]
+    await application.start()  # type: ignore[attr-defined]
+
+
+async def stop_bot(application: object) -> None:
+    await application.updater.stop()  # type: ignore[attr-defined]
+    await application.stop()  # type: ignore[attr-defined]
+    await application.shutdown()  # type: ignore[attr-defined]
+
+
+@pytest_asyncio.fixture
+async def running_bot(
+    telegram_emulator: TelegramEmulator, csv_services: Services, tmp_path: Path
+) -> AsyncIterator[RunningBot]:
+    from bot.app import build_app
+
+    config = make_config(tmp_path, csv_services.config.market, api_root=telegram_emulator.root)
+    application = build_app(config, csv_services, schedule=False)
+    await start_bot(application)
+    await telegram_emulator.wait_for(method="setMyCommands")
+    yield RunningBot(application, telegram_emulator, csv_services)
+    await stop_bot(application)

@@ -85,8 +85,9 @@ import pytest
 import pytest_asyncio
 from aiohttp import web
 
-# Deliberately not shaped like a real token (8-10 digits, a colon, 35 characters).
-TEST_TOKEN: Final = "123456:TEST-token-not-real"
+# The token tests/conftest.py gives the bot; deliberately not shaped like a real one (8-10 digits, a colon,
+# 35 characters).
+TEST_TOKEN: Final = "12345:capgap-test-token-not-a-real-one"
 TEST_BOT_USERNAME: Final = "capgap_test_bot"
 
 MAX_TEXT_LENGTH: Final = 4096
@@ -1682,8 +1683,8 @@ class TelegramEmulator:
         }
 
 
-@pytest_asyncio.fixture
-async def telegram_emulator() -> AsyncIterator[TelegramEmulator]:
+@pytest_asyncio.fixture(name="telegram_emulator")
+async def telegram_emulator_fixture() -> AsyncIterator[TelegramEmulator]:
     """A running emulator for TEST_TOKEN; fails the test if a request crashed it."""
     async with TelegramEmulator() as emulator:
         yield emulator

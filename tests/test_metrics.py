@@ -140,6 +140,7 @@ def test_rut_vs_gspc_relative_10y_as_of_2024_01_18_in_points():
         by_hand_return("RUT", AS_OF, "2014-01-18") - by_hand_return("GSPC", AS_OF, "2014-01-18")
     ) * 100
     got = relative_performance(series("RUT"), series("GSPC"), "10y", end=pd.Timestamp(AS_OF))
+    assert got is not None
     assert got == pytest.approx(expected, rel=1e-12)
     assert got < -90  # small caps lagged by about 95 points over that decade
 

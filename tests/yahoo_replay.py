@@ -15,9 +15,10 @@ import fnmatch
 import functools
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -28,6 +29,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 import pytest
+import yfinance  # noqa: F401 — imported up front so its warning filters settle before tests run
 from curl_cffi import requests as curl_requests
 from curl_cffi.const import CurlOpt
 
@@ -125,13 +127,6 @@ class _FundFacts:
 
 
 @dataclass(frozen=True)
-class _History:
-    """One symbol's daily bars as Yahoo would serve them."""
-
-    frame: pd.DataFrame  # index: trading dates; open/high/low/close/adj_close/volume; bar_time/close_time
-
-
-@dataclass(frozen=True)
 class _Live:
     price: float
     time: datetime
@@ -149,6 +144,10 @@ def _symbols_of(path: str, query: Mapping[str, str]) -> tuple[str, ...]:
     return ()
 
 
+def _listing(symbol: str) -> tuple[str, str, str]:
+    return _LISTINGS.get(symbol, (symbol, "PCX", "INDEX" if symbol.startswith("^") else "ETF"))
+
+
 def _epoch(moment: datetime) -> int:
     return int(moment.timestamp())
 
@@ -158,19 +157,23 @@ def _exchange_time(day: date, at: time) -> datetime:
 
 
 @functools.lru_cache(maxsize=32)
-def _load_history(path: Path) -> _History | None:
-    """Read ``<stem>_daily.csv`` once per process; None if the file is not a price history."""
+def _load_history(path: Path) -> pd.DataFrame | None:
+    """``<stem>_daily.csv`` as Yahoo's daily bars, read once per process; None if not a price history.
+
+    Besides the file's columns, each bar gets ``bar_time`` (Yahoo's timestamp: the session's opening
+    minute) and ``close_time`` (16:00 New York), both in epoch seconds.
+    """
     frame = pd.read_csv(path, parse_dates=["date"])
     if "close" not in frame.columns:
         return None
     frame = frame.set_index("date").sort_index()
-    days = frame.index
+    days = pd.DatetimeIndex(frame.index)
     # Yahoo stamps a daily bar with the session's opening time in exchange time.
     opens = (days + pd.Timedelta(hours=9, minutes=30)).tz_localize(NEW_YORK).tz_convert(UTC)
     closes = (days + pd.Timedelta(hours=16)).tz_localize(NEW_YORK).tz_convert(UTC)
     frame["bar_time"] = (opens - pd.Timestamp(0, tz=UTC)) // pd.Timedelta(seconds=1)
     frame["close_time"] = (closes - pd.Timestamp(0, tz=UTC)) // pd.Timedelta(seconds=1)
-    return _History(frame)
+    return frame
 
 
 def _load_funds(path: Path) -> dict[str, _FundFacts]:
@@ -189,9 +192,13 @@ def _load_funds(path: Path) -> dict[str, _FundFacts]:
     return facts
 
 
-def _json_list(values: pd.Series) -> list[Any]:
-    """A column as JSON values: NaN becomes null, as Yahoo sends it."""
-    return [None if pd.isna(v) else v for v in values.astype(object).tolist()]
+def _json_list(values: pd.Series) -> list[float | None]:
+    """A price column as JSON values: NaN becomes null, as Yahoo sends it."""
+    return [None if v != v else v for v in values.to_numpy(dtype=float).tolist()]  # v != v: NaN
+
+
+def _json_volumes(values: pd.Series) -> list[int | None]:
+    return [None if v != v else int(v) for v in values.to_numpy(dtype=float).tolist()]
 
 
 class YahooReplay:
@@ -208,6 +215,7 @@ class YahooReplay:
         self._lock = threading.Lock()
         self._requests: list[ReplayRequest] = []
         self._unknown: list[ReplayRequest] = []
+        self._errors: list[str] = []
         self._faults: list[_Fault] = []
         self._live: dict[str, _Live] = {}
         self._funds = _load_funds(self.data_dir / "funds.csv")
@@ -225,7 +233,10 @@ class YahooReplay:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="yahoo-replay", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="yahoo-replay",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -321,6 +332,12 @@ class YahooReplay:
         with self._lock:
             return list(self._unknown)
 
+    @property
+    def errors(self) -> list[str]:
+        """Exceptions the replay itself raised while answering (each answered 500 and logged)."""
+        with self._lock:
+            return list(self._errors)
+
     def clear_requests(self) -> None:
         with self._lock:
             self._requests.clear()
@@ -330,10 +347,9 @@ class YahooReplay:
 
     def history(self, symbol: str) -> pd.DataFrame | None:
         """The bars the replay would serve for ``symbol`` right now (respecting ``as_of`` and live)."""
-        loaded = self._history_file(symbol)
-        if loaded is None:
+        bars = self._history_file(symbol)
+        if bars is None:
             return None
-        bars = loaded.frame
         if isinstance(self.as_of, datetime):
             bars = bars[bars["close_time"] <= _epoch(self.as_of)]
         elif isinstance(self.as_of, date):
@@ -344,7 +360,7 @@ class YahooReplay:
             bars = self._with_live(bars, live)
         return bars
 
-    def _history_file(self, symbol: str) -> _History | None:
+    def _history_file(self, symbol: str) -> pd.DataFrame | None:
         stem = symbol.upper().lstrip("^")
         if not stem or not stem.replace("-", "").replace(".", "").isalnum():
             return None
@@ -373,7 +389,7 @@ class YahooReplay:
         row["bar_time"] = stamp
         return pd.concat([bars, row.to_frame(day).T.astype(bars.dtypes.to_dict())])
 
-    def fund_facts(self, symbol: str) -> _FundFacts | None:
+    def _facts(self, symbol: str) -> _FundFacts | None:
         with self._lock:
             return self._funds.get(symbol.upper())
 
@@ -386,7 +402,7 @@ class YahooReplay:
         symbols = _symbols_of(path, query)
         fault = self._take_fault(host, path, symbols)
         if fault is not None:
-            status, headers, body = self._fault_response(fault, host, path, query, symbols)
+            status, headers, body = self._fault_response(fault, path, symbols)
             known = True
         else:
             status, headers, body, known = self._route(host, path, query)
@@ -427,11 +443,13 @@ class YahooReplay:
             return (*self._quote(query), True)
         if path.startswith("/ws/fundamentals-timeseries/v1/finance/timeseries/"):
             return (*self._timeseries(parts[-1], query), True)
-        body = {"finance": {"result": None, "error": {"code": "Not Found", "description": "HTTP 404 Not Found"}}}
+        body = {
+            "finance": {"result": None, "error": {"code": "Not Found", "description": "HTTP 404 Not Found"}}
+        }
         return (*_json_response(404, body), False)
 
     def _fault_response(
-        self, fault: _Fault, host: str, path: str, query: dict[str, str], symbols: tuple[str, ...]
+        self, fault: _Fault, path: str, symbols: tuple[str, ...]
     ) -> tuple[int, dict[str, str], bytes]:
         if fault.status == 429:
             return 429, {"Content-Type": "text/plain"}, b"Too Many Requests\r\n"
@@ -503,7 +521,7 @@ class YahooReplay:
                         "high": _json_list(chosen["high"]),
                         "low": _json_list(chosen["low"]),
                         "close": _json_list(chosen["close"]),
-                        "volume": [None if pd.isna(v) else int(v) for v in chosen["volume"]],
+                        "volume": _json_volumes(chosen["volume"]),
                     }
                 ],
                 "adjclose": [{"adjclose": _json_list(chosen["adj_close"].fillna(chosen["close"]))}],
@@ -526,8 +544,9 @@ class YahooReplay:
         if span.endswith("d") and span[:-1].isdigit():
             return bars.iloc[-int(span[:-1]) :]
         end = bars.index[-1]
-        start = pd.Timestamp(end.year, 1, 1) if span == "ytd" else end - _RANGE_OFFSETS.get(span, pd.DateOffset(months=1))
-        return bars[bars.index > start] if span != "ytd" else bars[bars.index >= start]
+        if span == "ytd":
+            return bars[bars.index >= pd.Timestamp(end.year, 1, 1)]
+        return bars[bars.index > end - _RANGE_OFFSETS.get(span, pd.DateOffset(months=1))]
 
     @staticmethod
     def _split_events(symbol: str, chosen: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -535,7 +554,7 @@ class YahooReplay:
         for day, numerator, denominator in _SPLITS.get(symbol, ()):
             stamp = pd.Timestamp(day)
             if stamp in chosen.index:
-                when = int(chosen.loc[stamp, "bar_time"])
+                when = int(chosen["bar_time"].loc[stamp])
                 events[str(when)] = {
                     "date": when,
                     "numerator": numerator,
@@ -547,10 +566,9 @@ class YahooReplay:
     def _meta(
         self, symbol: str, bars: pd.DataFrame | None, previous_close: float | None, span: str
     ) -> dict[str, Any]:
-        name, exchange, kind = _LISTINGS.get(symbol, (symbol, "PCX", "INDEX" if symbol.startswith("^") else "ETF"))
+        name, exchange, kind = _listing(symbol)
         if bars is None:
-            loaded = self._history_file(symbol)
-            bars = loaded.frame if loaded is not None else None
+            bars = self._history_file(symbol)
         last_day = bars.index[-1].date() if bars is not None and len(bars) else date(2024, 1, 2)
         offset = _exchange_time(last_day, SESSION_OPEN).utcoffset() or timedelta(0)
         zone = _exchange_time(last_day, SESSION_OPEN).tzname() or "EST"
@@ -613,10 +631,11 @@ class YahooReplay:
         unknown = asked - _INFO_MODULES - _FUND_MODULES
         if unknown:
             logger.warning("Yahoo replay ignores quoteSummary modules %s for %s", sorted(unknown), symbol)
-        name, exchange, kind = _LISTINGS.get(symbol, (symbol, "PCX", "INDEX" if symbol.startswith("^") else "ETF"))
-        facts = self.fund_facts(symbol) if kind == "ETF" else None
+        name, exchange, kind = _listing(symbol)
+        facts = self._facts(symbol) if kind == "ETF" else None
         bars = self.history(symbol)
         price = float(bars["close"].iloc[-1]) if bars is not None and len(bars) else None
+        summary = f"{name} (Yahoo replay for capgap tests)."
         modules: dict[str, Any] = {
             "quoteType": {
                 "exchange": exchange,
@@ -630,8 +649,8 @@ class YahooReplay:
                 "market": "us_market",
                 "messageBoardId": f"finmb_{symbol.lstrip('^')}",
             },
-            "summaryProfile": {"longBusinessSummary": f"{name} (Yahoo replay for capgap tests).", "maxAge": 86400},
-            "assetProfile": {"longBusinessSummary": f"{name} (Yahoo replay for capgap tests).", "maxAge": 86400},
+            "summaryProfile": {"longBusinessSummary": summary, "maxAge": 86400},
+            "assetProfile": {"longBusinessSummary": summary, "maxAge": 86400},
             "summaryDetail": {"maxAge": 1, "currency": "USD", "previousClose": price},
             "defaultKeyStatistics": {"maxAge": 1},
             "financialData": {"maxAge": 86400},
@@ -639,8 +658,13 @@ class YahooReplay:
         if kind == "ETF":
             family, category = _FUND_PROFILES.get(symbol, ("Replay Funds", "Blend"))
             fees: dict[str, Any] = {"annualHoldingsTurnover": 0.2}
-            holdings: dict[str, Any] = {"priceToEarnings": 0.05, "priceToSales": 0.5, "medianMarketCap": 3000.0}
-            modules["defaultKeyStatistics"] |= {"fundFamily": family, "category": category, "legalType": "Exchange Traded Fund"}
+            # Yahoo's fund ratios are inverted (earnings / price, book / price); these stay synthetic.
+            holdings: dict[str, Any] = {"priceToEarnings": 0.05, "priceToSales": 0.5, "medianMarketCap": 3e3}
+            modules["defaultKeyStatistics"] |= {
+                "fundFamily": family,
+                "category": category,
+                "legalType": "Exchange Traded Fund",
+            }
             if facts is not None and facts.expense_ratio is not None:
                 fees["annualReportExpenseRatio"] = facts.expense_ratio
             if facts is not None and facts.total_assets is not None:
@@ -676,7 +700,7 @@ class YahooReplay:
             bars = self.history(symbol)
             if bars is None or bars.empty:
                 continue
-            name, exchange, kind = _LISTINGS.get(symbol, (symbol, "PCX", "ETF"))
+            name, exchange, kind = _listing(symbol)
             last = bars.iloc[-1]
             quote: dict[str, Any] = {
                 "language": "en-US",
@@ -694,7 +718,7 @@ class YahooReplay:
             }
             if len(bars) > 1:
                 quote["regularMarketPreviousClose"] = float(bars["close"].iloc[-2])
-            facts = self.fund_facts(symbol) if kind == "ETF" else None
+            facts = self._facts(symbol) if kind == "ETF" else None
             if facts is not None and facts.net_expense_ratio is not None:
                 quote["netExpenseRatio"] = facts.net_expense_ratio
             if facts is not None and facts.total_assets is not None:
@@ -712,7 +736,9 @@ class YahooReplay:
 
 
 def _json_response(status: int, body: object) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json;charset=utf-8"}, json.dumps(body, allow_nan=False).encode()
+    # NaN/Infinity pass through so tests can serve a non-finite fund field; prices never carry them.
+    encoded = json.dumps(body, allow_nan=True).encode()
+    return status, {"Content-Type": "application/json;charset=utf-8"}, encoded
 
 
 def _not_found(path: str, symbols: tuple[str, ...]) -> tuple[int, dict[str, str], bytes]:
@@ -732,6 +758,11 @@ class _YahooHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as curl expects from Yahoo
     timeout = 5  # idle keep-alive connections must not hold a thread after a test
 
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body leave in separate writes; with Nagle on, curl's delayed ACK adds ~40 ms each.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def do_GET(self) -> None:
         self._answer()
 
@@ -743,7 +774,13 @@ class _YahooHandler(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
-        status, headers, body = self.owner._respond(self.command, host, self.path)
+        try:
+            status, headers, body = self.owner._respond(self.command, host, self.path)
+        except Exception as exc:  # a bug in the replay must fail the test, not look like a Yahoo outage
+            logger.exception("Yahoo replay failed on %s %s%s", self.command, host, self.path)
+            with self.owner._lock:
+                self.owner._errors.append(f"{self.command} {host}{self.path}: {exc!r}")
+            status, headers, body = 500, {"Content-Type": "text/plain"}, b"replay error"
         self.send_response(status)
         for name, value in headers.items():
             self.send_header(name, value)
@@ -752,11 +789,11 @@ class _YahooHandler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 — BaseHTTPRequestHandler's name
+    def log_message(self, format: str, *args: object) -> None:
         logger.debug("yahoo replay: " + format, *args)
 
 
-class ReplaySession(curl_requests.Session):  # type: ignore[type-arg]
+class ReplaySession(curl_requests.Session):
     """A curl_cffi Session whose ``*.yahoo.com`` requests all land on a ``YahooReplay``.
 
     ``https://query2.finance.yahoo.com/v8/...`` becomes ``http://query2.finance.yahoo.com:<port>/v8/...``

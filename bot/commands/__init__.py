@@ -3,6 +3,6 @@
 The order here is the order of /help and of Telegram's command menu.
 """
 
-from bot.commands import basics, costs, standing, targets, valuation
+from bot.commands import alerts, basics, costs, standing, targets, valuation
 
-ALL_FAMILIES = (basics, standing, costs, valuation, targets)
+ALL_FAMILIES = (basics, standing, costs, valuation, targets, alerts)

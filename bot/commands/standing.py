@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -12,6 +13,8 @@ from market.instruments import GSPC, RUT
 
 if TYPE_CHECKING:
     from telegram.ext import Application
+
+    from bot.services import Services
 
 PERIOD_KEYS = ("1d", "1w", "1m", "ytd", "1y", "3y", "5y", "10y")
 PERIOD_HELP = "1d, 1w, 1m, ytd, 1y, 3y, 5y, 10y, or a date like 2020-03-23"
@@ -150,9 +153,40 @@ COMMANDS = (
 )
 
 
+def pressed(build: Callable[[Request, str | date], Answer]) -> Callable[[Request, str], Answer]:
+    """A period button's handler: its data must be one of the keyboard's periods."""
+
+    def on_button(request: Request, data: str) -> Answer:
+        if data not in PERIOD_KEYS:
+            raise UsageError("That button is no longer valid. Send the command again.")
+        return build(request, data)
+
+    return on_button
+
+
 def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_commands, add_period_keyboard
+    from bot.telegram import add_button_flow, add_commands
 
     add_commands(application, COMMANDS)
-    add_period_keyboard(application, "standing", standing_answer)
-    add_period_keyboard(application, "chart", chart_answer)
+    add_button_flow(application, "standing", pressed(standing_answer))
+    add_button_flow(application, "chart", pressed(chart_answer))
+
+
+def standing_digest(services: Services) -> str:
+    """The daily digest: both closes, today's and this year's change, distance from the high."""
+    from market import metrics
+
+    snapshot = snapshot_with(services, RUT.symbol, GSPC.symbol)
+    lines = ["📰 <b>capgap daily digest</b>"]
+    for inst in (RUT, GSPC):
+        series = snapshot.series(inst.symbol)
+        mark = metrics.high_mark(series)
+        below = "" if mark is None else f" · {pct(mark.below, signed=False)} below high"
+        lines.append(
+            f"<b>{inst.short}</b> {number(float(series.iloc[-1]))} · 1D {pct(metrics.period_return(series, '1d'))}"
+            f" · YTD {pct(metrics.period_return(series, 'ytd'))}{below}"
+        )
+    lead = metrics.relative_performance(snapshot.series(RUT.symbol), snapshot.series(GSPC.symbol), "ytd")
+    lines.append(f"RUT−SPX this year: {points(lead)}")
+    lines += ["", footer(services, snapshot)]
+    return "\n".join(lines)

@@ -1,0 +1,139 @@
+"""One refresh of the alerts: observe, evaluate every rule in one pass, queue the messages, commit.
+
+``run_refresh`` is what the scheduler calls after each market refresh and at the close; ``capgap replay``
+and the ``/alert`` preview step the same ``alerts.evaluate.evaluate`` over history (``alerts.replay``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from alerts.observations import GAP_KEY, GAP_MAX_AGE, Observation, live_observations, observations_at
+from alerts.store import AlertStore, day_bounds
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from market.cache import MarketSnapshot
+
+log = logging.getLogger(__name__)
+
+DAILY_ALERT_LIMIT = 20  # alert messages per chat per (local) day; then one notice, then silence
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    observed: int  # observations judged
+    fired: int  # rule rows that fired
+    queued: int  # messages queued
+    mode: str  # "live", "close" or "none"
+
+
+def gap_series(snapshot: MarketSnapshot) -> pd.Series | None:
+    """The recorded valuation gap (fraction) by snapshot date, or None when no P/B pair was ever seen."""
+    import pandas as pd
+
+    from market import metrics
+    from market.instruments import IWM, SPY
+
+    history = metrics.gap_history(snapshot.funds, IWM.symbol, SPY.symbol)
+    if not history:
+        return None
+    return pd.Series([p.gap for p in history], index=pd.DatetimeIndex([pd.Timestamp(p.as_of) for p in history]))
+
+
+def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[dict[str, Observation], str]:
+    """The observations a refresh at ``now`` judges: live quotes during regular hours, else the latest close.
+
+    A close that is not the one the NYSE calendar says should be latest is marked stale: it is judged by
+    nobody, so a bot that starts with an old cache never fires on old prices.
+    """
+    from alerts.observations import derived_series
+    from market import calendar
+
+    if not keys or snapshot.closes.empty:
+        return {}, "none"
+    session = calendar.current_session(now)
+    if session is not None:
+        quotes = {s: q for s, q in snapshot.quotes.items() if s in snapshot.closes.columns}
+        observed = live_observations(
+            snapshot.closes, quotes, session, keys=keys, now=now,
+            previous_session=calendar.previous_session(session),
+        )
+        mode = "live"
+    else:
+        # Only the last rows matter, but windows reach back ten years and highs to the start.
+        series = derived_series(snapshot.closes, sorted(keys - {GAP_KEY}))
+        latest = series.index[-1]
+        fresh = not calendar.freshness(latest.date(), now).stale
+        observed = {
+            k: Observation(o.key, o.value, o.time, o.session, True, not fresh)
+            for k, o in observations_at(series, latest).items()
+        }
+        mode = "close"
+    if GAP_KEY in keys:
+        gap = gap_series(snapshot)
+        if gap is not None and len(gap):
+            as_of = gap.index[-1].date()
+            moment = calendar.session_close(as_of) if calendar.is_session(as_of) else now
+            stale = now - moment > GAP_MAX_AGE
+            observed[GAP_KEY] = Observation(GAP_KEY, float(gap.iloc[-1]) * 100, moment, as_of, True, stale)
+    return observed, mode
+
+
+def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> RefreshOutcome:
+    """Judge every active rule on the current snapshot; queue and commit what fired, atomically."""
+    from alerts.evaluate import evaluate
+    from alerts.messages import alert_text, limit_text
+
+    rules = store.rules
+    keys = set(map(str, rules["key"].unique())) if len(rules) else set()
+    observed, mode = observe(snapshot, now, keys)
+    if not observed:
+        return RefreshOutcome(0, 0, 0, mode)
+    evaluation = evaluate(rules, observed, now)
+    fired = evaluation.fired
+    messages: list[tuple[int, str, str]] = []
+    if len(fired):
+        specs = store.specs(int(i) for i in fired["rule_id"])
+        by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for hit in fired.to_dict("records"):
+            hit["spec"] = specs.get(int(hit["rule_id"]), "")
+            by_chat[int(hit["chat_id"])].append(hit)
+        for chat_id, hits in by_chat.items():
+            chat = store.chat(chat_id)
+            zone = chat.zone if chat else "America/New_York"
+            start, end = day_bounds(_local_day(now, zone), zone)
+            sent_today = store.alerts_queued_on(chat_id, start, end)
+            if sent_today < DAILY_ALERT_LIMIT:
+                messages.append((chat_id, alert_text(hits, snapshot, observed, source=snapshot.source), "alert"))
+            elif not store.limit_notice_queued_on(chat_id, start, end):
+                messages.append((chat_id, limit_text(DAILY_ALERT_LIMIT), "limit"))
+            else:
+                log.info("chat %s is over its daily alert limit; %d alert(s) not sent", chat_id, len(hits))
+    store.commit(evaluation, messages, now)
+    return RefreshOutcome(len(observed), len(fired), len(messages), mode)
+
+
+def _local_day(now: datetime, zone: str) -> date:
+    from zoneinfo import ZoneInfo
+
+    return now.astimezone(ZoneInfo(zone)).date()
+
+
+def current_observation(snapshot: MarketSnapshot, now: datetime, key: str) -> Observation | None:
+    """The value a new rule on ``key`` is created against (live during the session, else the last close)."""
+    observed, _ = observe(snapshot, now, {key})
+    found = observed.get(key)
+    if found is None or found.stale or not math.isfinite(found.value):
+        return None
+    return found
+
+
+def expiry_note(expires_after: timedelta | None) -> str:
+    return "" if expires_after is None else f", for {expires_after.days} days"

@@ -1,0 +1,122 @@
+"""The words of an alert: the rule, the value that crossed, when and from where, and context.
+
+Telegram HTML, built here from plain strings (``alerts/`` knows nothing of Telegram itself).
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
+
+from alerts.observations import GAP_KEY, LEAD_PREFIX, RATIO_KEY, Observation, parse_key
+from market.instruments import PROXY_ETF, by_symbol
+
+if TYPE_CHECKING:
+    from market.cache import MarketSnapshot
+
+NEW_YORK = ZoneInfo("America/New_York")
+
+
+def format_value(key: str, value: float) -> str:
+    if key == RATIO_KEY:
+        return f"{value:.4f}"
+    if key == GAP_KEY:
+        return f"{value:.1f}%"
+    if key.startswith(LEAD_PREFIX):
+        return f"{value:+.1f} pts"
+    if key.endswith(":move"):
+        return f"{value:+.2f}%"
+    if key.endswith(":drawdown"):
+        return f"{value:.1f}% below the high"
+    return f"{value:,.2f}"
+
+
+def _what(hit: Mapping[str, Any]) -> str:
+    key, kind = str(hit["key"]), str(hit["kind"])
+    name = _name(key)
+    level = format_value(key, float(hit["level"])) if not math.isnan(float(hit["level"])) else ""
+    if kind == "above":
+        return f"{name} rose to {level} or more"
+    if kind == "below":
+        return f"{name} fell to {level} or less"
+    if kind == "move":
+        return f"{name} moved {float(hit['level']):g}% or more today"
+    if kind == "high":
+        return f"{name} set a new all-time closing high" if hit["source"] == "close" else f"{name} is above its all-time high"
+    if kind == "shift":
+        return f"{name} moved {float(hit['level']):g} points or more since the last alert"
+    return name
+
+
+def _name(key: str) -> str:
+    if key == RATIO_KEY:
+        return "The RUT/SPX ratio"
+    if key == GAP_KEY:
+        return "The valuation gap"
+    if key.startswith(LEAD_PREFIX):
+        return f"The Russell's lead over the S&amp;P ({key[len(LEAD_PREFIX):].upper()})"
+    symbol, _ = parse_key(key)
+    return by_symbol(symbol).name if symbol else key
+
+
+def _context(key: str, snapshot: MarketSnapshot, observed: Mapping[str, Observation]) -> str:
+    """Today's change, distance from the high, and the equivalent ETF price, where they apply."""
+    symbol, _ = parse_key(key)
+    if symbol is None or symbol not in snapshot.closes.columns:
+        return ""
+    parts = []
+    move = observed.get(f"{symbol}:move")
+    price = observed.get(symbol)
+    closes = snapshot.series(symbol)
+    if move is not None and not move.stale:
+        parts.append(f"today {move.value:+.2f}%")
+    elif price is not None and len(closes) > 1:
+        previous = float(closes.iloc[-2] if price.is_close else closes.iloc[-1])
+        parts.append(f"today {(price.value / previous - 1) * 100:+.2f}%")
+    if price is not None and len(closes):
+        high = max(float(closes.max()), price.value)
+        below = (1 - price.value / high) * 100
+        parts.append("at its all-time high" if below <= 0 else f"{below:.1f}% below its high of {high:,.2f}")
+        etf = PROXY_ETF.get(symbol)
+        etf_closes = snapshot.series(etf) if etf else None
+        if etf and etf_closes is not None and len(etf_closes) and etf_closes.index[-1] == closes.index[-1]:
+            ratio = float(etf_closes.iloc[-1]) / float(closes.iloc[-1])
+            parts.append(f"≈ ${price.value * ratio:,.2f} a share of {etf}")
+    return " · ".join(parts)
+
+
+def alert_text(
+    hits: Sequence[Mapping[str, Any]],
+    snapshot: MarketSnapshot,
+    observed: Mapping[str, Observation],
+    *,
+    source: str | None,
+) -> str:
+    """One message for all of a chat's alerts from one refresh."""
+    blocks = []
+    for hit in hits:
+        key = str(hit["key"])
+        moment = hit["time"].to_pydatetime() if hasattr(hit["time"], "to_pydatetime") else hit["time"]
+        local = moment.astimezone(NEW_YORK)
+        when = f"{'close' if hit['source'] == 'close' else 'live'}, {local.day} {local:%b %Y %H:%M} ET"
+        lines = [
+            f"🔔 <b>{html.escape(str(hit['spec']).split(' · ')[0], quote=False)}</b>",
+            f"{_what(hit)}: <b>{format_value(key, float(hit['value']))}</b> ({when} · {html.escape(source or 'market data', quote=False)})",
+        ]
+        context = _context(key, snapshot, observed)
+        if context:
+            lines.append(context)
+        tail = "This was a one-time alert; it is now deleted." if hit.get("once") else f"/delete {int(hit['group_id'])} to stop it"
+        lines.append(f"<i>{tail}</i>")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def limit_text(limit: int) -> str:
+    return (
+        f"⏸ <b>Daily limit reached</b>: you have had {limit} alert messages today. Further alerts today are "
+        "skipped; they resume tomorrow. /alerts lists your rules; a wider band (e.g. <code>band 2%</code>) makes them quieter."
+    )

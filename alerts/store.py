@@ -1,0 +1,445 @@
+"""Chats, alert rules, observations and the outbox, in SQLite (sqlite-utils, WAL).
+
+The rules live in memory as one frame (``alerts.evaluate.RULE_COLUMNS``) mirrored in the ``rules`` table.
+An evaluation's new rule states and the outbox rows it produced are written in ONE transaction, so after a
+crash either both are on disk or neither is: a restart re-sends what is pending and never re-fires what
+was already queued.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from alerts.evaluate import (
+    ACTIVE,
+    DONE,
+    EXPIRED,
+    KIND_NAMES,
+    MODE_NAMES,
+    RULE_COLUMNS,
+    STATE_COLUMNS,
+    STATUS_NAMES,
+    Evaluation,
+    InitialState,
+    apply_state,
+    rule_rows,
+    rules_frame,
+)
+from alerts.rules import RuleSpec
+from market.storage import Migration, migrate
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import sqlite_utils
+
+    from alerts.observations import Observation
+
+MAX_GROUPS_PER_CHAT = 50
+
+
+class QuotaExceeded(Exception):
+    """A chat already has the most rules it may have."""
+
+
+def _m001_alerts(db: sqlite_utils.Database) -> None:
+    db["chats"].create(
+        {
+            "chat_id": int,
+            "type": str,
+            "zone": str,
+            "digest_time": str,
+            "active": int,
+            "created_at": str,
+            "deactivated_at": str,
+        },
+        pk="chat_id",
+        not_null={"active"},
+        defaults={"active": 1, "zone": "America/New_York"},
+        if_not_exists=True,
+    )
+    db["rules"].create(
+        {
+            "rule_id": int,
+            "chat_id": int,
+            "group_id": int,
+            "spec": str,
+            "key": str,
+            "kind": str,
+            "level": float,
+            "band": float,
+            "mode": str,
+            "once": int,
+            "expires_at": str,
+            "paused": int,
+            "status": str,
+            "armed": int,
+            "reference": float,
+            "last_value": float,
+            "last_fired_session": int,
+            "last_session": int,
+            "created_at": str,
+            "last_fired_at": str,
+        },
+        pk="rule_id",
+        if_not_exists=True,
+    )
+    db["rules"].create_index(["chat_id"], if_not_exists=True)
+    db["rules"].create_index(["status"], if_not_exists=True)
+    db["observations"].create(
+        {"key": str, "session": str, "time": str, "value": float, "is_close": int},
+        pk=("key", "session", "is_close"),
+        if_not_exists=True,
+    )
+    db["outbox"].create(
+        {
+            "id": int,
+            "chat_id": int,
+            "text": str,
+            "kind": str,
+            "created_at": str,
+            "due_at": str,
+            "attempts": int,
+            "status": str,
+            "sent_at": str,
+            "error": str,
+        },
+        pk="id",
+        not_null={"chat_id", "text", "status"},
+        defaults={"attempts": 0, "status": "pending", "kind": "alert"},
+        if_not_exists=True,
+    )
+    db["outbox"].create_index(["status", "due_at"], if_not_exists=True)
+    db["outbox"].create_index(["chat_id", "created_at"], if_not_exists=True)
+
+
+MIGRATIONS: list[Migration] = [("alerts-001-tables", _m001_alerts)]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.astimezone(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    chat_id: int
+    text: str
+    kind: str
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Chat:
+    chat_id: int
+    type: str
+    zone: str
+    digest_time: str | None
+    active: bool
+
+
+class AlertStore:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self._write = threading.RLock()
+        migrate(db, MIGRATIONS)
+        self.rules = self._load_rules()
+
+    # --- chats -----------------------------------------------------------------------------------------
+
+    def register_chat(self, chat_id: int, chat_type: str = "private", now: datetime | None = None) -> None:
+        """Remember a chat (or re-activate one that had blocked the bot and came back)."""
+        now = now or datetime.now(UTC)
+        with self._write, self.db.atomic():
+            existing = self.chat(chat_id)
+            if existing is None:
+                self.db["chats"].insert(
+                    {"chat_id": chat_id, "type": chat_type, "zone": "America/New_York", "active": 1,
+                     "created_at": _iso(now)}
+                )
+            elif not existing.active:
+                self.db.execute("UPDATE chats SET active = 1, deactivated_at = NULL WHERE chat_id = ?", [chat_id])
+
+    def chat(self, chat_id: int) -> Chat | None:
+        row = self.db.execute(
+            "SELECT chat_id, type, zone, digest_time, active FROM chats WHERE chat_id = ?", [chat_id]
+        ).fetchone()
+        return None if row is None else Chat(row[0], row[1], row[2], row[3], bool(row[4]))
+
+    def chats_with_digest(self) -> list[Chat]:
+        rows = self.db.execute(
+            "SELECT chat_id, type, zone, digest_time, active FROM chats WHERE digest_time IS NOT NULL AND active = 1"
+        ).fetchall()
+        return [Chat(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
+
+    def set_zone(self, chat_id: int, zone: str) -> None:
+        with self._write:
+            self.register_chat(chat_id)
+            self.db.execute("UPDATE chats SET zone = ? WHERE chat_id = ?", [zone, chat_id])
+
+    def set_digest(self, chat_id: int, at: str | None) -> None:
+        with self._write:
+            self.register_chat(chat_id)
+            self.db.execute("UPDATE chats SET digest_time = ? WHERE chat_id = ?", [at, chat_id])
+
+    def deactivate_chat(self, chat_id: int, now: datetime) -> None:
+        """The user blocked the bot: stop sending, pause the chat's rules, drop what is queued for it."""
+        with self._write, self.db.atomic():
+            self.db.execute(
+                "UPDATE chats SET active = 0, deactivated_at = ? WHERE chat_id = ?", [_iso(now), chat_id]
+            )
+            self.db.execute("UPDATE rules SET paused = 1 WHERE chat_id = ?", [chat_id])
+            self.db.execute(
+                "UPDATE outbox SET status = 'dropped', error = 'chat blocked the bot' "
+                "WHERE chat_id = ? AND status = 'pending'",
+                [chat_id],
+            )
+            self._set_paused_in_memory(chat_id, None, True)
+
+    # --- rules -----------------------------------------------------------------------------------------
+
+    def _load_rules(self) -> pd.DataFrame:
+        import pandas as pd
+
+        columns = ", ".join(["rule_id", *RULE_COLUMNS])
+        frame = pd.read_sql_query(f"SELECT {columns} FROM rules WHERE status = 'active'", self.db.conn)
+        if frame.empty:
+            return rules_frame([])
+        frame["expires_at"] = [None if v is None else datetime.fromisoformat(v) for v in frame["expires_at"]]
+        return rules_frame(frame.to_dict("records"))
+
+    def count_groups(self, chat_id: int) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(DISTINCT group_id) FROM rules WHERE chat_id = ? AND status = 'active'", [chat_id]
+        ).fetchone()
+        return int(row[0])
+
+    def add_rule(
+        self,
+        chat_id: int,
+        spec: RuleSpec,
+        current: Observation | float | None,
+        now: datetime,
+        *,
+        all_time_high: float | None = None,
+    ) -> tuple[int, InitialState]:
+        """Store ``spec`` for ``chat_id``; returns its id (the group id /delete takes) and initial state."""
+        import pandas as pd
+
+        with self._write:
+            if self.count_groups(chat_id) >= MAX_GROUPS_PER_CHAT:
+                raise QuotaExceeded(f"a chat can keep at most {MAX_GROUPS_PER_CHAT} alerts")
+            first_id = int(self.db.execute("SELECT COALESCE(MAX(rule_id), 0) + 1 FROM rules").fetchone()[0])
+            rows, start = rule_rows(
+                spec, current, first_rule_id=first_id, chat_id=chat_id, created_at=now, all_time_high=all_time_high
+            )
+            records = [self._record(row, spec, now) for row in rows]
+            with self.db.atomic():
+                self.register_chat(chat_id, now=now)
+                self.db["rules"].insert_all(records, pk="rule_id")
+            self.rules = pd.concat([self.rules, rules_frame(rows)]) if len(self.rules) else rules_frame(rows)
+            self.rules["key"] = self.rules["key"].astype("category")
+            return first_id, start
+
+    @staticmethod
+    def _record(row: dict[str, Any], spec: RuleSpec, now: datetime) -> dict[str, Any]:
+        record = {k: v for k, v in row.items()}
+        record["kind"] = KIND_NAMES[row["kind"]] if isinstance(row["kind"], int) else row["kind"]
+        record["mode"] = MODE_NAMES[row["mode"]] if isinstance(row["mode"], int) else row["mode"]
+        record["status"] = STATUS_NAMES[row["status"]] if isinstance(row["status"], int) else row["status"]
+        record["expires_at"] = _iso(row["expires_at"])
+        record["spec"] = spec.canonical
+        record["created_at"] = _iso(now)
+        return record
+
+    def groups(self, chat_id: int) -> list[dict[str, Any]]:
+        """The chat's active rules, one entry per group (a cross is one), oldest first."""
+        rows = self.db.execute(
+            "SELECT group_id, spec, kind, armed, paused, last_value, last_fired_at, expires_at, key, level "
+            "FROM rules WHERE chat_id = ? AND status = 'active' ORDER BY group_id, rule_id",
+            [chat_id],
+        ).fetchall()
+        groups: dict[int, dict[str, Any]] = {}
+        for group_id, spec, kind, armed, paused, last_value, last_fired_at, expires_at, key, level in rows:
+            entry = groups.setdefault(
+                group_id,
+                {"id": group_id, "spec": spec, "armed": [], "paused": bool(paused), "last_value": last_value,
+                 "last_fired_at": last_fired_at, "expires_at": expires_at, "key": key, "level": level},
+            )
+            entry["armed"].append(bool(armed))
+            if last_fired_at and (entry["last_fired_at"] or "") < last_fired_at:
+                entry["last_fired_at"] = last_fired_at
+        return list(groups.values())
+
+    def specs(self, rule_ids: Iterable[int]) -> dict[int, str]:
+        """The canonical text of each rule row's rule."""
+        ids = list(rule_ids)
+        found: dict[int, str] = {}
+        for start in range(0, len(ids), 500):  # SQLite caps the number of bound parameters
+            chunk = ids[start : start + 500]
+            sql = f"SELECT rule_id, spec FROM rules WHERE rule_id IN ({','.join('?' * len(chunk))})"
+            found.update(self.db.execute(sql, chunk).fetchall())
+        return found
+
+    def delete_group(self, chat_id: int, group_id: int) -> bool:
+        """Delete one of the chat's rules. Another chat's id deletes nothing: every change is scoped."""
+        with self._write, self.db.atomic():
+            cursor = self.db.execute(
+                "DELETE FROM rules WHERE chat_id = ? AND group_id = ?", [chat_id, group_id]
+            )
+            if cursor.rowcount:
+                keep = ~((self.rules["chat_id"] == chat_id) & (self.rules["group_id"] == group_id))
+                self.rules = self.rules[keep]
+            return cursor.rowcount > 0
+
+    def set_paused(self, chat_id: int, paused: bool, group_id: int | None = None) -> int:
+        """Pause or resume the chat's rules (one group, or all); returns how many groups changed."""
+        with self._write, self.db.atomic():
+            sql = "UPDATE rules SET paused = ? WHERE chat_id = ? AND status = 'active' AND paused != ?"
+            params: list[Any] = [int(paused), chat_id, int(paused)]
+            if group_id is not None:
+                sql += " AND group_id = ?"
+                params.append(group_id)
+            changed = self.db.execute(
+                "SELECT COUNT(DISTINCT group_id) FROM rules WHERE chat_id = ? AND status = 'active' AND paused != ?"
+                + (" AND group_id = ?" if group_id is not None else ""),
+                [chat_id, int(paused)] + ([group_id] if group_id is not None else []),
+            ).fetchone()[0]
+            self.db.execute(sql, params)
+            self._set_paused_in_memory(chat_id, group_id, paused)
+            return int(changed)
+
+    def _set_paused_in_memory(self, chat_id: int, group_id: int | None, paused: bool) -> None:
+        mask = self.rules["chat_id"] == chat_id
+        if group_id is not None:
+            mask &= self.rules["group_id"] == group_id
+        if mask.any():
+            self.rules.loc[mask, "paused"] = paused
+
+    # --- evaluation results ----------------------------------------------------------------------------
+
+    def record_observations(self, observations: Iterable[Observation]) -> None:
+        rows = [
+            {"key": o.key, "session": o.session.isoformat(), "time": _iso(o.time), "value": o.value,
+             "is_close": int(o.is_close)}
+            for o in observations
+            if not o.stale
+        ]
+        if rows:
+            with self._write, self.db.atomic():
+                self.db["observations"].upsert_all(rows, pk=("key", "session", "is_close"))
+
+    def commit(self, evaluation: Evaluation, messages: Sequence[tuple[int, str, str]], now: datetime) -> None:
+        """Write the new rule states and queue ``messages`` (chat_id, text, kind) in one transaction."""
+        state = evaluation.state
+        fired_ids = set(int(i) for i in evaluation.fired["rule_id"]) if len(evaluation.fired) else set()
+        stamp = _iso(now)
+        updates = [
+            (
+                STATUS_NAMES[int(row.status)],
+                int(bool(row.armed)),
+                _real(row.reference),
+                _real(row.last_value),
+                int(row.last_fired_session),
+                int(row.last_session),
+                stamp if int(rule_id) in fired_ids else None,
+                int(rule_id),
+            )
+            for rule_id, row in zip(state.index, state.itertuples(index=False), strict=True)
+        ]
+        outbox = [
+            {"chat_id": chat_id, "text": text, "kind": kind, "created_at": stamp, "due_at": stamp,
+             "attempts": 0, "status": "pending"}
+            for chat_id, text, kind in messages
+        ]
+        with self._write:
+            with self.db.atomic():
+                if updates:
+                    self.db.conn.executemany(
+                        "UPDATE rules SET status = ?, armed = ?, reference = ?, last_value = ?, "
+                        "last_fired_session = ?, last_session = ?, "
+                        "last_fired_at = COALESCE(?, last_fired_at) WHERE rule_id = ?",
+                        updates,
+                    )
+                if outbox:
+                    self.db["outbox"].insert_all(outbox)
+            present = state.index.intersection(self.rules.index)
+            if len(present):
+                self.rules = apply_state(self.rules, state.loc[present, list(STATE_COLUMNS)])
+                finished = self.rules["status"].isin([DONE, EXPIRED])
+                if finished.any():
+                    self.rules = self.rules[~finished]
+
+    def queue(self, chat_id: int, text: str, kind: str, now: datetime) -> None:
+        with self._write, self.db.atomic():
+            self.db["outbox"].insert(
+                {"chat_id": chat_id, "text": text, "kind": kind, "created_at": _iso(now), "due_at": _iso(now),
+                 "attempts": 0, "status": "pending"}
+            )
+
+    # --- outbox ----------------------------------------------------------------------------------------
+
+    def pending(self, now: datetime, limit: int = 1000) -> list[OutboxRow]:
+        rows = self.db.execute(
+            "SELECT id, chat_id, text, kind, attempts, created_at FROM outbox "
+            "WHERE status = 'pending' AND due_at <= ? ORDER BY id LIMIT ?",
+            [_iso(now), limit],
+        ).fetchall()
+        return [OutboxRow(r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5])) for r in rows]
+
+    def backlog(self) -> tuple[int, datetime | None]:
+        count, oldest = self.db.execute(
+            "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"
+        ).fetchone()
+        return int(count), None if oldest is None else datetime.fromisoformat(oldest)
+
+    def mark_sent(self, row_id: int, now: datetime) -> None:
+        with self._write:
+            self.db.execute(
+                "UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1 WHERE id = ?",
+                [_iso(now), row_id],
+            )
+
+    def retry_later(self, row_id: int, due: datetime, error: str, count_attempt: bool = True) -> None:
+        with self._write:
+            self.db.execute(
+                "UPDATE outbox SET due_at = ?, error = ?, attempts = attempts + ? WHERE id = ?",
+                [_iso(due), error[:300], int(count_attempt), row_id],
+            )
+
+    def give_up(self, row_id: int, error: str) -> None:
+        with self._write:
+            self.db.execute(
+                "UPDATE outbox SET status = 'failed', error = ?, attempts = attempts + 1 WHERE id = ?",
+                [error[:300], row_id],
+            )
+
+    def alerts_queued_on(self, chat_id: int, day_start: datetime, day_end: datetime) -> int:
+        row = self.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE chat_id = ? AND kind = 'alert' AND created_at >= ? AND created_at < ?",
+            [chat_id, _iso(day_start), _iso(day_end)],
+        ).fetchone()
+        return int(row[0])
+
+    def limit_notice_queued_on(self, chat_id: int, day_start: datetime, day_end: datetime) -> bool:
+        row = self.db.execute(
+            "SELECT 1 FROM outbox WHERE chat_id = ? AND kind = 'limit' AND created_at >= ? AND created_at < ?",
+            [chat_id, _iso(day_start), _iso(day_end)],
+        ).fetchone()
+        return row is not None
+
+
+
+def _real(value: float) -> float | None:
+    return None if value != value else float(value)  # NaN is stored as NULL
+
+
+def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
+    from zoneinfo import ZoneInfo
+
+    start = datetime.combine(day, datetime.min.time(), ZoneInfo(zone))
+    return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)

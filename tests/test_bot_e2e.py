@@ -1,0 +1,126 @@
+"""End to end: the real PTB Application long-polling the Bot API emulator, answering from the real history."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.core import registry
+from tests.conftest import RunningBot
+
+CHAT = 1001
+
+
+def forge_press(emu, chat_id: int, message: dict, data: str) -> None:  # type: ignore[no-untyped-def]
+    """A callback query with data no button of the message offers, as a tampering client could send."""
+    emu.queue_update(
+        {
+            "callback_query": {
+                "id": f"forged-{data}",
+                "from": {"id": chat_id, "is_bot": False, "first_name": "Mallory"},
+                "message": message,
+                "chat_instance": str(chat_id),
+                "data": data,
+            }
+        }
+    )
+
+
+async def test_command_menu_is_set_at_start_with_every_command(running_bot: RunningBot) -> None:
+    menu = {c["command"] for c in running_bot.emulator.commands}
+    assert menu == {c.name for c in registry() if c.menu and not c.admin_only}
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("/start", "capgap"),
+        ("/help", "/target LEVEL [index]"),
+        ("/standing", "Russell 2000 vs S&P 500"),
+        ("/standing 10y", "▸10Y"),
+        ("/etf 25000 20", "VTWO instead of IWM keeps"),
+        ("/gap", "not available"),
+        ("/target 3000", "needs +55.95% to reach 3,000"),
+        ("/target 3000 russell", "needs +55.95%"),
+    ],
+)
+async def test_every_command_answers_in_html(running_bot: RunningBot, text: str, expect: str) -> None:
+    call = await running_bot.ask(CHAT, text)
+    assert call.method == "sendMessage" and call.params["parse_mode"] == "HTML"
+    sent = running_bot.emulator.sent_to(CHAT)[-1]
+    assert expect in sent.plain_text
+
+
+async def test_chart_is_uploaded_as_a_png_with_a_caption(running_bot: RunningBot) -> None:
+    call = await running_bot.ask(CHAT, "/chart 5y")
+    assert call.method == "sendPhoto"
+    sent = running_bot.emulator.sent_to(CHAT)[-1]
+    assert sent.photo is not None and sent.photo.startswith(b"\x89PNG\r\n\x1a\n")
+    assert "rebased to 100" in sent.caption
+
+
+async def test_period_keyboard_edits_the_standing_message(running_bot: RunningBot) -> None:
+    emu = running_bot.emulator
+    await running_bot.ask(CHAT, "/standing")
+    first = emu.sent_to(CHAT)[-1]
+    buttons = [b["callback_data"] for row in first.reply_markup["inline_keyboard"] for b in row]
+    assert "standing:10y" in buttons
+    callback_id = emu.press_button(CHAT, first.message_id, "standing:10y")
+    (edit,) = await emu.wait_for(chat_id=CHAT, method="editMessageText")
+    assert edit.params["message_id"] == first.message_id
+    assert "▸10Y" in emu.chat_messages(CHAT)[-1].plain_text
+    await emu.wait_for(method="answerCallbackQuery")
+    assert callback_id in emu.callback_answers
+
+
+async def test_a_forged_period_button_is_refused_without_editing(running_bot: RunningBot) -> None:
+    emu = running_bot.emulator
+    await running_bot.ask(CHAT, "/standing")
+    first = emu.sent_to(CHAT)[-1]
+    forge_press(emu, CHAT, first.message, "standing:99y")
+    (edit,) = await emu.wait_for(chat_id=CHAT, method="editMessageText")
+    assert "no longer valid" in edit.params["text"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("/standing 7q", "I don't know the period"),
+        ("/target abc", "is not an index level"),
+        ("/etf -5", "is not an amount of money"),
+        ("/nosuchcommand", "Send /help"),
+        ("hello there", "Send /help"),
+    ],
+)
+async def test_bad_input_gets_a_specific_reply(running_bot: RunningBot, text: str, expect: str) -> None:
+    await running_bot.ask(CHAT, text)
+    assert expect in running_bot.emulator.sent_to(CHAT)[-1].plain_text
+
+
+async def test_market_source_down_is_reported_not_silent(running_bot: RunningBot) -> None:
+    from market.model import MarketUnavailable
+
+    class Down:
+        name = "Yahoo Finance"
+
+        def fetch(self, symbols, since=None):  # type: ignore[no-untyped-def]
+            raise MarketUnavailable("Yahoo did not answer (timeout)")
+
+        def fetch_funds(self, symbols):  # type: ignore[no-untyped-def]
+            raise MarketUnavailable("Yahoo did not answer (timeout)")
+
+    market = running_bot.services.market
+    market.cache.db.execute("DELETE FROM closes")
+    market.source = Down()
+    market.refresh_prices()
+    await running_bot.ask(CHAT, "/standing")
+    text = running_bot.emulator.sent_to(CHAT)[-1].plain_text
+    assert "Market data is unavailable right now" in text and "timeout" in text
+
+
+async def test_an_unexpected_error_is_logged_and_the_user_told(
+    running_bot: RunningBot, caplog: pytest.LogCaptureFixture
+) -> None:
+    running_bot.services.market._snapshot = "not a snapshot"  # type: ignore[assignment]
+    await running_bot.ask(CHAT, "/standing")
+    assert "something went wrong" in running_bot.emulator.sent_to(CHAT)[-1].plain_text
+    assert any("unhandled error" in r.getMessage() for r in caplog.records)
