@@ -44,7 +44,9 @@ def gap_series(snapshot: MarketSnapshot) -> pd.Series | None:
     history = metrics.gap_history(snapshot.funds, IWM.symbol, SPY.symbol)
     if not history:
         return None
-    return pd.Series([p.gap for p in history], index=pd.DatetimeIndex([pd.Timestamp(p.as_of) for p in history]))
+    return pd.Series(
+        [p.gap for p in history], index=pd.DatetimeIndex([pd.Timestamp(p.as_of) for p in history])
+    )
 
 
 def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[dict[str, Observation], str]:
@@ -62,7 +64,11 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
     if session is not None:
         quotes = {s: q for s, q in snapshot.quotes.items() if s in snapshot.closes.columns}
         observed = live_observations(
-            snapshot.closes, quotes, session, keys=keys, now=now,
+            snapshot.closes,
+            quotes,
+            session,
+            keys=keys,
+            now=now,
             previous_session=calendar.previous_session(session),
         )
         mode = "live"
@@ -111,7 +117,9 @@ def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> R
             start, end = day_bounds(_local_day(now, zone), zone)
             sent_today = store.alerts_queued_on(chat_id, start, end)
             if sent_today < DAILY_ALERT_LIMIT:
-                messages.append((chat_id, alert_text(hits, snapshot, observed, source=snapshot.source), "alert"))
+                messages.append(
+                    (chat_id, alert_text(hits, snapshot, observed, source=snapshot.source), "alert")
+                )
             elif not store.limit_notice_queued_on(chat_id, start, end):
                 messages.append((chat_id, limit_text(DAILY_ALERT_LIMIT), "limit"))
             else:

@@ -114,6 +114,8 @@ FIRED_COLUMNS: tuple[str, ...] = (
 )
 
 _EPOCH = date(1970, 1, 1)
+_EPOCH_UTC = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 _NS_PER_DAY = 86_400 * 10**9
 _SOURCE_NAMES = ("live", "close")  # indexed by is_close
 
@@ -273,7 +275,7 @@ def _utc_ns(moment: datetime | None) -> np.datetime64:
 def _epoch_ns(moment: datetime) -> int:
     if moment.tzinfo is None:
         raise ValueError(f"times must be timezone-aware, got {moment!r}")
-    return int(pd.Timestamp(moment).as_unit("ns").value)
+    return (moment - _EPOCH_UTC) // _MICROSECOND * 1000  # datetimes are exact to the microsecond
 
 
 # --- evaluation ----------------------------------------------------------------------------------------
@@ -455,9 +457,13 @@ def apply_state(rules: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
     positions = rules.index.get_indexer(state.index)
     if (positions < 0).any():
         raise KeyError("the state holds rule ids that are not in the rules frame")
-    updated = rules.copy()
-    for column in STATE_COLUMNS:
-        values = rules[column].to_numpy().copy()
-        values[positions] = state[column].to_numpy()
-        updated[column] = values
-    return updated
+    columns: dict[str, Any] = {}
+    for column in rules.columns:
+        if column in STATE_COLUMNS:
+            values = rules[column].to_numpy().copy()
+            values[positions] = state[column].to_numpy()
+            columns[column] = values
+        else:
+            columns[column] = rules[column]
+    # copy=False: the untouched columns are shared, not copied (pandas copy-on-write keeps ``rules`` safe).
+    return pd.DataFrame(columns, index=rules.index, copy=False)

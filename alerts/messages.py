@@ -45,7 +45,11 @@ def _what(hit: Mapping[str, Any]) -> str:
     if kind == "move":
         return f"{name} moved {float(hit['level']):g}% or more today"
     if kind == "high":
-        return f"{name} set a new all-time closing high" if hit["source"] == "close" else f"{name} is above its all-time high"
+        return (
+            f"{name} set a new all-time closing high"
+            if hit["source"] == "close"
+            else f"{name} is above its all-time high"
+        )
     if kind == "shift":
         return f"{name} moved {float(hit['level']):g} points or more since the last alert"
     return name
@@ -57,7 +61,7 @@ def _name(key: str) -> str:
     if key == GAP_KEY:
         return "The valuation gap"
     if key.startswith(LEAD_PREFIX):
-        return f"The Russell's lead over the S&amp;P ({key[len(LEAD_PREFIX):].upper()})"
+        return f"The Russell's lead over the S&amp;P ({key[len(LEAD_PREFIX) :].upper()})"
     symbol, _ = parse_key(key)
     return by_symbol(symbol).name if symbol else key
 
@@ -109,7 +113,11 @@ def alert_text(
         context = _context(key, snapshot, observed)
         if context:
             lines.append(context)
-        tail = "This was a one-time alert; it is now deleted." if hit.get("once") else f"/delete {int(hit['group_id'])} to stop it"
+        tail = (
+            "This was a one-time alert; it is now deleted."
+            if hit.get("once")
+            else f"/delete {int(hit['group_id'])} to stop it"
+        )
         lines.append(f"<i>{tail}</i>")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)

@@ -22,6 +22,7 @@ against the closes.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -204,13 +205,18 @@ def observations_at(
     else:
         row = source
         stamp = pd.Timestamp(row.name)  # type: ignore[arg-type]
-    session = stamp.date()
+    return close_observations(row.index, row.to_numpy(dtype="float64"), stamp.date(), at=at)
+
+
+def close_observations(
+    keys: Iterable[object], values: Iterable[float], session: date, *, at: datetime | None = None
+) -> dict[str, Observation]:
+    """Close observations of ``session`` from parallel keys and values, leaving out unknown values."""
     moment = at or close_time(session)
-    values = row.to_numpy(dtype="float64")
     return {
         str(key): Observation(str(key), float(value), moment, session, True)
-        for key, value in zip(row.index, values, strict=True)
-        if np.isfinite(value)
+        for key, value in zip(keys, values, strict=True)
+        if math.isfinite(value)
     }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from alerts.evaluate import apply_state, evaluate, rule_rows, rules_frame
-from alerts.observations import close_time, derived_series, observations_at, parse_key
+from alerts.observations import close_observations, close_time, derived_series, observations_at, parse_key
 from alerts.rules import RuleSpec
 
 
@@ -88,14 +88,18 @@ def replay(
     rules = rules_frame(rows)
 
     alerts: list[FiredAlert] = []
-    for day in dates[dates >= pd.Timestamp(start)]:
-        observations = observations_at(series, day)
-        evaluation = evaluate(rules, observations, close_time(day.date()))
+    stepping = series.loc[series.index >= pd.Timestamp(start)]
+    keys = list(stepping.columns)
+    for day, values in zip(stepping.index, stepping.to_numpy(), strict=True):
+        session = day.date()
+        evaluation = evaluate(rules, close_observations(keys, values, session), close_time(session))
         rules = apply_state(rules, evaluation.state)
+        if evaluation.fired.empty:
+            continue
         for hit in evaluation.fired.to_dict("records"):
             alerts.append(
                 FiredAlert(
-                    session=hit["session"],
+                    session=hit["session"].date(),
                     time=hit["time"].to_pydatetime(),
                     rule=texts[int(hit["rule_id"])],
                     rule_id=int(hit["rule_id"]),

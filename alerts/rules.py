@@ -301,7 +301,7 @@ def _parse_level_rule(
     if target == RATIO:
         level = _plain_level(raw, "The ratio", RATIO_RANGE, hint="a plain number like 0.40, not a percent")
         return RuleSpec(target, verb, level, mode="live"), rest
-    level = _plain_level(raw, f"A {by_symbol(target).short} level", PRICE_RANGE, hint="a price in points")
+    level = _plain_level(raw, f"The {by_symbol(target).short} level", PRICE_RANGE, hint="a price in points")
     return RuleSpec(target, verb, level, mode="live"), rest
 
 

@@ -158,11 +158,18 @@ class AlertStore:
             existing = self.chat(chat_id)
             if existing is None:
                 self.db["chats"].insert(
-                    {"chat_id": chat_id, "type": chat_type, "zone": "America/New_York", "active": 1,
-                     "created_at": _iso(now)}
+                    {
+                        "chat_id": chat_id,
+                        "type": chat_type,
+                        "zone": "America/New_York",
+                        "active": 1,
+                        "created_at": _iso(now),
+                    }
                 )
             elif not existing.active:
-                self.db.execute("UPDATE chats SET active = 1, deactivated_at = NULL WHERE chat_id = ?", [chat_id])
+                self.db.execute(
+                    "UPDATE chats SET active = 1, deactivated_at = NULL WHERE chat_id = ?", [chat_id]
+                )
 
     def chat(self, chat_id: int) -> Chat | None:
         row = self.db.execute(
@@ -235,7 +242,12 @@ class AlertStore:
                 raise QuotaExceeded(f"a chat can keep at most {MAX_GROUPS_PER_CHAT} alerts")
             first_id = int(self.db.execute("SELECT COALESCE(MAX(rule_id), 0) + 1 FROM rules").fetchone()[0])
             rows, start = rule_rows(
-                spec, current, first_rule_id=first_id, chat_id=chat_id, created_at=now, all_time_high=all_time_high
+                spec,
+                current,
+                first_rule_id=first_id,
+                chat_id=chat_id,
+                created_at=now,
+                all_time_high=all_time_high,
             )
             records = [self._record(row, spec, now) for row in rows]
             with self.db.atomic():
@@ -267,8 +279,17 @@ class AlertStore:
         for group_id, spec, kind, armed, paused, last_value, last_fired_at, expires_at, key, level in rows:
             entry = groups.setdefault(
                 group_id,
-                {"id": group_id, "spec": spec, "armed": [], "paused": bool(paused), "last_value": last_value,
-                 "last_fired_at": last_fired_at, "expires_at": expires_at, "key": key, "level": level},
+                {
+                    "id": group_id,
+                    "spec": spec,
+                    "armed": [],
+                    "paused": bool(paused),
+                    "last_value": last_value,
+                    "last_fired_at": last_fired_at,
+                    "expires_at": expires_at,
+                    "key": key,
+                    "level": level,
+                },
             )
             entry["armed"].append(bool(armed))
             if last_fired_at and (entry["last_fired_at"] or "") < last_fired_at:
@@ -324,8 +345,13 @@ class AlertStore:
 
     def record_observations(self, observations: Iterable[Observation]) -> None:
         rows = [
-            {"key": o.key, "session": o.session.isoformat(), "time": _iso(o.time), "value": o.value,
-             "is_close": int(o.is_close)}
+            {
+                "key": o.key,
+                "session": o.session.isoformat(),
+                "time": _iso(o.time),
+                "value": o.value,
+                "is_close": int(o.is_close),
+            }
             for o in observations
             if not o.stale
         ]
@@ -352,8 +378,15 @@ class AlertStore:
             for rule_id, row in zip(state.index, state.itertuples(index=False), strict=True)
         ]
         outbox = [
-            {"chat_id": chat_id, "text": text, "kind": kind, "created_at": stamp, "due_at": stamp,
-             "attempts": 0, "status": "pending"}
+            {
+                "chat_id": chat_id,
+                "text": text,
+                "kind": kind,
+                "created_at": stamp,
+                "due_at": stamp,
+                "attempts": 0,
+                "status": "pending",
+            }
             for chat_id, text, kind in messages
         ]
         with self._write:
@@ -377,8 +410,15 @@ class AlertStore:
     def queue(self, chat_id: int, text: str, kind: str, now: datetime) -> None:
         with self._write, self.db.atomic():
             self.db["outbox"].insert(
-                {"chat_id": chat_id, "text": text, "kind": kind, "created_at": _iso(now), "due_at": _iso(now),
-                 "attempts": 0, "status": "pending"}
+                {
+                    "chat_id": chat_id,
+                    "text": text,
+                    "kind": kind,
+                    "created_at": _iso(now),
+                    "due_at": _iso(now),
+                    "attempts": 0,
+                    "status": "pending",
+                }
             )
 
     # --- outbox ----------------------------------------------------------------------------------------
@@ -431,7 +471,6 @@ class AlertStore:
             [chat_id, _iso(day_start), _iso(day_end)],
         ).fetchone()
         return row is not None
-
 
 
 def _real(value: float) -> float | None:

@@ -6,6 +6,7 @@ Imports stay inside the subcommands so ``capgap --help`` answers without loading
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from datetime import date
 from pathlib import Path
@@ -70,13 +71,14 @@ def load() -> Config:
 
 
 def cmd_run(config: Config) -> int:
+    token = config.require_token()  # before any heavy import: a missing token fails at once
+
     from telegram import Update
 
     from bot.app import build_app
     from bot.logs import setup_logging
     from bot.services import build_services
 
-    token = config.require_token()
     setup_logging(config.log_level, [token.reveal()])
     services = build_services(config)
     application = build_app(config, services)
@@ -97,6 +99,9 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
         name, arguments = core.parse_command_line(args.text)
     except core.UsageError as exc:
         return fail(str(exc))
+    if core.find(name) is None:  # no need to load any market data to say so
+        print(plain(core.unknown(name).text))
+        return 0
     # An "as of" answer is computed from scratch in memory, so it never mixes with the live cache.
     services = build_services(config, as_of=args.as_of, db_path=":memory:" if args.as_of else None)
     try:
@@ -144,6 +149,8 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # PTB 22: RetryAfter.retry_after as a timedelta (the coming default), without a deprecation warning.
+    os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = parser().parse_args(argv)
     from bot.config import ConfigError
 

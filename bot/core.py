@@ -93,8 +93,14 @@ async def answer(request: Request) -> Answer:
     """Run the command named in ``request`` and return its answer, usage errors included."""
     command = find(request.command)
     if command is None or (command.admin_only and not request.services.is_admin(request.user_id)):
-        return Answer(f"I don't know /{request.command}. Send /help to see what I can do.")
+        return unknown(request.command)
     return await run(request, command.handler)
+
+
+def unknown(name: str) -> Answer:
+    from bot.format import esc
+
+    return Answer(f"I don't know /{esc(name[:32])}. Send /help to see what I can do.")
 
 
 async def run(request: Request, handler: Handler) -> Answer:

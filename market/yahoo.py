@@ -345,7 +345,11 @@ def _finite(value: object) -> float | None:
 
 
 def _expense_fraction(value: object) -> float | None:
-    """A yearly expense ratio as a fraction; Yahoo's 0 means "not reported", not a free fund."""
+    """A yearly expense ratio as a fraction, or None.
+
+    0 counts as not reported (Yahoo leaves gaps as 0, and no fund capgap follows is free); a value at
+    or above ``EXPENSE_RATIO_CEILING`` is a percent in a fraction's place.
+    """
     fraction = _finite(value)
     if fraction is None or not 0 < fraction < EXPENSE_RATIO_CEILING:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, date, datetime
@@ -13,6 +14,10 @@ import pytest_asyncio
 from bot.config import Config, Secret
 from bot.services import Services, build_services
 from market.csv_source import CsvSource
+
+# PTB 22 hands out RetryAfter.retry_after as a timedelta under this flag and warns without it; the bot
+# sets it at start too (bot/cli.py), so tests see what production sees.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Clearly fake, and not shaped like a real token (digits, colon, 35 characters).

@@ -831,8 +831,14 @@ class TelegramEmulator:
         self._messages.setdefault(chat_id, {})[message["message_id"]] = _StoredMessage(message, None)
         return self.queue_update({kind: message})
 
-    def press_button(self, chat_id: int, message_id: int, data: str, *, user_id: int | None = None) -> str:
-        """Queue a press on an inline button of a bot message; returns the callback query id."""
+    def press_button(
+        self, chat_id: int, message_id: int, data: str, *, user_id: int | None = None, forged: bool = False
+    ) -> str:
+        """Queue a press on an inline button of a bot message; returns the callback query id.
+
+        ``forged=True`` sends ``data`` even though no button carries it, as a tampering client can:
+        Telegram relays whatever callback data the client sends.
+        """
         stored = self._messages.get(chat_id, {}).get(message_id)
         if stored is None or stored.latest is None:
             raise ValueError(f"the bot has no message {message_id} in chat {chat_id}")
@@ -841,7 +847,7 @@ class TelegramEmulator:
             for row in (stored.message.get("reply_markup") or {}).get("inline_keyboard", [])
             for button in row
         ]
-        if not any(button.get("callback_data") == data for button in buttons):
+        if not forged and not any(button.get("callback_data") == data for button in buttons):
             offered = [button.get("callback_data") for button in buttons]
             raise ValueError(f"message {message_id} has no button with data {data!r}; it offers {offered}")
         chat = stored.message["chat"]
@@ -894,8 +900,11 @@ class TelegramEmulator:
             await response.read()
             status = response.status
         if 200 <= status < 300 and "update_id" in update:
-            # Telegram forgets an update once the webhook has taken it.
-            self._pending = deque(u for u in self._pending if u["update_id"] != update["update_id"])
+            # Telegram forgets an update once the webhook has taken it; deliveries in order stay O(1).
+            if self._pending and self._pending[0]["update_id"] == update["update_id"]:
+                self._pending.popleft()
+            else:
+                self._pending = deque(u for u in self._pending if u["update_id"] != update["update_id"])
         return status
 
     # -- what the bot did ------------------------------------------------------------------------------------
@@ -936,10 +945,12 @@ class TelegramEmulator:
     ) -> list[ApiCall]:
         """Wait until ``count`` matching calls, not returned by an earlier wait_for, have arrived."""
         wanted_method = method.lower() if method else None
-        if wanted_method:
-            index = self._calls_by_method.setdefault(wanted_method, _CallIndex())
-        elif chat_id is not None:
+        # A chat's calls are usually far fewer than a method's, so waiting per chat stays cheap after a
+        # broadcast to thousands of chats.
+        if chat_id is not None:
             index = self._calls_by_chat.setdefault(chat_id, _CallIndex())
+        elif wanted_method:
+            index = self._calls_by_method.setdefault(wanted_method, _CallIndex())
         else:
             index = self._calls_not_polling
 
@@ -963,12 +974,14 @@ class TelegramEmulator:
                         call = index.calls[position]
                         position += 1
                         if call.seq not in self._handed_out and matches(call):
+                            # Reserved now so that a concurrent wait_for cannot return it too.
+                            self._handed_out.add(call.seq)
                             found.append(call)
                     if len(found) >= count:
-                        self._handed_out.update(call.seq for call in found)
                         return found
                     await self._calls_signal.wait()
         except TimeoutError:
+            self._handed_out.difference_update(call.seq for call in found)
             raise AssertionError(self._describe_timeout(found, count, chat_id, method, ok, timeout)) from None
 
     async def wait_until_polling(self, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - as wait_for

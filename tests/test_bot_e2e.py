@@ -10,25 +10,6 @@ from tests.conftest import RunningBot
 CHAT = 1001
 
 
-def forge_press(emu, chat_id: int, message: dict, data: str) -> None:  # type: ignore[no-untyped-def]
-    """A callback query with data no button of the message offers, as a tampering client could send."""
-    emu.queue_update(
-        {
-            "callback_query": {
-                "id": f"forged-{data}",
-                "from": {"id": chat_id, "is_bot": False, "first_name": "Mallory"},
-                "message": message,
-                "chat_instance": str(chat_id),
-                "data": data,
-            }
-        }
-    )
-
-
-async def test_command_menu_is_set_at_start_with_every_command(running_bot: RunningBot) -> None:
-    menu = {c["command"] for c in running_bot.emulator.commands}
-    assert menu == {c.name for c in registry() if c.menu and not c.admin_only}
-
 
 @pytest.mark.parametrize(
     ("text", "expect"),
@@ -76,7 +57,7 @@ async def test_a_forged_period_button_is_refused_without_editing(running_bot: Ru
     emu = running_bot.emulator
     await running_bot.ask(CHAT, "/standing")
     first = emu.sent_to(CHAT)[-1]
-    forge_press(emu, CHAT, first.message, "standing:99y")
+    emu.press_button(CHAT, first.message_id, "standing:99y", forged=True)
     (edit,) = await emu.wait_for(chat_id=CHAT, method="editMessageText")
     assert "no longer valid" in edit.params["text"]
 

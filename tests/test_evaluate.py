@@ -501,6 +501,8 @@ def run_vectorised(
 
 
 PROPERTY = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# Evaluating each rule alone as well multiplies the work by the number of rules.
+PROPERTY_ALONE = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @PROPERTY
@@ -518,7 +520,7 @@ def test_vectorised_evaluation_equals_the_oracle_on_random_rules_and_series(
         rules = oracle.apply_changes(rules, expected_changes)
 
 
-@PROPERTY
+@PROPERTY_ALONE
 @given(random_rules(), random_steps())
 def test_rules_evaluated_together_give_what_each_gives_alone(
     rules: list[dict[str, Any]], steps: list[tuple[datetime, dict[str, Observation]]]

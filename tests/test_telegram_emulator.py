@@ -168,16 +168,16 @@ async def test_offset_confirms_updates_so_they_are_not_delivered_again(
     first = emu.user_message(1, "one")
     emu.user_message(1, "two")
     async with bot_for(emu) as bot:
+        limited = await bot.get_updates(limit=1, timeout=0)
         unconfirmed = await bot.get_updates(timeout=0)
         again = await bot.get_updates(timeout=0)
         after_first = await bot.get_updates(offset=first["update_id"] + 1, timeout=0)
         after_all = await bot.get_updates(offset=after_first[-1].update_id + 1, timeout=0)
-        limited = await bot.get_updates(limit=1, timeout=0)
+    assert [u.update_id for u in limited] == [first["update_id"]]
     assert [u.update_id for u in again] == [u.update_id for u in unconfirmed]
     assert len(unconfirmed) == 2
     assert [u.message.text for u in after_first if u.message] == ["two"]
     assert after_all == ()
-    assert limited == ()
     assert emu.pending_updates == []
 
 
@@ -342,7 +342,7 @@ async def test_editing_with_the_same_text_is_not_modified_and_unknown_ids_are_no
         edited = await bot.edit_message_text("RUT 2000", chat_id=3, message_id=message.message_id)
         with pytest.raises(BadRequest, match="Message to edit not found"):
             await bot.edit_message_text("x", chat_id=3, message_id=999)
-    assert isinstance(edited, type(message))
+    assert edited.text == "RUT 2000"
     assert edited.entities == ()
     assert edited.edit_date is not None
 

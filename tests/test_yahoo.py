@@ -264,7 +264,10 @@ def test_a_refresh_costs_one_chart_request_per_symbol_whatever_the_history_lengt
 ):
     yahoo_source.fetch(ALL_SYMBOLS, since=date(2026, 3, 1))  # first contact: cookie, crumb, timezones
     first = yahoo_replay.requests
-    assert Counter(r.path for r in first if not r.path.startswith("/v8/")) == {"/": 1, "/v1/test/getcrumb": 1}
+    assert Counter((r.host, r.path) for r in first if not r.path.startswith("/v8/")) == {
+        ("fc.yahoo.com", "/"): 1,
+        ("query1.finance.yahoo.com", "/v1/test/getcrumb"): 1,
+    }
     assert Counter(r.symbols[0] for r in charts(first)) == dict.fromkeys(ALL_SYMBOLS, 2)
 
     for since in (None, date(2024, 1, 1), date(2026, 3, 6)):
@@ -415,6 +418,14 @@ def test_a_429_on_fund_facts_raises_rate_limited_and_backs_off(
 
 
 # -- the module and the harness ----------------------------------------------------------------------
+
+
+def test_yfinance_keeps_its_cookie_and_timezone_caches_in_the_tests_tmp_path(
+    yahoo_source: YahooSource, tmp_path: Path
+):
+    yahoo_source.fetch(["^RUT"], since=date(2026, 3, 1))
+
+    assert {p.name for p in (tmp_path / "yfinance-cache").glob("*.db")} >= {"cookies.db", "tkr-tz.db"}
 
 
 def test_importing_market_yahoo_does_not_import_yfinance():
