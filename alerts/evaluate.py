@@ -155,7 +155,8 @@ class InitialState:
     """The state a new rule starts in: one ``RowState`` per row of ``parse_rules_for_storage(spec)``.
 
     ``already_holds`` is True when the condition is met at creation (RUT is already above 3,000, or sits
-    at its high, or moved 2% today): the rule then waits for the next crossing, and the bot says so."""
+    at its high, or moved 2% today): the rule then waits for the next crossing, and the bot says so. It is
+    always False for a cross, one of whose two directions is always open."""
 
     rows: tuple[RowState, ...]
     already_holds: bool

@@ -62,14 +62,14 @@ def _name(key: str) -> str:
         return "The valuation gap"
     if key.startswith(LEAD_PREFIX):
         return f"The Russell's lead over the S&amp;P ({key[len(LEAD_PREFIX) :].upper()})"
-    symbol, _ = parse_key(key)
+    _, symbol = parse_key(key)
     return by_symbol(symbol).name if symbol else key
 
 
 def _context(key: str, snapshot: MarketSnapshot, observed: Mapping[str, Observation]) -> str:
     """Today's change, distance from the high, and the equivalent ETF price, where they apply."""
-    symbol, _ = parse_key(key)
-    if symbol is None or symbol not in snapshot.closes.columns:
+    measure, symbol = parse_key(key)
+    if measure not in ("price", "move", "drawdown") or symbol not in snapshot.closes.columns:
         return ""
     parts = []
     move = observed.get(f"{symbol}:move")

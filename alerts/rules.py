@@ -127,7 +127,7 @@ class RuleSpec:
         if self.once:
             parts.append("once")
         if self.uses_band:
-            parts.append(f"band {_plain(self.band * 100)}%")
+            parts.append(f"band {_percent_of(self.band)}%")
         if self.expires_after is not None:
             parts.append(f"for {self.expires_after.days}d")
         return " · ".join(parts)
@@ -164,9 +164,9 @@ class RuleSpec:
         elif self.kind == "shift":
             repeat = "again each time it moves that far from the last alert"
         elif self.kind == "high":
-            repeat = f"again after a pull-back of {_plain(self.band * 100)}% from the high"
+            repeat = f"again after a pull-back of {_percent_of(self.band)}% from the high"
         else:
-            repeat = f"again after it moves back {_plain(self.band * 100)}% past the level"
+            repeat = f"again after it moves back {_percent_of(self.band)}% past the level"
         text = f"Tells you {what}; {when}; {repeat}"
         if self.expires_after is not None:
             text += f"; expires after {self.expires_after.days} days"
@@ -197,14 +197,14 @@ class RuleSpec:
                 )
             name, shown = "valuation gap (the small-cap discount on price-to-book)", f"{_plain(level)}%"
         else:
-            instrument = by_symbol(self.target)
-            name, shown = instrument.name, _plain(level, grouped=True)
+            name = by_symbol(self.target).name
             if self.kind == "move":
                 return f"when the {name} moves {_plain(level)}% or more in a day, up or down"
             if self.kind == "high":
                 return f"when the {name} reaches a new all-time closing high"
             if self.kind == "drawdown":
                 return f"when the {name} is {_plain(level)}% or more below its all-time closing high"
+            shown = _plain(level, grouped=True)
         if self.kind == "above":
             return f"when the {name} reaches {shown} or more"
         if self.kind == "below":
@@ -226,10 +226,22 @@ _WINDOW_WORDS = {
 
 
 def _plain(value: float, *, grouped: bool = False, signed: bool = False) -> str:
-    """A number as a user would write it: no trailing zeros, no float noise (0.3, not
-    0.30000000000000004)."""
-    text = f"{value:{'+' if signed else ''}{',' if grouped else ''}.8f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "+0") else text
+    """A number as a user would write it: the shortest text that reads back as the same float (so a
+    canonical rule parses back exactly), without a trailing ".0"."""
+    text = repr(float(value))
+    if text.endswith(".0"):
+        text = text[:-2]
+    sign = "-" if text.startswith("-") else ("+" if signed else "")
+    digits = text.lstrip("-")
+    if grouped:
+        whole, dot, fraction = digits.partition(".")
+        digits = f"{int(whole):,}{dot}{fraction}"
+    return "0" if digits == "0" else sign + digits
+
+
+def _percent_of(fraction: float) -> str:
+    """A band as a percent; rounded, because 0.003 × 100 is 0.30000000000000004 in floating point."""
+    return _plain(round(fraction * 100, 8))
 
 
 # --- parsing -------------------------------------------------------------------------------------------

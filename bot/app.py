@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,10 @@ log = logging.getLogger(__name__)
 
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
+    services: Services = application.bot_data["services"]
+    # Answer the first command from a current cache: fetch what is missing (a failure leaves what is cached
+    # and the refresh job retries).
+    await asyncio.to_thread(services.market.ensure_loaded)
     await application.bot.set_my_commands(menu(registry()))
 
 

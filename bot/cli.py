@@ -80,7 +80,7 @@ def cmd_run(config: Config) -> int:
     from bot.services import build_services
 
     setup_logging(config.log_level, [token.reveal()])
-    services = build_services(config)
+    services = build_services(config, as_of=config.as_of)
     application = build_app(config, services)
     application.run_polling(poll_interval=0, allowed_updates=Update.ALL_TYPES)
     return 0

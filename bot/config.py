@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 DEFAULT_API = "https://api.telegram.org"
@@ -57,6 +58,7 @@ class Config:
     log_level: str = "INFO"
     poll_seconds: int = DEFAULT_POLL_SECONDS
     rate_limit: int = 30  # messages a second across all chats; 0 turns the limiter off
+    as_of: date | None = None  # csv market only: run as if at this date's close (demos, replayed tests)
 
     @property
     def market_kind(self) -> str:
@@ -111,6 +113,16 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     if market.startswith("csv:") and not Path(market[4:]).expanduser().is_dir():
         raise ConfigError(f"CAPGAP_MARKET points at {market[4:]!r}, which is not a directory")
 
+    as_of = None
+    raw_as_of = env.get("CAPGAP_AS_OF", "").strip()
+    if raw_as_of:
+        try:
+            as_of = date.fromisoformat(raw_as_of)
+        except ValueError:
+            raise ConfigError(f"CAPGAP_AS_OF must be a date (YYYY-MM-DD), got {raw_as_of!r}") from None
+        if not market.startswith("csv:"):
+            raise ConfigError("CAPGAP_AS_OF needs CAPGAP_MARKET=csv:DIR (Yahoo only serves the present)")
+
     log_level = (env.get("CAPGAP_LOG_LEVEL", "").strip() or "INFO").upper()
     if log_level not in LOG_LEVELS:
         raise ConfigError(f"CAPGAP_LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
@@ -123,6 +135,7 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
         log_level=log_level,
         poll_seconds=_int_setting(env, "CAPGAP_POLL_SECONDS", DEFAULT_POLL_SECONDS, 15, 86_400),
         rate_limit=_int_setting(env, "CAPGAP_RATE_LIMIT", 30, 0, 10_000),
+        as_of=as_of,
     )
 
 

@@ -45,7 +45,11 @@ async def evaluate_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
     from alerts.engine import run_refresh
 
     services = services_of(context)
-    outcome = await asyncio.to_thread(run_refresh, services.alerts, services.market.snapshot, services.now())
+    # Jobs overlap (a refresh, the close, the fund facts): two passes over the same states would both
+    # see a rule armed and fire it twice, so passes take turns.
+    lock: asyncio.Lock = context.application.bot_data.setdefault("evaluation_lock", asyncio.Lock())
+    async with lock:
+        outcome = await asyncio.to_thread(run_refresh, services.alerts, services.market.snapshot, services.now())
     if outcome.fired:
         log.info("alerts: %d rule(s) fired, %d message(s) queued (%s)", outcome.fired, outcome.queued, outcome.mode)
     await deliver(context)
@@ -120,14 +124,18 @@ async def digests(context: ContextTypes.DEFAULT_TYPE) -> None:
 def schedule_close(application: Application, services: Services) -> None:  # type: ignore[type-arg]
     queue = application.job_queue
     assert queue is not None
-    at = calendar.next_close(services.now()) + calendar.CLOSE_SETTLE
-    queue.run_once(at_close, when=at, name="close", job_kwargs=JOB_DEFAULTS)
+    now = services.now()
+    # Relative, so a clock that speaks for another moment (a replayed market) still schedules correctly.
+    wait = calendar.next_close(now) + calendar.CLOSE_SETTLE - now
+    queue.run_once(at_close, when=wait, name="close", job_kwargs=JOB_DEFAULTS)
 
 
 def schedule_jobs(application: Application, services: Services, poll_seconds: int) -> None:  # type: ignore[type-arg]
     queue = application.job_queue
     assert queue is not None, "python-telegram-bot[job-queue] is required"
-    queue.run_repeating(refresh_prices, interval=poll_seconds, first=0, name="refresh-prices",
+    # post_init has just brought the cache up to date: judge the rules on it now, refresh on the beat.
+    queue.run_once(evaluate_alerts, when=0, name="evaluate-at-start", job_kwargs=JOB_DEFAULTS)
+    queue.run_repeating(refresh_prices, interval=poll_seconds, first=poll_seconds, name="refresh-prices",
                         job_kwargs=JOB_DEFAULTS)
     queue.run_repeating(refresh_funds, interval=3600, first=5, name="refresh-funds", job_kwargs=JOB_DEFAULTS)
     queue.run_repeating(deliver, interval=DRAIN_SECONDS, first=1, name="deliver", job_kwargs=JOB_DEFAULTS)

@@ -33,6 +33,9 @@ class Services:
         return user_id in self.admins
 
     def close(self) -> None:
+        close_source = getattr(self.market.source, "close", None)
+        if close_source is not None:
+            close_source()
         self.market.cache.db.close()
 
 

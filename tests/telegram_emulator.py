@@ -696,6 +696,10 @@ class TelegramEmulator:
 
         # Faults and limits
         self._faults: list[_Fault] = []
+        self._holds: list[tuple[str, int | None]] = []
+        self._release = asyncio.Event()
+        self._held_signal = asyncio.Event()
+        self.held = 0
         self._blocked: set[int | str] = set()
         self._limits: _FloodLimits | None = None
 
@@ -1044,6 +1048,39 @@ class TelegramEmulator:
     def clear_faults(self) -> None:
         self._faults.clear()
 
+    def hold(self, method: str, *, chat_id: int | None = None) -> None:
+        """Keep matching requests waiting, unanswered, until ``release()``: a bot can be killed mid-request."""
+        self._holds.append((method.lower(), chat_id))
+
+    async def wait_held(self, count: int = 1, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109
+        """Wait until ``count`` requests are being held."""
+        try:
+            async with asyncio.timeout(timeout):
+                while self.held < count:
+                    await self._held_signal.wait()
+                    self._held_signal.clear()
+        except TimeoutError:
+            raise AssertionError(f"{self.held} request(s) held after {timeout} s, wanted {count}") from None
+
+    def release(self) -> None:
+        """Let held requests go on (those whose client disconnected are dropped) and hold no more."""
+        self._holds.clear()
+        self._release.set()
+        self._release = asyncio.Event()
+
+    async def _wait_if_held(self, request: web.Request, method: str, chat_id: object) -> bool:
+        if not any(m == method.lower() and (c is None or c == chat_id) for m, c in self._holds):
+            return True
+        release = self._release
+        self.held += 1
+        self._held_signal.set()
+        try:
+            await release.wait()
+        finally:
+            self.held -= 1
+        transport = request.transport
+        return transport is not None and not transport.is_closing()
+
     def block(self, chat_id: int | str) -> None:
         self._blocked.add(chat_id)
 
@@ -1071,6 +1108,10 @@ class TelegramEmulator:
             params = await self._read_params(request)
             if entry is None:
                 raise _bad(f'method "{asked}" not found')
+            if self._holds and not await self._wait_if_held(request, method, params.get("chat_id")):
+                # The client went away while the request was held (the bot was killed): like a request
+                # Telegram never received, it changes nothing.
+                return web.Response(status=499)
             self._inject_faults(method, params.get("chat_id"))
             if method in _CHAT_WRITE_METHODS and params.get("chat_id") in self._blocked:
                 raise ApiError(403, BLOCKED)

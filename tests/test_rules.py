@@ -48,6 +48,7 @@ def test_every_rule_form_parses_to_its_target_kind_level_and_key(
 ) -> None:
     spec = parse_rule(text)
     assert (spec.target, spec.kind, spec.level, spec.window, spec.key) == (target, kind, level, window, key)
+    assert spec.describe().startswith("Tells you when")
 
 
 @pytest.mark.parametrize("window", ["1w", "1m", "3m", "6m", "ytd", "1y", "3y", "5y", "10y"])
