@@ -108,7 +108,8 @@ def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> R
     if len(fired):
         specs = store.specs(int(i) for i in fired["rule_id"])
         by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for hit in fired.to_dict("records"):
+        for record in fired.to_dict("records"):
+            hit = {str(k): v for k, v in record.items()}
             hit["spec"] = specs.get(int(hit["rule_id"]), "")
             by_chat[int(hit["chat_id"])].append(hit)
         for chat_id, hits in by_chat.items():

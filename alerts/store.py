@@ -46,7 +46,7 @@ class QuotaExceeded(Exception):
 
 
 def _m001_alerts(db: sqlite_utils.Database) -> None:
-    db["chats"].create(
+    db.table("chats").create(
         {
             "chat_id": int,
             "type": str,
@@ -61,7 +61,7 @@ def _m001_alerts(db: sqlite_utils.Database) -> None:
         defaults={"active": 1, "zone": "America/New_York"},
         if_not_exists=True,
     )
-    db["rules"].create(
+    db.table("rules").create(
         {
             "rule_id": int,
             "chat_id": int,
@@ -87,14 +87,14 @@ def _m001_alerts(db: sqlite_utils.Database) -> None:
         pk="rule_id",
         if_not_exists=True,
     )
-    db["rules"].create_index(["chat_id"], if_not_exists=True)
-    db["rules"].create_index(["status"], if_not_exists=True)
-    db["observations"].create(
+    db.table("rules").create_index(["chat_id"], if_not_exists=True)
+    db.table("rules").create_index(["status"], if_not_exists=True)
+    db.table("observations").create(
         {"key": str, "session": str, "time": str, "value": float, "is_close": int},
         pk=("key", "session", "is_close"),
         if_not_exists=True,
     )
-    db["outbox"].create(
+    db.table("outbox").create(
         {
             "id": int,
             "chat_id": int,
@@ -112,8 +112,8 @@ def _m001_alerts(db: sqlite_utils.Database) -> None:
         defaults={"attempts": 0, "status": "pending", "kind": "alert"},
         if_not_exists=True,
     )
-    db["outbox"].create_index(["status", "due_at"], if_not_exists=True)
-    db["outbox"].create_index(["chat_id", "created_at"], if_not_exists=True)
+    db.table("outbox").create_index(["status", "due_at"], if_not_exists=True)
+    db.table("outbox").create_index(["chat_id", "created_at"], if_not_exists=True)
 
 
 MIGRATIONS: list[Migration] = [("alerts-001-tables", _m001_alerts)]
@@ -157,7 +157,7 @@ class AlertStore:
         with self._write, self.db.atomic():
             existing = self.chat(chat_id)
             if existing is None:
-                self.db["chats"].insert(
+                self.db.table("chats").insert(
                     {
                         "chat_id": chat_id,
                         "type": chat_type,
@@ -217,7 +217,8 @@ class AlertStore:
         if frame.empty:
             return rules_frame([])
         frame["expires_at"] = [None if v is None else datetime.fromisoformat(v) for v in frame["expires_at"]]
-        return rules_frame(frame.to_dict("records"))
+        records: list[dict[str, Any]] = [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+        return rules_frame(records)
 
     def count_groups(self, chat_id: int) -> int:
         row = self.db.execute(
@@ -252,7 +253,7 @@ class AlertStore:
             records = [self._record(row, spec, now) for row in rows]
             with self.db.atomic():
                 self.register_chat(chat_id, now=now)
-                self.db["rules"].insert_all(records, pk="rule_id")
+                self.db.table("rules").insert_all(records, pk="rule_id")
             self.rules = pd.concat([self.rules, rules_frame(rows)]) if len(self.rules) else rules_frame(rows)
             self.rules["key"] = self.rules["key"].astype("category")
             return first_id, start
@@ -357,7 +358,7 @@ class AlertStore:
         ]
         if rows:
             with self._write, self.db.atomic():
-                self.db["observations"].upsert_all(rows, pk=("key", "session", "is_close"))
+                self.db.table("observations").upsert_all(rows, pk=("key", "session", "is_close"))
 
     def commit(self, evaluation: Evaluation, messages: Sequence[tuple[int, str, str]], now: datetime) -> None:
         """Write the new rule states and queue ``messages`` (chat_id, text, kind) in one transaction."""
@@ -366,16 +367,25 @@ class AlertStore:
         stamp = _iso(now)
         updates = [
             (
-                STATUS_NAMES[int(row.status)],
-                int(bool(row.armed)),
-                _real(row.reference),
-                _real(row.last_value),
-                int(row.last_fired_session),
-                int(row.last_session),
+                STATUS_NAMES[int(status)],
+                int(bool(armed)),
+                _real(float(reference)),
+                _real(float(last_value)),
+                int(last_fired),
+                int(last_session),
                 stamp if int(rule_id) in fired_ids else None,
                 int(rule_id),
             )
-            for rule_id, row in zip(state.index, state.itertuples(index=False), strict=True)
+            for rule_id, status, armed, reference, last_value, last_fired, last_session in zip(
+                state.index.to_numpy(),
+                state["status"].to_numpy(),
+                state["armed"].to_numpy(),
+                state["reference"].to_numpy(),
+                state["last_value"].to_numpy(),
+                state["last_fired_session"].to_numpy(),
+                state["last_session"].to_numpy(),
+                strict=True,
+            )
         ]
         outbox = [
             {
@@ -399,7 +409,7 @@ class AlertStore:
                         updates,
                     )
                 if outbox:
-                    self.db["outbox"].insert_all(outbox)
+                    self.db.table("outbox").insert_all(outbox)
             present = state.index.intersection(self.rules.index)
             if len(present):
                 self.rules = apply_state(self.rules, state.loc[present, list(STATE_COLUMNS)])
@@ -409,7 +419,7 @@ class AlertStore:
 
     def queue(self, chat_id: int, text: str, kind: str, now: datetime) -> None:
         with self._write, self.db.atomic():
-            self.db["outbox"].insert(
+            self.db.table("outbox").insert(
                 {
                     "chat_id": chat_id,
                     "text": text,

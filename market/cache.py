@@ -20,17 +20,17 @@ if TYPE_CHECKING:
 
 
 def _m001_market(db: sqlite_utils.Database) -> None:
-    db["closes"].create(
+    db.table("closes").create(
         {"symbol": str, "day": str, "close": float, "source": str, "fetched_at": str},
         pk=("symbol", "day"),
         if_not_exists=True,
     )
-    db["quotes"].create(
+    db.table("quotes").create(
         {"symbol": str, "price": float, "time": str, "previous_close": float, "source": str, "fetched_at": str},
         pk="symbol",
         if_not_exists=True,
     )
-    db["fund_facts"].create(
+    db.table("fund_facts").create(
         {
             "symbol": str,
             "as_of": str,
@@ -43,7 +43,7 @@ def _m001_market(db: sqlite_utils.Database) -> None:
         pk=("symbol", "as_of"),
         if_not_exists=True,
     )
-    db["refreshes"].create(
+    db.table("refreshes").create(
         {"id": int, "kind": str, "at": str, "ok": int, "source": str, "detail": str},
         pk="id",
         if_not_exists=True,
@@ -108,10 +108,11 @@ class MarketCache:
         if settled_through is not None:
             frame = frame[frame.index <= pd.Timestamp(settled_through)]
         long = frame.stack().dropna()
+        days = pd.DatetimeIndex(long.index.get_level_values(0))
         rows = [
-            {"symbol": symbol, "day": day.date().isoformat(), "close": float(value), "source": data.source,
+            {"symbol": str(symbol), "day": day.date().isoformat(), "close": float(value), "source": data.source,
              "fetched_at": fetched}
-            for (day, symbol), value in long.items()
+            for day, symbol, value in zip(days, long.index.get_level_values(1), long.to_numpy(), strict=True)
         ]
         quotes = [
             {"symbol": q.symbol, "price": q.price, "time": q.time.isoformat(), "previous_close": q.previous_close,
@@ -120,9 +121,9 @@ class MarketCache:
         ]
         with self._write, self.db.atomic():
             if rows:
-                self.db["closes"].upsert_all(rows, pk=("symbol", "day"), batch_size=5000)
+                self.db.table("closes").upsert_all(rows, pk=("symbol", "day"), batch_size=5000)
             if quotes:
-                self.db["quotes"].upsert_all(quotes, pk="symbol")
+                self.db.table("quotes").upsert_all(quotes, pk="symbol")
         return len(rows)
 
     def store_funds(self, facts: list[FundFacts], fetched_at: datetime) -> None:
@@ -134,11 +135,11 @@ class MarketCache:
         ]
         if rows:
             with self._write, self.db.atomic():
-                self.db["fund_facts"].upsert_all(rows, pk=("symbol", "as_of"))
+                self.db.table("fund_facts").upsert_all(rows, pk=("symbol", "as_of"))
 
     def record_refresh(self, kind: str, at: datetime, ok: bool, source: str, detail: str = "") -> None:
         with self._write, self.db.atomic():
-            self.db["refreshes"].insert({"kind": kind, "at": at.isoformat(), "ok": int(ok), "source": source,
+            self.db.table("refreshes").insert({"kind": kind, "at": at.isoformat(), "ok": int(ok), "source": source,
                                          "detail": detail[:500]})
             # Keep the log short: it is for health checks, not an archive.
             self.db.execute("DELETE FROM refreshes WHERE id <= (SELECT MAX(id) FROM refreshes) - 1000")

@@ -98,3 +98,6 @@ async def test_alert_is_delivered_once_across_kill_9_between_evaluation_and_deli
     alerts_sent = [c for c in emu.calls_to(CHAT) if c.method == "sendMessage" and c.ok and "🔔" in c.params["text"]]
     assert len(alerts_sent) == 1
     assert [status for status, _ in outbox(db)] == ["sent"]
+    logs = "".join(path.read_text(errors="replace") for path in tmp_path.glob("bot-*.log"))
+    assert "Application started" in logs  # the processes did log, at INFO
+    assert TEST_TOKEN not in logs and TEST_TOKEN.split(":")[1] not in logs
