@@ -69,7 +69,11 @@ def _name(key: str) -> str:
 def _context(key: str, snapshot: MarketSnapshot, observed: Mapping[str, Observation]) -> str:
     """Today's change, distance from the high, and the equivalent ETF price, where they apply."""
     measure, symbol = parse_key(key)
-    if symbol is None or measure not in ("price", "move", "drawdown") or symbol not in snapshot.closes.columns:
+    if (
+        symbol is None
+        or measure not in ("price", "move", "drawdown")
+        or symbol not in snapshot.closes.columns
+    ):
         return ""
     parts = []
     move = observed.get(f"{symbol}:move")

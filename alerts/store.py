@@ -15,7 +15,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from alerts.evaluate import (
-    ACTIVE,
     DONE,
     EXPIRED,
     KIND_NAMES,
@@ -216,8 +215,14 @@ class AlertStore:
         frame = pd.read_sql_query(f"SELECT {columns} FROM rules WHERE status = 'active'", self.db.conn)
         if frame.empty:
             return rules_frame([])
-        frame["expires_at"] = [None if v is None else datetime.fromisoformat(v) for v in frame["expires_at"]]
-        records: list[dict[str, Any]] = [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+        records: list[dict[str, Any]] = [
+            {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
+        ]
+        for record in records:
+            # Converted per record, not as a column: pandas 3 reads a text column of NULLs and strings as
+            # ``str`` with NaN for NULL, and a column mixing None and datetimes turns None into NaT.
+            stamp = record["expires_at"]
+            record["expires_at"] = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
         return rules_frame(records)
 
     def count_groups(self, chat_id: int) -> int:
@@ -272,12 +277,12 @@ class AlertStore:
     def groups(self, chat_id: int) -> list[dict[str, Any]]:
         """The chat's active rules, one entry per group (a cross is one), oldest first."""
         rows = self.db.execute(
-            "SELECT group_id, spec, kind, armed, paused, last_value, last_fired_at, expires_at, key, level "
+            "SELECT group_id, spec, armed, paused, last_value, last_fired_at, expires_at, key, level "
             "FROM rules WHERE chat_id = ? AND status = 'active' ORDER BY group_id, rule_id",
             [chat_id],
         ).fetchall()
         groups: dict[int, dict[str, Any]] = {}
-        for group_id, spec, kind, armed, paused, last_value, last_fired_at, expires_at, key, level in rows:
+        for group_id, spec, armed, paused, last_value, last_fired_at, expires_at, key, level in rows:
             entry = groups.setdefault(
                 group_id,
                 {

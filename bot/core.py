@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any

@@ -17,11 +17,16 @@ def transport(bot: Bot) -> delivery.Transport:
     async def send(chat_id: int, text: str) -> None:
         try:
             await bot.send_message(
-                chat_id, text, parse_mode=ParseMode.HTML, link_preview_options=LinkPreviewOptions(is_disabled=True)
+                chat_id,
+                text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
         except RetryAfter as exc:
             wait = exc.retry_after
-            raise delivery.RetryAfter(wait.total_seconds() if isinstance(wait, timedelta) else float(wait)) from exc
+            raise delivery.RetryAfter(
+                wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
+            ) from exc
         except Forbidden as exc:
             raise delivery.Blocked(str(exc)) from exc
         except ChatMigrated as exc:  # a group became a supergroup: its old id is gone

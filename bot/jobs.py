@@ -49,9 +49,13 @@ async def evaluate_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
     # see a rule armed and fire it twice, so passes take turns.
     lock: asyncio.Lock = context.application.bot_data.setdefault("evaluation_lock", asyncio.Lock())
     async with lock:
-        outcome = await asyncio.to_thread(run_refresh, services.alerts, services.market.snapshot, services.now())
+        outcome = await asyncio.to_thread(
+            run_refresh, services.alerts, services.market.snapshot, services.now()
+        )
     if outcome.fired:
-        log.info("alerts: %d rule(s) fired, %d message(s) queued (%s)", outcome.fired, outcome.queued, outcome.mode)
+        log.info(
+            "alerts: %d rule(s) fired, %d message(s) queued (%s)", outcome.fired, outcome.queued, outcome.mode
+        )
     await deliver(context)
 
 
@@ -95,8 +99,9 @@ async def deliver(context: ContextTypes.DEFAULT_TYPE) -> None:
     if lock.locked():  # a drain is under way; it picks up what is due
         return
     async with lock:
-        report = await drain(services.alerts, transport(context.bot), services.now,
-                             context.application.bot_data["pacer"])
+        report = await drain(
+            services.alerts, transport(context.bot), services.now, context.application.bot_data["pacer"]
+        )
     if report.sent or report.retried or report.blocked or report.failed:
         log.info("delivery: %s", report)
 
@@ -110,7 +115,8 @@ async def digests(context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
     now = services.now()
     due = [
-        chat for chat in services.alerts.chats_with_digest()
+        chat
+        for chat in services.alerts.chats_with_digest()
         if now.astimezone(ZoneInfo(chat.zone)).strftime("%H:%M") == chat.digest_time
     ]
     if not due:
@@ -135,10 +141,16 @@ def schedule_jobs(application: Application, services: Services, poll_seconds: in
     assert queue is not None, "python-telegram-bot[job-queue] is required"
     # post_init has just brought the cache up to date: judge the rules on it now, refresh on the beat.
     queue.run_once(evaluate_alerts, when=0, name="evaluate-at-start", job_kwargs=JOB_DEFAULTS)
-    queue.run_repeating(refresh_prices, interval=poll_seconds, first=poll_seconds, name="refresh-prices",
-                        job_kwargs=JOB_DEFAULTS)
+    queue.run_repeating(
+        refresh_prices,
+        interval=poll_seconds,
+        first=poll_seconds,
+        name="refresh-prices",
+        job_kwargs=JOB_DEFAULTS,
+    )
     queue.run_repeating(refresh_funds, interval=3600, first=5, name="refresh-funds", job_kwargs=JOB_DEFAULTS)
     queue.run_repeating(deliver, interval=DRAIN_SECONDS, first=1, name="deliver", job_kwargs=JOB_DEFAULTS)
-    queue.run_repeating(digests, interval=60, first=60 - services.now().second, name="digests",
-                        job_kwargs=JOB_DEFAULTS)
+    queue.run_repeating(
+        digests, interval=60, first=60 - services.now().second, name="digests", job_kwargs=JOB_DEFAULTS
+    )
     schedule_close(application, services)

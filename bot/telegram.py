@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from datetime import date
 from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
-from telegram.ext import Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ContextTypes,
+    MessageHandler,
+    filters,
+)
 
 from bot import core
 from bot.core import Answer, Command, Request
@@ -25,7 +31,9 @@ def services_of(context: ContextTypes.DEFAULT_TYPE) -> Any:
     return context.application.bot_data["services"]
 
 
-def request_for(update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, args: Iterable[str]) -> Request:
+def request_for(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, args: Iterable[str]
+) -> Request:
     chat = update.effective_chat
     user = update.effective_user
     return Request(
@@ -61,7 +69,11 @@ async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer)
         if fits:
             return
     await bot.send_message(
-        chat_id, answer.text, parse_mode=ParseMode.HTML, reply_markup=markup(answer), link_preview_options=NO_PREVIEW
+        chat_id,
+        answer.text,
+        parse_mode=ParseMode.HTML,
+        reply_markup=markup(answer),
+        link_preview_options=NO_PREVIEW,
     )
 
 
@@ -105,7 +117,10 @@ def add_button_flow(
             return
         try:
             await query.edit_message_text(
-                answer.text, parse_mode=ParseMode.HTML, reply_markup=markup(answer), link_preview_options=NO_PREVIEW
+                answer.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup(answer),
+                link_preview_options=NO_PREVIEW,
             )
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():  # pressing the current choice again is harmless

@@ -26,7 +26,14 @@ def _m001_market(db: sqlite_utils.Database) -> None:
         if_not_exists=True,
     )
     db.table("quotes").create(
-        {"symbol": str, "price": float, "time": str, "previous_close": float, "source": str, "fetched_at": str},
+        {
+            "symbol": str,
+            "price": float,
+            "time": str,
+            "previous_close": float,
+            "source": str,
+            "fetched_at": str,
+        },
         pk="symbol",
         if_not_exists=True,
     )
@@ -86,8 +93,14 @@ class MarketSnapshot:
             value = row[name]
             return None if value is None or value != value else float(value)  # NaN is unknown
 
-        return FundFacts(symbol, row["as_of"], known("expense_ratio"), known("total_assets"),
-                         known("price_to_book"), str(row["source"]))
+        return FundFacts(
+            symbol,
+            row["as_of"],
+            known("expense_ratio"),
+            known("total_assets"),
+            known("price_to_book"),
+            str(row["source"]),
+        )
 
 
 class MarketCache:
@@ -110,13 +123,24 @@ class MarketCache:
         long = frame.stack().dropna()
         days = pd.DatetimeIndex(long.index.get_level_values(0))
         rows = [
-            {"symbol": str(symbol), "day": day.date().isoformat(), "close": float(value), "source": data.source,
-             "fetched_at": fetched}
+            {
+                "symbol": str(symbol),
+                "day": day.date().isoformat(),
+                "close": float(value),
+                "source": data.source,
+                "fetched_at": fetched,
+            }
             for day, symbol, value in zip(days, long.index.get_level_values(1), long.to_numpy(), strict=True)
         ]
         quotes = [
-            {"symbol": q.symbol, "price": q.price, "time": q.time.isoformat(), "previous_close": q.previous_close,
-             "source": data.source, "fetched_at": fetched}
+            {
+                "symbol": q.symbol,
+                "price": q.price,
+                "time": q.time.isoformat(),
+                "previous_close": q.previous_close,
+                "source": data.source,
+                "fetched_at": fetched,
+            }
             for q in data.quotes.values()
         ]
         with self._write, self.db.atomic():
@@ -128,9 +152,15 @@ class MarketCache:
 
     def store_funds(self, facts: list[FundFacts], fetched_at: datetime) -> None:
         rows = [
-            {"symbol": f.symbol, "as_of": f.as_of.isoformat(), "expense_ratio": f.expense_ratio,
-             "total_assets": f.total_assets, "price_to_book": f.price_to_book, "source": f.source,
-             "fetched_at": fetched_at.isoformat()}
+            {
+                "symbol": f.symbol,
+                "as_of": f.as_of.isoformat(),
+                "expense_ratio": f.expense_ratio,
+                "total_assets": f.total_assets,
+                "price_to_book": f.price_to_book,
+                "source": f.source,
+                "fetched_at": fetched_at.isoformat(),
+            }
             for f in facts
         ]
         if rows:
@@ -139,8 +169,9 @@ class MarketCache:
 
     def record_refresh(self, kind: str, at: datetime, ok: bool, source: str, detail: str = "") -> None:
         with self._write, self.db.atomic():
-            self.db.table("refreshes").insert({"kind": kind, "at": at.isoformat(), "ok": int(ok), "source": source,
-                                         "detail": detail[:500]})
+            self.db.table("refreshes").insert(
+                {"kind": kind, "at": at.isoformat(), "ok": int(ok), "source": source, "detail": detail[:500]}
+            )
             # Keep the log short: it is for health checks, not an archive.
             self.db.execute("DELETE FROM refreshes WHERE id <= (SELECT MAX(id) FROM refreshes) - 1000")
 
@@ -171,8 +202,9 @@ class MarketCache:
             closes.columns.name = None
             closes = closes.sort_index()
         quotes = {
-            row["symbol"]: Quote(row["symbol"], row["price"], datetime.fromisoformat(row["time"]),
-                                 row["previous_close"])
+            row["symbol"]: Quote(
+                row["symbol"], row["price"], datetime.fromisoformat(row["time"]), row["previous_close"]
+            )
             for row in self.db.query("SELECT * FROM quotes")
         }
         funds = pd.read_sql_query(

@@ -60,7 +60,9 @@ def last_closed_session(now: datetime, settle: timedelta = CLOSE_SETTLE) -> date
 
     cal = _xnys()
     moment = _ts(now) - settle
-    session = cal.date_to_session(moment.tz_convert("America/New_York").tz_localize(None).normalize(), "previous")
+    session = cal.date_to_session(
+        moment.tz_convert("America/New_York").tz_localize(None).normalize(), "previous"
+    )
     if cal.session_close(session) > moment:
         session = cal.previous_session(session)
     return pd.Timestamp(session).date()
@@ -70,9 +72,11 @@ def previous_session(day: date) -> date:
     import pandas as pd
 
     cal = _xnys()
-    return pd.Timestamp(cal.date_to_session(pd.Timestamp(day), "previous")).date() if not cal.is_session(
-        pd.Timestamp(day)
-    ) else pd.Timestamp(cal.previous_session(pd.Timestamp(day))).date()
+    return (
+        pd.Timestamp(cal.date_to_session(pd.Timestamp(day), "previous")).date()
+        if not cal.is_session(pd.Timestamp(day))
+        else pd.Timestamp(cal.previous_session(pd.Timestamp(day))).date()
+    )
 
 
 def current_session(now: datetime) -> date | None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-import time
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from pathlib import Path

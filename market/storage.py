@@ -31,9 +31,7 @@ def open_database(path: Path | str) -> sqlite_utils.Database:
 
 def migrate(db: sqlite_utils.Database, steps: Sequence[Migration]) -> list[str]:
     """Apply the steps not yet recorded, in order, each in its own transaction. Safe to re-run."""
-    db.execute(
-        "CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)"
-    )
+    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in db.execute("SELECT name FROM migrations").fetchall()}
     applied = []
     for name, step in steps:

@@ -17,7 +17,9 @@ from tests.conftest import DATA
 
 def closes(stem: str) -> dict[date, float]:
     with (DATA / f"{stem}_daily.csv").open() as handle:
-        return {date.fromisoformat(r["date"]): float(r["close"]) for r in csv.DictReader(handle) if r["close"]}
+        return {
+            date.fromisoformat(r["date"]): float(r["close"]) for r in csv.DictReader(handle) if r["close"]
+        }
 
 
 def last_on_or_before(series: dict[date, float], day: date) -> float:

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.core import registry
 from tests.conftest import RunningBot
 
 CHAT = 1001
-
 
 
 @pytest.mark.parametrize(

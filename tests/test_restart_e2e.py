@@ -35,12 +35,20 @@ def bot_env(emu: TelegramEmulator, db: Path, as_of: str) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def bot_process(emu: TelegramEmulator, db: Path, as_of: str) -> AsyncIterator[asyncio.subprocess.Process]:
+async def bot_process(
+    emu: TelegramEmulator, db: Path, as_of: str
+) -> AsyncIterator[asyncio.subprocess.Process]:
     """A running ``capgap run``; killed with SIGKILL on exit unless the test already stopped it."""
     with (db.parent / f"bot-{as_of}.log").open("ab") as log:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run",
-            env=bot_env(emu, db, as_of), cwd=db.parent, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            env=bot_env(emu, db, as_of),
+            cwd=db.parent,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
         )
     try:
         await emu.wait_for(method="setMyCommands", timeout=30)
@@ -95,7 +103,9 @@ async def test_alert_is_delivered_once_across_kill_9_between_evaluation_and_deli
         third.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(third.wait(), 30) == 0
 
-    alerts_sent = [c for c in emu.calls_to(CHAT) if c.method == "sendMessage" and c.ok and "🔔" in c.params["text"]]
+    alerts_sent = [
+        c for c in emu.calls_to(CHAT) if c.method == "sendMessage" and c.ok and "🔔" in c.params["text"]
+    ]
     assert len(alerts_sent) == 1
     assert [status for status, _ in outbox(db)] == ["sent"]
     logs = "".join(path.read_text(errors="replace") for path in tmp_path.glob("bot-*.log"))

@@ -18,7 +18,12 @@ EXAMPLES = (
     "<code>/alert rut move 2%</code>, <code>/alert rut high</code>, <code>/alert rut drawdown 10%</code>, "
     "<code>/alert ratio below 0.40</code>, <code>/alert lead 5% 3m</code>, <code>/alert gap shift 3</code>"
 )
-GUIDE_TARGETS = (("Russell 2000", "rut"), ("S&P 500", "spx"), ("RUT/SPX ratio", "ratio"), ("Valuation gap", "gap"))
+GUIDE_TARGETS = (
+    ("Russell 2000", "rut"),
+    ("S&P 500", "spx"),
+    ("RUT/SPX ratio", "ratio"),
+    ("Valuation gap", "gap"),
+)
 GUIDE_KINDS = {
     "rut": ("above", "below", "cross", "move", "high", "drawdown"),
     "spx": ("above", "below", "cross", "move", "high", "drawdown"),
@@ -64,12 +69,16 @@ def create(request: Request, text: str) -> Answer:
     try:
         group_id, start = store.add_rule(request.chat_id, spec, current, now, all_time_high=high)
     except QuotaExceeded as exc:
-        raise UsageError(f"You already have the most alerts a chat can keep ({esc(exc)}). "
-                         "/alerts lists them; /delete ID frees a place.") from None
+        raise UsageError(
+            f"You already have the most alerts a chat can keep ({esc(exc)}). "
+            "/alerts lists them; /delete ID frees a place."
+        ) from None
     lines = [f"✅ Alert <b>#{group_id}</b> set: <b>{esc(spec.canonical)}</b>", esc(spec.describe())]
     if current is not None:
-        lines.append(f"Now: {_shown(spec.key, current.value)} ({'close' if current.is_close else 'live'}, "
-                      f"{day(current.session)}).")
+        lines.append(
+            f"Now: {_shown(spec.key, current.value)} ({'close' if current.is_close else 'live'}, "
+            f"{day(current.session)})."
+        )
     else:
         lines.append("There is no fresh value for it right now: it starts judging with the next fresh one.")
     if start.already_holds:
@@ -84,8 +93,10 @@ def create(request: Request, text: str) -> Answer:
                 lines.append("Over the last year it would not have fired at any close.")
             else:
                 shown = ", ".join(day(d) for d in seen.dates[:10]) + (" …" if seen.count > 10 else "")
-                lines.append(f"Over the last year it would have fired {seen.count} time"
-                             f"{'s' if seen.count != 1 else ''} at the close: {shown}.")
+                lines.append(
+                    f"Over the last year it would have fired {seen.count} time"
+                    f"{'s' if seen.count != 1 else ''} at the close: {shown}."
+                )
     lines.append(f"<i>/delete {group_id} to remove it · /alerts to list all</i>")
     return Answer("\n".join(lines))
 
@@ -100,8 +111,12 @@ def _holds_text(spec: object) -> str:
     canonical = getattr(spec, "canonical", "")
     rule = canonical.split(" · ")[0]
     label, _, rest = rule.partition(" ")
-    verb = {"above": "already above", "below": "already below", "high": "at its high already",
-            "move": "has already moved that much today"}.get(rest.split(" ")[0], "already there")
+    verb = {
+        "above": "already above",
+        "below": "already below",
+        "high": "at its high already",
+        "move": "has already moved that much today",
+    }.get(rest.split(" ")[0], "already there")
     level = " ".join(rest.split(" ")[1:])
     return f"{label} is {verb} {level}".rstrip()
 
@@ -115,8 +130,7 @@ def alert(request: Request) -> Answer:
 def guide_start() -> Answer:
     buttons = tuple(Button(label, f"alert:{key}") for label, key in GUIDE_TARGETS)
     return Answer(
-        "<b>New alert</b>: what should I watch?\n"
-        f"Or type it in one line, e.g. {EXAMPLES}",
+        f"<b>New alert</b>: what should I watch?\nOr type it in one line, e.g. {EXAMPLES}",
         keyboard=(buttons[:2], buttons[2:]),
     )
 
@@ -131,7 +145,9 @@ def guide_step(request: Request, data: str) -> Answer:
     target = words[0]
     if len(words) == 1:
         kinds = [Button(k, f"alert:{target} {k}") for k in GUIDE_KINDS[target]]
-        return Answer(f"<b>New alert</b> on {target.upper()}: when?", keyboard=(tuple(kinds[:3]), tuple(kinds[3:])))
+        return Answer(
+            f"<b>New alert</b> on {target.upper()}: when?", keyboard=(tuple(kinds[:3]), tuple(kinds[3:]))
+        )
     kind = words[1]
     if kind not in GUIDE_KINDS[target]:
         return guide_start()
@@ -151,15 +167,21 @@ def guide_step(request: Request, data: str) -> Answer:
         current = current_observation(request.services.market.snapshot, request.services.now(), key)
         presets = _levels(target, kind, None if current is None else current.value)
     buttons = [Button(p, f"alert:{target} {kind} {p}") for p in presets]
-    return Answer(f"<b>New alert</b>: {target.upper()} {kind} what level?\n"
-                  f"(Or type <code>/alert {target} {kind} LEVEL</code>.)", keyboard=(tuple(buttons),))
+    return Answer(
+        f"<b>New alert</b>: {target.upper()} {kind} what level?\n"
+        f"(Or type <code>/alert {target} {kind} LEVEL</code>.)",
+        keyboard=(tuple(buttons),),
+    )
 
 
 def _levels(target: str, kind: str, value: float | None) -> list[str]:
     """Round levels around the current value: above it for 'above', below for 'below', both for 'cross'."""
     if target == "gap":
         base = 40.0 if value is None else value
-        return [f"{round(base + d)}%" for d in ((2, 5) if kind == "above" else (-2, -5) if kind == "below" else (-5, 5))]
+        return [
+            f"{round(base + d)}%"
+            for d in ((2, 5) if kind == "above" else (-2, -5) if kind == "below" else (-5, 5))
+        ]
     if target == "ratio":
         base = 0.4 if value is None else value
         steps = (0.02, 0.05) if kind == "above" else (-0.02, -0.05) if kind == "below" else (-0.05, 0.05)
@@ -174,7 +196,9 @@ def list_alerts(request: Request) -> Answer:
     store = store_of(request)
     groups = store.groups(request.chat_id)
     if not groups:
-        return Answer("You have no alerts. Set one with <code>/alert rut above 3000</code>, or /alert for buttons.")
+        return Answer(
+            "You have no alerts. Set one with <code>/alert rut above 3000</code>, or /alert for buttons."
+        )
     lines = [f"<b>Your alerts</b> ({len(groups)})"]
     buttons = []
     for g in groups:
@@ -193,14 +217,18 @@ def _group_id(request: Request, command: str) -> int | None:
         return None
     match = _ID.match(request.args[0])
     if match is None or len(request.args) > 1:
-        raise UsageError(f"Usage: <code>/{command} ID</code>, with the number /alerts shows, e.g. <code>/{command} 12</code>.")
+        raise UsageError(
+            f"Usage: <code>/{command} ID</code>, with the number /alerts shows, e.g. <code>/{command} 12</code>."
+        )
     return int(match.group(1))
 
 
 def delete(request: Request) -> Answer:
     group_id = _group_id(request, "delete")
     if group_id is None:
-        raise UsageError("Usage: <code>/delete ID</code>, with the number /alerts shows, e.g. <code>/delete 12</code>.")
+        raise UsageError(
+            "Usage: <code>/delete ID</code>, with the number /alerts shows, e.g. <code>/delete 12</code>."
+        )
     return delete_answer(request, group_id)
 
 
@@ -215,7 +243,9 @@ def pause(request: Request) -> Answer:
     changed = store_of(request).set_paused(request.chat_id, True, group_id)
     what = f"alert #{group_id}" if group_id is not None else "all your alerts"
     if not changed:
-        return Answer(f"Nothing to pause: {what} {'is' if group_id else 'are'} paused already or missing. /alerts lists them.")
+        return Answer(
+            f"Nothing to pause: {what} {'is' if group_id else 'are'} paused already or missing. /alerts lists them."
+        )
     return Answer(f"⏸ Paused {what}. /resume to start again.")
 
 
@@ -224,7 +254,9 @@ def resume(request: Request) -> Answer:
     changed = store_of(request).set_paused(request.chat_id, False, group_id)
     what = f"alert #{group_id}" if group_id is not None else "your alerts"
     if not changed:
-        return Answer(f"Nothing to resume: {what} {'is' if group_id else 'are'} not paused. /alerts lists them.")
+        return Answer(
+            f"Nothing to resume: {what} {'is' if group_id else 'are'} not paused. /alerts lists them."
+        )
     return Answer(f"▶️ Resumed {what}.")
 
 
@@ -244,8 +276,10 @@ def digest(request: Request) -> Answer:
     store.set_digest(request.chat_id, at)
     chat = store.chat(request.chat_id)
     zone = chat.zone if chat else "America/New_York"
-    return Answer(f"📰 Daily digest at {at} ({esc(zone)}), with the latest close. /tz changes the zone; "
-                  "/digest off stops it.")
+    return Answer(
+        f"📰 Daily digest at {at} ({esc(zone)}), with the latest close. /tz changes the zone; "
+        "/digest off stops it."
+    )
 
 
 def tz(request: Request) -> Answer:
@@ -255,30 +289,46 @@ def tz(request: Request) -> Answer:
     if len(request.args) != 1:
         chat = store.chat(request.chat_id)
         zone = chat.zone if chat else "America/New_York"
-        raise UsageError(f"Your time zone is {esc(zone)}. Usage: <code>/tz Europe/Berlin</code> (IANA names: "
-                         f"<a href=\"{ZONES_LINK}\">the list</a>).")
+        raise UsageError(
+            f"Your time zone is {esc(zone)}. Usage: <code>/tz Europe/Berlin</code> (IANA names: "
+            f'<a href="{ZONES_LINK}">the list</a>).'
+        )
     name = request.args[0]
     try:
         if "/" not in name and name.upper() != "UTC":
             raise ZoneInfoNotFoundError(name)
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(f"“{esc(name[:40])}” is not a time zone name. Use an IANA name such as "
-                         f"<code>Europe/Berlin</code> or <code>America/New_York</code>: "
-                         f"<a href=\"{ZONES_LINK}\">the list</a>.") from None
+        raise UsageError(
+            f"“{esc(name[:40])}” is not a time zone name. Use an IANA name such as "
+            f"<code>Europe/Berlin</code> or <code>America/New_York</code>: "
+            f'<a href="{ZONES_LINK}">the list</a>.'
+        ) from None
     store.set_zone(request.chat_id, name)
     return Answer(f"🕰 Time zone set to {esc(name)}.")
 
 
 COMMANDS = (
-    Command("alert", "Set an alert: a level, a move, a new high, the gap", "/alert RULE",
-            ("/alert rut above 3000", "/alert rut move 2%", "/alert gap shift 3"), alert),
-    Command("alerts", "Your alerts with their state, and delete buttons", "/alerts", ("/alerts",), list_alerts),
+    Command(
+        "alert",
+        "Set an alert: a level, a move, a new high, the gap",
+        "/alert RULE",
+        ("/alert rut above 3000", "/alert rut move 2%", "/alert gap shift 3"),
+        alert,
+    ),
+    Command(
+        "alerts", "Your alerts with their state, and delete buttons", "/alerts", ("/alerts",), list_alerts
+    ),
     Command("delete", "Delete an alert by its number", "/delete ID", ("/delete 12",), delete),
     Command("pause", "Pause all your alerts (or one)", "/pause [ID]", ("/pause", "/pause 12"), pause),
     Command("resume", "Resume paused alerts", "/resume [ID]", ("/resume",), resume),
-    Command("digest", "A daily summary after the US close, at your time", "/digest HH:MM|off",
-            ("/digest 22:30", "/digest off"), digest),
+    Command(
+        "digest",
+        "A daily summary after the US close, at your time",
+        "/digest HH:MM|off",
+        ("/digest 22:30", "/digest off"),
+        digest,
+    ),
     Command("tz", "Set your time zone for the digest", "/tz ZONE", ("/tz Europe/Berlin",), tz),
 )
 

@@ -21,7 +21,9 @@ MAX_AMOUNT = 1e12
 MAX_YEARS = 60
 
 _AMOUNT = re.compile(r"^\$?([0-9][0-9,]*(?:\.[0-9]+)?)([km]?)$", re.IGNORECASE)
-USAGE = "Usage: <code>/etf [amount] [years]</code>, e.g. <code>/etf 25000 20</code> or <code>/etf 50k 5</code>."
+USAGE = (
+    "Usage: <code>/etf [amount] [years]</code>, e.g. <code>/etf 25000 20</code> or <code>/etf 50k 5</code>."
+)
 
 
 def parse_amount(text: str) -> float:
@@ -78,7 +80,10 @@ def etf(request: Request) -> Answer:
         "",
     ]
     table = [f"{'':<5} {'fee/yr':>7} {'1st yr':>9} {'over ' + span:>13}"]
-    for title, group in (("Small caps (Russell 2000)", SMALL_CAP_ETFS), ("Large caps (S&P 500)", LARGE_CAP_ETFS)):
+    for title, group in (
+        ("Small caps (Russell 2000)", SMALL_CAP_ETFS),
+        ("Large caps (S&P 500)", LARGE_CAP_ETFS),
+    ):
         table.append(title)
         for symbol in group:
             cost = costs.get(symbol)

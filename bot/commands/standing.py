@@ -42,7 +42,8 @@ def parse_period_arg(args: tuple[str, ...], command: str) -> str | date:
 
 def period_keyboard(command: str, current: str | date) -> tuple[tuple[Button, ...], ...]:
     buttons = [
-        Button(f"• {key.upper()} •" if key == current else key.upper(), f"{command}:{key}") for key in PERIOD_KEYS
+        Button(f"• {key.upper()} •" if key == current else key.upper(), f"{command}:{key}")
+        for key in PERIOD_KEYS
     ]
     return (tuple(buttons[:4]), tuple(buttons[4:]))
 
@@ -127,8 +128,12 @@ def chart_answer(request: Request, period: str | date) -> Answer:
         f"RUT {pct(metrics.period_return(rut, period))} · SPX {pct(metrics.period_return(spx, period))}\n"
         f"{footer(request.services, snapshot)}"
     )
-    return Answer(caption, photo=png, photo_name=f"capgap-{period_label(period).lower()}.png",
-                  keyboard=period_keyboard("chart", period))
+    return Answer(
+        caption,
+        photo=png,
+        photo_name=f"capgap-{period_label(period).lower()}.png",
+        keyboard=period_keyboard("chart", period),
+    )
 
 
 def chart(request: Request) -> Answer:

@@ -52,11 +52,15 @@ def target(request: Request) -> Answer:
 
     last = f"{number(distance.last)} ({day(mark.last_date)} close)"
     if distance.change_needed > 0:
-        head = (f"The <b>{index.name}</b> needs <b>{pct(distance.change_needed)}</b> to reach "
-                f"{number(level, 0)} from {last}.")
+        head = (
+            f"The <b>{index.name}</b> needs <b>{pct(distance.change_needed)}</b> to reach "
+            f"{number(level, 0)} from {last}."
+        )
     elif distance.change_needed < 0:
-        head = (f"The <b>{index.name}</b> is {pct(-distance.change_needed, signed=False)} above "
-                f"{number(level, 0)}: a fall of {pct(distance.change_needed)} from {last} would take it there.")
+        head = (
+            f"The <b>{index.name}</b> is {pct(-distance.change_needed, signed=False)} above "
+            f"{number(level, 0)}: a fall of {pct(distance.change_needed)} from {last} would take it there."
+        )
     else:
         head = f"The <b>{index.name}</b> closed exactly at {number(level, 0)}."
     lines = [head]
@@ -66,8 +70,10 @@ def target(request: Request) -> Answer:
         f"closing high of {number(mark.high)} ({day(mark.high_date)})."
     )
     if distance.etf_price is not None:
-        lines.append(f"At today's {etf_symbol}/{index.short} ratio that is about <b>{money(distance.etf_price, 2)}</b> "
-                     f"a share of {etf_symbol}.")
+        lines.append(
+            f"At today's {etf_symbol}/{index.short} ratio that is about <b>{money(distance.etf_price, 2)}</b> "
+            f"a share of {etf_symbol}."
+        )
     lines += ["", footer(request.services, snapshot)]
     return Answer("\n".join(lines))
 

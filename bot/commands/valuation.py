@@ -23,7 +23,9 @@ def gap(request: Request) -> Answer:
     snapshot = request.services.market.snapshot
     history = metrics.gap_history(snapshot.funds, IWM.symbol, SPY.symbol)
     if not history:
-        known = [s for s in (IWM.symbol, SPY.symbol) if (f := snapshot.fund(s)) and f.price_to_book is not None]
+        known = [
+            s for s in (IWM.symbol, SPY.symbol) if (f := snapshot.fund(s)) and f.price_to_book is not None
+        ]
         missing = [s for s in (IWM.symbol, SPY.symbol) if s not in known]
         source = request.services.market.source.name
         return Answer(
