@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -52,6 +52,16 @@ def market_source(config: Config, as_of: date | None = None) -> MarketSource:
     return YahooSource()
 
 
+def replayed_clock(source: MarketSource) -> Callable[[], datetime]:
+    """Time as if the process had started at the settled close ``source`` speaks for, then running on:
+    retries and schedules move forward while the market stays at that date."""
+    import time
+
+    start = getattr(source, "now")()  # noqa: B009 - only offline sources have now()
+    started = time.monotonic()
+    return lambda: start + timedelta(seconds=time.monotonic() - started)
+
+
 def build_services(
     config: Config,
     *,
@@ -65,11 +75,10 @@ def build_services(
     from market.storage import open_database
 
     source = source or market_source(config, as_of)
-    if clock is None:
-        # An offline source answering "as of" a date speaks for that date's close.
-        clock = getattr(source, "now", None) if as_of is not None else None
+    if clock is None and as_of is not None:
+        clock = replayed_clock(source)
     from alerts.store import AlertStore
 
     db = open_database(db_path if db_path is not None else config.db_path)
     market = MarketService(source, MarketCache(db), clock=clock or (lambda: datetime.now(UTC)), as_of=as_of)
-    return Services(config=config, market=market, alerts=AlertStore(db))
+    return Services(config=config, market=market, alerts=AlertStore(db), admins=config.admins)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,19 +43,17 @@ class CsvSource:
         self.directory = Path(directory)
         self.as_of = as_of
         self._clock = clock or (lambda: datetime.now(UTC))
-        self._started = time.monotonic()
         self.name = f"CSV ({self.directory.name or self.directory})"
 
     def now(self) -> datetime:
-        """The moment this source speaks for: ``as_of``'s settled close plus the time since the source was
-        made (so retries and schedules still move forward), or the clock."""
+        """The moment this source speaks for: ``as_of``'s settled close, or the clock."""
         if self.as_of is not None:
             close = (
                 calendar.session_close(self.as_of)
                 if calendar.is_session(self.as_of)
                 else datetime.combine(self.as_of, datetime.max.time(), UTC)
             )
-            return close + calendar.CLOSE_SETTLE + timedelta(seconds=time.monotonic() - self._started)
+            return close + calendar.CLOSE_SETTLE
         return self._clock()
 
     def _series(self, symbol: str) -> pd.Series | None:

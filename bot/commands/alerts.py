@@ -315,21 +315,34 @@ COMMANDS = (
         "/alert RULE",
         ("/alert rut above 3000", "/alert rut move 2%", "/alert gap shift 3"),
         alert,
+        group_admin_only=True,
     ),
     Command(
         "alerts", "Your alerts with their state, and delete buttons", "/alerts", ("/alerts",), list_alerts
     ),
-    Command("delete", "Delete an alert by its number", "/delete ID", ("/delete 12",), delete),
-    Command("pause", "Pause all your alerts (or one)", "/pause [ID]", ("/pause", "/pause 12"), pause),
-    Command("resume", "Resume paused alerts", "/resume [ID]", ("/resume",), resume),
+    Command(
+        "delete", "Delete an alert by its number", "/delete ID", ("/delete 12",), delete, group_admin_only=True
+    ),
+    Command(
+        "pause",
+        "Pause all your alerts (or one)",
+        "/pause [ID]",
+        ("/pause", "/pause 12"),
+        pause,
+        group_admin_only=True,
+    ),
+    Command("resume", "Resume paused alerts", "/resume [ID]", ("/resume",), resume, group_admin_only=True),
     Command(
         "digest",
         "A daily summary after the US close, at your time",
         "/digest HH:MM|off",
         ("/digest 22:30", "/digest off"),
         digest,
+        group_admin_only=True,
     ),
-    Command("tz", "Set your time zone for the digest", "/tz ZONE", ("/tz Europe/Berlin",), tz),
+    Command(
+        "tz", "Set your time zone for the digest", "/tz ZONE", ("/tz Europe/Berlin",), tz, group_admin_only=True
+    ),
 )
 
 
@@ -337,12 +350,16 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     from bot.telegram import add_button_flow, add_commands
 
     add_commands(application, COMMANDS)
-    add_button_flow(application, "alert", guide_step)
-    add_button_flow(application, "del", _delete_button)
+    # In groups only administrators change the group's alerts, by command or by button alike.
+    add_button_flow(application, "alert", guide_step, group_admin_only=True)
+    add_button_flow(application, "del", _delete_button, group_admin_only=True)
 
 
 def _delete_button(request: Request, data: str) -> Answer:
+    """A delete button under /alerts: delete, then show the list as it now stands."""
     match = _ID.match(data)
     if match is None:
         return Answer("That button is no longer valid. Send /alerts again.")
-    return delete_answer(request, int(match.group(1)))
+    done = delete_answer(request, int(match.group(1)))
+    listing = list_alerts(request)
+    return Answer(f"{done.text}\n\n{listing.text}", keyboard=listing.keyboard)
