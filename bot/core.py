@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -19,6 +20,10 @@ if TYPE_CHECKING:
 MAX_TEXT = 4096
 MAX_CAPTION = 1024
 MAX_CALLBACK_DATA = 64
+GROUP_CHATS = ("group", "supergroup")
+GROUP_ADMINS_ONLY = (
+    "Only this group's administrators can change its alerts and settings. /alerts shows them to everyone."
+)
 
 
 class UsageError(ValueError):
@@ -65,7 +70,8 @@ class Command:
     examples: tuple[str, ...]
     handler: Handler = field(repr=False)
     menu: bool = True  # shown in Telegram's command menu
-    admin_only: bool = False
+    admin_only: bool = False  # CAPGAP_ADMINS only; everyone else is answered as if it did not exist
+    group_admin_only: bool = False  # changes what a chat keeps: in groups, only its administrators
 
 
 def parse_command_line(text: str) -> tuple[str, tuple[str, ...]]:
@@ -93,6 +99,8 @@ async def answer(request: Request) -> Answer:
     command = find(request.command)
     if command is None or (command.admin_only and not request.services.is_admin(request.user_id)):
         return unknown(request.command)
+    if command.group_admin_only and request.chat_type in GROUP_CHATS and not request.is_group_admin:
+        return Answer(GROUP_ADMINS_ONLY)
     return await run(request, command.handler)
 
 
@@ -117,8 +125,16 @@ async def run(request: Request, handler: Handler) -> Answer:
 
 
 def fit(result: Answer) -> Answer:
-    """Keep an answer within Telegram's message size."""
+    """Keep an answer within Telegram's message size: cut at a line end, close the tags left open."""
     if len(result.text) <= MAX_TEXT:
         return result
-    cut = result.text[: MAX_TEXT - 40].rsplit("\n", 1)[0]
-    return Answer(cut + "\n… (cut to fit Telegram)", result.photo, result.photo_name, result.keyboard)
+    note = "\n… (cut to fit Telegram's message size)"
+    cut = result.text[: MAX_TEXT - len(note) - 100].rsplit("\n", 1)[0]
+    open_tags: list[str] = []
+    for closing, name in re.findall(r"<(/?)([a-z-]+)[^>]*>", cut):
+        if not closing:
+            open_tags.append(name)
+        elif open_tags and open_tags[-1] == name:
+            open_tags.pop()
+    cut += "".join(f"</{name}>" for name in reversed(open_tags))
+    return Answer(cut + note, result.photo, result.photo_name, result.keyboard)
