@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DAILY_ALERT_LIMIT = 20  # alert messages per chat per (local) day; then one notice, then silence
+DEFAULT_ZONE = "America/New_York"  # a chat that never set /tz
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> R
 
     rules = store.rules
     keys = set(map(str, rules["key"].unique())) if len(rules) else set()
-    observed, mode = observe(snapshot, now, keys)
+    observed, mode = observe(snapshot, now, keys | _context_keys(keys))
     if not observed:
         return RefreshOutcome(0, 0, 0, mode)
     evaluation = evaluate(rules, observed, now)
@@ -107,26 +108,46 @@ def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> R
     messages: list[tuple[int, str, str]] = []
     if len(fired):
         specs = store.specs(int(i) for i in fired["rule_id"])
+        contexts: dict[str, str] = {}  # one context line per key, shared by every chat's message
         by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for record in fired.to_dict("records"):
             hit = {str(k): v for k, v in record.items()}
             hit["spec"] = specs.get(int(hit["rule_id"]), "")
             by_chat[int(hit["chat_id"])].append(hit)
+        # Each chat's zone and its alerts already queued today, a query per zone rather than two per chat:
+        # a refresh can fire for thousands of chats.
+        zones = store.zones(list(by_chat))
+        chats_in: dict[str, list[int]] = defaultdict(list)
+        for chat_id in by_chat:
+            chats_in[zones.get(chat_id, DEFAULT_ZONE)].append(chat_id)
+        days = {zone: day_bounds(_local_day(now, zone), zone) for zone in chats_in}
+        queued_today: dict[int, int] = {}
+        for zone, members in chats_in.items():
+            queued_today.update(store.alerts_queued_between(members, *days[zone]))
         for chat_id, hits in by_chat.items():
-            chat = store.chat(chat_id)
-            zone = chat.zone if chat else "America/New_York"
-            start, end = day_bounds(_local_day(now, zone), zone)
-            sent_today = store.alerts_queued_on(chat_id, start, end)
-            if sent_today < DAILY_ALERT_LIMIT:
-                messages.append(
-                    (chat_id, alert_text(hits, snapshot, observed, source=snapshot.source), "alert")
-                )
+            start, end = days[zones.get(chat_id, DEFAULT_ZONE)]
+            if queued_today.get(chat_id, 0) < DAILY_ALERT_LIMIT:
+                text = alert_text(hits, snapshot, observed, source=snapshot.source, contexts=contexts)
+                messages.append((chat_id, text, "alert"))
             elif not store.limit_notice_queued_on(chat_id, start, end):
                 messages.append((chat_id, limit_text(DAILY_ALERT_LIMIT), "limit"))
             else:
                 log.info("chat %s is over its daily alert limit; %d alert(s) not sent", chat_id, len(hits))
     store.commit(evaluation, messages, now)
     return RefreshOutcome(len(observed), len(fired), len(messages), mode)
+
+
+def _context_keys(keys: set[str]) -> set[str]:
+    """The prices alert messages need besides the rules' own keys: a move or drawdown alert's context
+    (distance from the high, the ETF equivalent) is built from its symbol's price, which no rule may watch."""
+    from alerts.observations import parse_key
+
+    prices: set[str] = set()
+    for key in keys:
+        measure, symbol = parse_key(key)
+        if measure in ("move", "drawdown") and symbol is not None:
+            prices.add(symbol)
+    return prices
 
 
 def _local_day(now: datetime, zone: str) -> date:

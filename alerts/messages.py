@@ -102,8 +102,12 @@ def alert_text(
     observed: Mapping[str, Observation],
     *,
     source: str | None,
+    contexts: dict[str, str] | None = None,
 ) -> str:
-    """One message for all of a chat's alerts from one refresh."""
+    """One message for all of a chat's alerts from one refresh.
+
+    ``contexts`` caches each key's context line across the chats of one refresh: it depends only on the
+    key, the snapshot and the observations, and building it reads the whole history of its symbol."""
     blocks = []
     for hit in hits:
         key = str(hit["key"])
@@ -114,7 +118,11 @@ def alert_text(
             f"🔔 <b>{html.escape(str(hit['spec']).split(' · ')[0], quote=False)}</b>",
             f"{_what(hit)}: <b>{format_value(key, float(hit['value']))}</b> ({when} · {html.escape(source or 'market data', quote=False)})",
         ]
-        context = _context(key, snapshot, observed)
+        context = None if contexts is None else contexts.get(key)
+        if context is None:
+            context = _context(key, snapshot, observed)
+            if contexts is not None:
+                contexts[key] = context
         if context:
             lines.append(context)
         tail = (

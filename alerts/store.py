@@ -209,21 +209,31 @@ class AlertStore:
     # --- rules -----------------------------------------------------------------------------------------
 
     def _load_rules(self) -> pd.DataFrame:
+        """The active rules as a rules frame, read a chunk of rows at a time and converted column by column:
+        a million rules load in seconds and never exist as a million Python dicts at once."""
+        import numpy as np
         import pandas as pd
+        from pandas.api.types import union_categoricals
 
         columns = ", ".join(["rule_id", *RULE_COLUMNS])
-        frame = pd.read_sql_query(f"SELECT {columns} FROM rules WHERE status = 'active'", self.db.conn)
-        if frame.empty:
+        chunks = pd.read_sql_query(
+            f"SELECT {columns} FROM rules WHERE status = 'active' ORDER BY rule_id",
+            self.db.conn,
+            chunksize=LOAD_CHUNK,
+        )
+        parts = [_rules_columns(chunk) for chunk in chunks]
+        if not parts or not any(len(part["rule_id"]) for part in parts):
             return rules_frame([])
-        records: list[dict[str, Any]] = [
-            {str(k): v for k, v in row.items()} for row in frame.to_dict("records")
-        ]
-        for record in records:
-            # Converted per record, not as a column: pandas 3 reads a text column of NULLs and strings as
-            # ``str`` with NaN for NULL, and a column mixing None and datetimes turns None into NaT.
-            stamp = record["expires_at"]
-            record["expires_at"] = datetime.fromisoformat(stamp) if isinstance(stamp, str) else None
-        return rules_frame(records)
+        keys = union_categoricals([p.pop("key") for p in parts], sort_categories=True)
+        data: dict[str, Any] = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
+        data["key"] = keys
+        index = pd.Index(data.pop("rule_id"), name="rule_id")
+        # copy=False: the arrays are fresh; copying a million rows of every column would double the peak.
+        frame = pd.DataFrame({name: data[name] for name in RULE_COLUMNS}, index=index, copy=False)
+        if len(frame) > LOAD_CHUNK:
+            del parts, data
+            _release_free_memory()
+        return frame
 
     def count_groups(self, chat_id: int) -> int:
         row = self.db.execute(
@@ -366,32 +376,18 @@ class AlertStore:
                 self.db.table("observations").upsert_all(rows, pk=("key", "session", "is_close"))
 
     def commit(self, evaluation: Evaluation, messages: Sequence[tuple[int, str, str]], now: datetime) -> None:
-        """Write the new rule states and queue ``messages`` (chat_id, text, kind) in one transaction."""
+        """Write the new rule states and queue ``messages`` (chat_id, text, kind) in one transaction.
+
+        A row whose status, armed state, reference or last alert changed is written on its own. Every other
+        changed row only judged a new value: on a live refresh that is every rule judged, up to a million,
+        and all such rows of one key took that key's value (and session), so they are written in one
+        statement per kind of change that sets the column by key, not one statement per row.
+        """
+        import numpy as np
+
         state = evaluation.state
-        fired_ids = set(int(i) for i in evaluation.fired["rule_id"]) if len(evaluation.fired) else set()
+        fired = evaluation.fired["rule_id"].to_numpy() if len(evaluation.fired) else np.empty(0, np.int64)
         stamp = _iso(now)
-        updates = [
-            (
-                STATUS_NAMES[int(status)],
-                int(bool(armed)),
-                _real(float(reference)),
-                _real(float(last_value)),
-                int(last_fired),
-                int(last_session),
-                stamp if int(rule_id) in fired_ids else None,
-                int(rule_id),
-            )
-            for rule_id, status, armed, reference, last_value, last_fired, last_session in zip(
-                state.index.to_numpy(),
-                state["status"].to_numpy(),
-                state["armed"].to_numpy(),
-                state["reference"].to_numpy(),
-                state["last_value"].to_numpy(),
-                state["last_fired_session"].to_numpy(),
-                state["last_session"].to_numpy(),
-                strict=True,
-            )
-        ]
         outbox = [
             {
                 "chat_id": chat_id,
@@ -405,6 +401,22 @@ class AlertStore:
             for chat_id, text, kind in messages
         ]
         with self._write:
+            ids = state.index.to_numpy()
+            judged_only, progress = self._judged_only(state, fired)
+            rows = ~judged_only
+            updates = list(
+                zip(
+                    [STATUS_NAMES[code] for code in state["status"].to_numpy()[rows].tolist()],
+                    state["armed"].to_numpy()[rows].astype(int).tolist(),
+                    [_real(v) for v in state["reference"].to_numpy()[rows].tolist()],
+                    [_real(v) for v in state["last_value"].to_numpy()[rows].tolist()],
+                    state["last_fired_session"].to_numpy()[rows].tolist(),
+                    state["last_session"].to_numpy()[rows].tolist(),
+                    [stamp if hit else None for hit in np.isin(ids[rows], fired).tolist()],
+                    ids[rows].tolist(),
+                    strict=True,
+                )
+            )
             with self.db.atomic():
                 if updates:
                     self.db.conn.executemany(
@@ -413,6 +425,8 @@ class AlertStore:
                         "last_fired_at = COALESCE(?, last_fired_at) WHERE rule_id = ?",
                         updates,
                     )
+                for sql, params in progress:
+                    self.db.conn.execute(sql, params)
                 if outbox:
                     self.db.table("outbox").insert_all(outbox)
             present = state.index.intersection(self.rules.index)
@@ -421,6 +435,64 @@ class AlertStore:
                 finished = self.rules["status"].isin([DONE, EXPIRED])
                 if finished.any():
                     self.rules = self.rules[~finished]
+
+    def _judged_only(self, state: pd.DataFrame, fired: Any) -> tuple[Any, list[tuple[str, list[Any]]]]:
+        """Which rows of ``state`` changed nothing but ``last_value``/``last_session``, each column to the
+        value every such row of its key took, and the statements that write those rows by key.
+
+        Rows not in memory, rows that fired, and rows of a key whose new values are not all the same are
+        left to the per-row update (they never are the same only if ``state`` did not come from one
+        evaluation)."""
+        import json
+
+        import numpy as np
+
+        rules = self.rules
+        positions = rules.index.get_indexer(state.index)
+        judged_only = positions >= 0
+        judged_only &= ~np.isin(state.index.to_numpy(), fired)
+        at = np.where(judged_only, positions, 0)
+        for column in ("status", "armed", "last_fired_session"):
+            judged_only &= state[column].to_numpy() == rules[column].to_numpy()[at]
+        new_ref, old_ref = state["reference"].to_numpy(), rules["reference"].to_numpy()[at]
+        judged_only &= (new_ref == old_ref) | (np.isnan(new_ref) & np.isnan(old_ref))
+        if not judged_only.any():
+            return judged_only, []
+
+        keys = rules["key"].cat.categories
+        codes = rules["key"].cat.codes.to_numpy()[at]
+        value = state["last_value"].to_numpy()
+        session = state["last_session"].to_numpy()
+        moved_session = session != rules["last_session"].to_numpy()[at]
+        statements: list[tuple[str, list[Any]]] = []
+        for with_session in (False, True):
+            rows = judged_only & (moved_session == with_session)
+            if not rows.any():
+                continue
+            present, first = np.unique(codes[rows], return_index=True)
+            row_ids = np.flatnonzero(rows)
+            key_values = np.full(len(keys), np.nan)
+            key_values[present] = value[row_ids[first]]
+            same = value[rows] == key_values[codes[rows]]
+            key_sessions = np.zeros(len(keys), dtype=session.dtype)
+            if with_session:
+                key_sessions[present] = session[row_ids[first]]
+                same &= session[rows] == key_sessions[codes[rows]]
+            if not same.all():
+                judged_only[row_ids[~same]] = False  # written row by row instead
+                row_ids = row_ids[same]
+            if not len(row_ids):
+                continue
+            cases = " ".join("WHEN ? THEN ?" for _ in present)
+            sql = f"UPDATE rules SET last_value = CASE key {cases} END"
+            params: list[Any] = [p for code in present for p in (str(keys[code]), float(key_values[code]))]
+            if with_session:
+                sql += f", last_session = CASE key {cases} END"
+                params += [p for code in present for p in (str(keys[code]), int(key_sessions[code]))]
+            sql += " WHERE rule_id IN (SELECT value FROM json_each(?))"
+            params.append(json.dumps(state.index.to_numpy()[row_ids].tolist()))
+            statements.append((sql, params))
+        return judged_only, statements
 
     def queue(self, chat_id: int, text: str, kind: str, now: datetime) -> None:
         with self._write, self.db.atomic():
@@ -439,10 +511,16 @@ class AlertStore:
     # --- outbox ----------------------------------------------------------------------------------------
 
     def pending(self, now: datetime, limit: int = 1000) -> list[OutboxRow]:
+        """Due rows in id order, except those queued behind a row of their chat that is waiting for a
+        retry: a chat receives its messages in the order they were queued."""
+        # "+e.status" keeps SQLite on the chat_id index for the inner lookup (a chat has few rows; the
+        # status index would scan every postponed row for every due one).
         rows = self.db.execute(
-            "SELECT id, chat_id, text, kind, attempts, created_at FROM outbox "
-            "WHERE status = 'pending' AND due_at <= ? ORDER BY id LIMIT ?",
-            [_iso(now), limit],
+            "SELECT id, chat_id, text, kind, attempts, created_at FROM outbox AS o "
+            "WHERE status = 'pending' AND due_at <= ? AND NOT EXISTS ("
+            "SELECT 1 FROM outbox AS e WHERE e.chat_id = o.chat_id AND +e.status = 'pending' "
+            "AND e.id < o.id AND e.due_at > ?) ORDER BY id LIMIT ?",
+            [_iso(now), _iso(now), limit],
         ).fetchall()
         return [OutboxRow(r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5])) for r in rows]
 
@@ -480,12 +558,130 @@ class AlertStore:
         ).fetchone()
         return int(row[0])
 
+    def zones(self, chat_ids: Sequence[int]) -> dict[int, str]:
+        """The time zone of each of ``chat_ids`` that is known, in one query however many chats fired."""
+        import json
+
+        rows = self.db.execute(
+            "SELECT chat_id, zone FROM chats WHERE chat_id IN (SELECT value FROM json_each(?))",
+            [json.dumps([int(c) for c in chat_ids])],
+        ).fetchall()
+        return {int(chat_id): str(zone) for chat_id, zone in rows}
+
+    def alerts_queued_between(
+        self, chat_ids: Sequence[int], day_start: datetime, day_end: datetime
+    ) -> dict[int, int]:
+        """``alerts_queued_on`` for many chats at once: chats with none queued are left out."""
+        import json
+
+        rows = self.db.execute(
+            "SELECT chat_id, COUNT(*) FROM outbox WHERE chat_id IN (SELECT value FROM json_each(?)) "
+            "AND kind = 'alert' AND created_at >= ? AND created_at < ? GROUP BY chat_id",
+            [json.dumps([int(c) for c in chat_ids]), _iso(day_start), _iso(day_end)],
+        ).fetchall()
+        return {int(chat_id): int(count) for chat_id, count in rows}
+
     def limit_notice_queued_on(self, chat_id: int, day_start: datetime, day_end: datetime) -> bool:
         row = self.db.execute(
             "SELECT 1 FROM outbox WHERE chat_id = ? AND kind = 'limit' AND created_at >= ? AND created_at < ?",
             [chat_id, _iso(day_start), _iso(day_end)],
         ).fetchone()
         return row is not None
+
+    # --- operations: /forget, /stats, /healthz ------------------------------------------------------------
+
+    def forget_chat(self, chat_id: int) -> dict[str, int]:
+        """Delete everything stored about ``chat_id``: its rules, its outbox rows, the chat itself.
+
+        Observations and gap snapshots belong to the market, not to a chat, and stay. Returns the number
+        of rows deleted from each table.
+        """
+        with self._write, self.db.atomic():
+            rules = self.db.execute("DELETE FROM rules WHERE chat_id = ?", [chat_id]).rowcount
+            outbox = self.db.execute("DELETE FROM outbox WHERE chat_id = ?", [chat_id]).rowcount
+            chats = self.db.execute("DELETE FROM chats WHERE chat_id = ?", [chat_id]).rowcount
+            if rules:
+                self.rules = self.rules[self.rules["chat_id"] != chat_id]
+        return {"rules": rules, "outbox": outbox, "chats": chats}
+
+    def usage(self, day_start: datetime, day_end: datetime) -> dict[str, int]:
+        """Counts for the operator: chats, active rules (a cross counts once) and alerts sent in the day."""
+        chats, active_chats = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(active), 0) FROM chats"
+        ).fetchone()
+        groups, paused, chats_with_rules = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(paused), 0), COUNT(DISTINCT chat_id) FROM "
+            "(SELECT chat_id, group_id, MAX(paused) AS paused FROM rules WHERE status = 'active' "
+            "GROUP BY chat_id, group_id)"
+        ).fetchone()
+        (sent,) = self.db.execute(
+            "SELECT COUNT(*) FROM outbox WHERE kind = 'alert' AND status = 'sent' AND sent_at >= ? AND sent_at < ?",
+            [_iso(day_start), _iso(day_end)],
+        ).fetchone()
+        return {
+            "chats": int(chats),
+            "active_chats": int(active_chats),
+            "rules": int(groups),
+            "paused_rules": int(paused),
+            "chats_with_rules": int(chats_with_rules),
+            "alerts_sent": int(sent),
+        }
+
+    def last_delivery_error(self) -> tuple[str, str] | None:
+        """The newest outbox row that met an error: (error, its status now: pending, sent, failed, dropped)."""
+        row = self.db.execute(
+            "SELECT error, status FROM outbox WHERE error IS NOT NULL ORDER BY id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else (str(row[0]), str(row[1]))
+
+
+LOAD_CHUNK = 100_000  # rule rows converted at a time when the store loads
+
+
+def _rules_columns(chunk: pd.DataFrame) -> dict[str, Any]:
+    """One chunk of ``rules`` rows as arrays of the ``RULE_COLUMNS`` dtypes (``key`` a chunk categorical)."""
+    import numpy as np
+    import pandas as pd
+
+    out: dict[str, Any] = {"rule_id": chunk["rule_id"].to_numpy(dtype=np.int64)}
+    names = {"kind": KIND_NAMES, "mode": MODE_NAMES, "status": STATUS_NAMES}
+    for column, dtype in RULE_COLUMNS.items():
+        values = chunk[column]
+        if column in names:
+            codes = pd.Categorical(values, categories=list(names[column])).codes
+            if (codes < 0).any():
+                raise ValueError(f"unknown {column} in the rules table: {set(values[codes < 0])}")
+            out[column] = codes.astype(dtype)
+        elif column == "key":
+            # Categorical per chunk: strings kept across chunks would pin the memory of every chunk's
+            # temporaries (the allocator cannot return an arena that still holds one live object).
+            out[column] = pd.Categorical(values)
+        elif column == "expires_at":
+            # NULL reads as None or NaN (pandas 3 reads text as ``str`` with NaN for NULL): both become NaT.
+            stamps = pd.to_datetime(values, utc=True, format="ISO8601")
+            out[column] = stamps.dt.tz_convert(None).to_numpy().astype("datetime64[ns]")
+        elif dtype.kind == "f":
+            out[column] = values.to_numpy(dtype=dtype, na_value=np.nan)  # NULL is NaN (unknown)
+        else:
+            out[column] = values.to_numpy(dtype=dtype)
+    return out
+
+
+def _release_free_memory() -> None:
+    """Hand the heap memory that loading freed back to the system (glibc keeps it otherwise).
+
+    Loading a million rules makes tens of millions of short-lived Python objects; once they are gone, glibc
+    still holds about 120 MB of their pages, which ``malloc_trim`` returns. Elsewhere this does nothing."""
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):  # not glibc
+        return
+    if trim is not None:
+        trim(0)
 
 
 def _real(value: float) -> float | None:

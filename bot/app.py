@@ -1,16 +1,22 @@
-"""The composition root: builds the PTB Application with its handlers, jobs and long-lived services."""
+"""The composition root: builds the PTB Application with its handlers, jobs and long-lived services,
+and runs it, by long polling or behind a webhook."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+import secrets
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
+from telegram import Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
 
 from alerts.delivery import Limits, Pacer
-from bot import commands, jobs
+from bot import commands, guard, jobs
 from bot.core import registry
+from bot.health import HealthServer
+from bot.request import AiohttpRequest
 from bot.telegram import add_fallbacks, menu
 
 if TYPE_CHECKING:
@@ -19,6 +25,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# Keep-alive connections for the Bot API calls other than getUpdates: room for a burst of replies and the
+# outbox's concurrent sends.
+CONNECTION_POOL_SIZE = 64
+# What the handlers answer; Telegram sends nothing else, by polling or by webhook.
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+
 
 async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data["services"]
@@ -26,14 +38,24 @@ async def _post_init(application: Application) -> None:  # type: ignore[type-arg
     # and the refresh job retries).
     await asyncio.to_thread(services.market.ensure_loaded)
     await application.bot.set_my_commands(menu(registry()))
+    health: HealthServer | None = application.bot_data.get("health")
+    if health is not None:
+        await health.start()
 
 
 async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
     services: Services = application.bot_data["services"]
+    health: HealthServer | None = application.bot_data.get("health")
+    if health is not None:
+        await health.stop()
     services.close()
 
 
-def build_app(config: Config, services: Services, *, schedule: bool = True) -> Application:  # type: ignore[type-arg]
+def build_app(  # type: ignore[type-arg]
+    config: Config, services: Services, *, schedule: bool = True, redact: tuple[str, ...] = ()
+) -> Application:
+    """The bot, ready to run. ``redact`` (the webhook secret) is kept out of what /healthz shows, like the
+    token."""
     token = config.require_token().reveal()
     builder = (
         ApplicationBuilder()
@@ -41,6 +63,8 @@ def build_app(config: Config, services: Services, *, schedule: bool = True) -> A
         .base_url(f"{config.api_root}/bot")
         .base_file_url(f"{config.api_root}/file/bot")
         .concurrent_updates(True)
+        # Bot API calls over aiohttp: a third of the CPU per call of PTB's httpx default (bot/request.py).
+        .request(AiohttpRequest(connection_pool_size=CONNECTION_POOL_SIZE))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
     )
@@ -54,11 +78,63 @@ def build_app(config: Config, services: Services, *, schedule: bool = True) -> A
     application.bot_data["services"] = services
 
     # Handler order matters: PTB stops at the first matching handler in a group.
+    guard.register(application, config)  # group -1, before all: allowed chats, flood and length limits
     for family in commands.ALL_FAMILIES:  # each family's commands and buttons
         family.register(application)
     add_fallbacks(application)  # unknown commands and stray text last
+
+    health_port = config.health_port_in_effect
+    if health_port is not None:
+
+        def ready() -> bool:
+            updater = application.updater
+            return application.running and (updater is None or updater.running)
+
+        application.bot_data["health"] = HealthServer(
+            services,
+            config.listen,
+            health_port,
+            ready=ready,
+            mode="webhook" if config.webhook_url else "polling",
+            secrets=[token, *redact],
+        )
 
     application.bot_data["pacer"] = Pacer(Limits(per_second=config.rate_limit or 1e9))
     if schedule:
         jobs.schedule_jobs(application, services, config.poll_seconds)
     return application
+
+
+def webhook_secret(config: Config) -> str:
+    """The secret Telegram sends with every update, as the X-Telegram-Bot-Api-Secret-Token header.
+
+    Unset, it is a fresh random one at every start: setWebhook hands it to Telegram each time, so there is
+    nothing to configure, nothing to leak from a file, and a restart rotates it. Set it only when something
+    in front of capgap (a reverse proxy) must check it too.
+    """
+    return config.webhook_secret.reveal() if config.webhook_secret else secrets.token_urlsafe(32)
+
+
+def webhook_options(config: Config, secret: str) -> dict[str, Any]:
+    """What PTB's webhook server needs: it listens on the URL's path, and registers the URL and secret."""
+    assert config.webhook_url is not None
+    return {
+        "listen": config.listen,
+        "port": config.webhook_port,
+        "url_path": urlsplit(config.webhook_url).path,
+        "webhook_url": config.webhook_url,
+        "secret_token": secret,
+        "allowed_updates": ALLOWED_UPDATES,
+    }
+
+
+def serve(application: Application, config: Config, secret: str) -> None:  # type: ignore[type-arg]
+    """Run until SIGINT/SIGTERM: behind a webhook when one is configured, else by long polling.
+
+    Starting to poll deletes any webhook a previous run registered (PTB calls deleteWebhook first), so
+    going back from webhook to polling needs nothing but dropping the setting.
+    """
+    if config.webhook_url:
+        application.run_webhook(**webhook_options(config, secret))
+    else:
+        application.run_polling(poll_interval=0, allowed_updates=ALLOWED_UPDATES)

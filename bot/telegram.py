@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
-from telegram.constants import ParseMode
-from telegram.error import BadRequest
+from telegram.constants import ChatMemberStatus, ParseMode
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -46,6 +47,36 @@ def request_for(
     )
 
 
+async def is_group_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+    """Whether the sender administers the group the update comes from (asked of Telegram each time, so a
+    demoted administrator loses the right at once). Any doubt answers no."""
+    chat, user, message = update.effective_chat, update.effective_user, update.message
+    if chat is None:
+        return False
+    if message is not None and message.sender_chat is not None and message.sender_chat.id == chat.id:
+        return True  # an anonymous administrator writing as the group itself, which only administrators can
+    if user is None:
+        return False
+    try:
+        member = await context.bot.get_chat_member(chat.id, user.id)
+    except TelegramError as exc:
+        log.warning(
+            "chat %s: could not check the sender's rights (%s)", chat.id, exc, extra={"chat_id": chat.id}
+        )
+        return False
+    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+async def checked_request(
+    update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, args: Iterable[str], group_admin_only: bool
+) -> Request:
+    """``request_for``, with ``is_group_admin`` filled in where the answer depends on it (groups only)."""
+    request = request_for(update, context, name, args)
+    if group_admin_only and request.chat_type in core.GROUP_CHATS:
+        request = dataclasses.replace(request, is_group_admin=await is_group_admin(update, context))
+    return request
+
+
 def markup(answer: Answer) -> InlineKeyboardMarkup | None:
     if not answer.keyboard:
         return None
@@ -81,8 +112,13 @@ def command_callback(command: Command) -> Callable[[Update, ContextTypes.DEFAULT
     async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         if update.effective_chat is None:
             return
-        request = request_for(update, context, command.name, context.args or ())
-        await send(context, update.effective_chat.id, await core.answer(request))
+        chat_id = update.effective_chat.id
+        # The command's name only: what users write after it is theirs and stays out of the logs.
+        log.info("chat %s: /%s", chat_id, command.name, extra={"chat_id": chat_id, "command": command.name})
+        request = await checked_request(
+            update, context, command.name, context.args or (), command.group_admin_only
+        )
+        await send(context, chat_id, await core.answer(request))
 
     callback.__name__ = f"on_{command.name}"
     return callback
@@ -97,19 +133,27 @@ def add_button_flow(
     application: Application,  # type: ignore[type-arg]
     prefix: str,
     build: Callable[[Request, str], Answer],
+    *,
+    group_admin_only: bool = False,
 ) -> None:
     """Buttons with callback data ``prefix:<data>`` redraw their message with ``build(request, data)``.
 
     Callback data comes from the client and is never trusted: ``build`` validates it like typed input.
-    A photo answer is sent as a new message (a caption cannot become a picture).
+    A photo answer is sent as a new message (a caption cannot become a picture). With ``group_admin_only``,
+    a group member who is no administrator gets a refusal only they see, and the message stays as it is.
     """
 
     async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         query = update.callback_query
         if query is None or query.message is None:
             return
+        chat_id = query.message.chat.id
+        log.info("chat %s: button %s", chat_id, prefix, extra={"chat_id": chat_id, "command": prefix})
         data = (query.data or "").partition(":")[2]
-        request = request_for(update, context, prefix, ())
+        request = await checked_request(update, context, prefix, (), group_admin_only)
+        if group_admin_only and request.chat_type in core.GROUP_CHATS and not request.is_group_admin:
+            await query.answer(core.GROUP_ADMINS_ONLY, show_alert=True)
+            return
         answer = await core.run(request, lambda r: build(r, data))
         await query.answer()
         if answer.photo is not None:

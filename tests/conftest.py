@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -68,8 +71,9 @@ def history_db(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> P
     """A cache filled once from the CSV history as at AS_OF; tests get their own copy of the file."""
     path = tmp_path_factory.mktemp("history") / "capgap.db"
     source = CsvSource(shared_data, as_of=AS_OF)
-    services = build_services(make_config(path.parent, f"csv:{shared_data}", db_path=path), source=source,
-                              clock=source.now)
+    services = build_services(
+        make_config(path.parent, f"csv:{shared_data}", db_path=path), source=source, clock=source.now
+    )
     services.market.ensure_loaded()
     services.market.cache.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     services.close()
@@ -131,3 +135,127 @@ async def running_bot(
     await telegram_emulator.wait_for(method="setMyCommands")
     yield RunningBot(application, telegram_emulator, csv_services)
     await stop_bot(application)
+
+
+class DirectBot:
+    """The real PTB Application, started but not polling: each update goes through ``process_update``,
+    which returns only when every handler is done with it. So a test knows the bot has finished with an
+    update, and can say that it sent nothing, without waiting on the clock. Replies still travel over
+    HTTP to the emulator.
+    """
+
+    def __init__(self, application: Any, emulator: TelegramEmulator, services: Services) -> None:
+        self.application = application
+        self.emulator = emulator
+        self.services = services
+
+    async def process(self, update: dict[str, Any], chat_id: int) -> list[Any]:
+        """Handle ``update``; returns the Bot API calls it made to ``chat_id``."""
+        from telegram import Update
+
+        before = len(self.emulator.calls_to(chat_id))
+        await self.application.process_update(Update.de_json(update, self.application.bot))
+        return self.emulator.calls_to(chat_id)[before:]
+
+    async def message(self, chat_id: int, text: str, **kwargs: Any) -> list[Any]:
+        return await self.process(self.emulator.user_message(chat_id, text, **kwargs), chat_id)
+
+    async def replies(self, chat_id: int, text: str, **kwargs: Any) -> list[str]:
+        """The texts the bot sent to ``chat_id`` in answer to ``text``."""
+        calls = await self.message(chat_id, text, **kwargs)
+        return [
+            c.params.get("text") or c.params.get("caption") or ""
+            for c in calls
+            if c.method.startswith("send")
+        ]
+
+    async def press(self, chat_id: int, message_id: int, data: str, **kwargs: Any) -> tuple[str, list[Any]]:
+        """Press a button; returns the callback query id and the calls made to the chat."""
+        before = len(self.emulator.calls_to(chat_id))
+        query_id = self.emulator.press_button(chat_id, message_id, data, **kwargs)
+        update = next(
+            u for u in self.emulator.pending_updates if u.get("callback_query", {}).get("id") == query_id
+        )
+        from telegram import Update
+
+        await self.application.process_update(Update.de_json(update, self.application.bot))
+        return query_id, self.emulator.calls_to(chat_id)[before:]
+
+
+@pytest_asyncio.fixture
+async def direct_bot_factory(
+    telegram_emulator: TelegramEmulator, csv_services: Services, tmp_path: Path
+) -> AsyncIterator[Callable[..., Awaitable[DirectBot]]]:
+    """``await direct_bot_factory(**config settings)``: a DirectBot on the real history, on that config."""
+    from bot.app import build_app
+
+    started: list[Any] = []
+
+    async def make(**overrides: Any) -> DirectBot:
+        config = make_config(
+            tmp_path, csv_services.config.market, api_root=telegram_emulator.root, **overrides
+        )
+        csv_services.config = config
+        csv_services.admins = config.admins
+        application = build_app(config, csv_services, schedule=False)
+        await application.initialize()
+        await application.post_init(application)
+        await application.start()
+        started.append(application)
+        return DirectBot(application, telegram_emulator, csv_services)
+
+    yield make
+    for application in started:
+        await application.stop()
+        health = application.bot_data.get("health")
+        if health is not None:  # post_shutdown's part, without closing the fixture's services
+            await health.stop()
+        await application.shutdown()
+
+
+@pytest_asyncio.fixture
+async def direct_bot(direct_bot_factory: Callable[..., Awaitable[DirectBot]]) -> DirectBot:
+    return await direct_bot_factory()
+
+
+@pytest.fixture(autouse=True)
+def token_never_logged(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every end-to-end test (one with the Bot API emulator) runs under capgap's own logging set-up at DEBUG,
+    and afterwards the token must be absent from all it logged: no record may even carry it (libraries that
+    would log it are held back), and the redaction filter is the second line of defence.
+    """
+    if "telegram_emulator" not in request.fixturenames:
+        yield
+        return
+    from bot.logs import QUIET_LOGGERS, RedactSecrets, setup_logging
+
+    root = logging.getLogger()
+    levels = {name: logging.getLogger(name).level for name in [*QUIET_LOGGERS, ""]}
+    buffer = io.StringIO()
+    carried: list[str] = []
+
+    class Witness(logging.Filter):
+        """First filter of every handler, so it sees each record as the library made it, unredacted."""
+
+        def filter(self, record: logging.LogRecord) -> bool:
+            text = record.getMessage() + (record.exc_text or "")
+            if TEST_TOKEN in text or TEST_TOKEN.split(":")[1] in text:
+                carried.append(f"{record.name}: {text[:200]}")
+            return True
+
+    handler = setup_logging("DEBUG", [TEST_TOKEN], stream=buffer)
+    witness = Witness()
+    for each in root.handlers:
+        each.filters.insert(0, witness)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for each in root.handlers:
+            for added in [f for f in each.filters if isinstance(f, RedactSecrets) or f is witness]:
+                each.removeFilter(added)
+        for name, level in levels.items():
+            logging.getLogger(name or None).setLevel(level)
+    logged = buffer.getvalue()
+    assert not carried, "log records carried the bot token:\n" + "\n".join(carried)
+    assert TEST_TOKEN not in logged and TEST_TOKEN.split(":")[1] not in logged

@@ -344,3 +344,107 @@ def test_environment_without_dotenv_is_the_process_environment(
     environment = environment_with_dotenv(tmp_path / "absent.env")
     assert environment["CAPGAP_RATE_LIMIT"] == "7"
     assert load_config(environment).rate_limit == 7
+
+
+# --- production settings: webhook, health, logs, admins, allowed chats, flood -------------------------
+
+
+def test_production_settings_have_safe_defaults() -> None:
+    config = load_config({})
+    assert (config.webhook_url, config.webhook_secret, config.listen, config.webhook_port) == (
+        None,
+        None,
+        "127.0.0.1",
+        8080,
+    )
+    assert config.health_port is None and config.health_port_in_effect is None  # polling: off
+    assert (config.log_format, config.admins, config.allowed_chats, config.flood_per_minute) == (
+        "plain",
+        frozenset(),
+        None,
+        20,
+    )
+
+
+def test_production_settings_are_read() -> None:
+    config = load_config(
+        {
+            "CAPGAP_WEBHOOK_URL": "https://bot.example.org/capgap/hook",
+            "CAPGAP_WEBHOOK_SECRET": "s3cret_token-0123456789",
+            "CAPGAP_LISTEN": "0.0.0.0",
+            "CAPGAP_WEBHOOK_PORT": "8443",
+            "CAPGAP_LOG_FORMAT": "JSON",
+            "CAPGAP_ADMINS": "42, 7",
+            "CAPGAP_ALLOWED_CHATS": "1001,-1001234567890, ",
+            "CAPGAP_FLOOD_PER_MINUTE": "0",
+        }
+    )
+    assert config.webhook_url == "https://bot.example.org/capgap/hook"
+    assert config.webhook_secret is not None and config.webhook_secret.reveal() == "s3cret_token-0123456789"
+    assert (config.listen, config.webhook_port, config.log_format) == ("0.0.0.0", 8443, "json")
+    assert config.health_port_in_effect == 8081  # on by default with a webhook
+    assert config.admins == frozenset({42, 7})
+    assert config.allowed_chats == frozenset({1001, -1001234567890})
+    assert config.flood_per_minute == 0
+    assert "s3cret" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    ("raw", "in_effect_polling", "in_effect_webhook"),
+    [("", None, 8081), ("off", None, None), ("OFF", None, None), ("9100", 9100, 9100), ("0", 0, 0)],
+)
+def test_health_port_is_on_with_a_webhook_off_with_polling_unless_set(
+    raw: str, in_effect_polling: int | None, in_effect_webhook: int | None
+) -> None:
+    polling = load_config({"CAPGAP_HEALTH_PORT": raw})
+    webhook = load_config({"CAPGAP_HEALTH_PORT": raw, "CAPGAP_WEBHOOK_URL": "https://bot.example.org/h"})
+    assert (polling.health_port_in_effect, webhook.health_port_in_effect) == (
+        in_effect_polling,
+        in_effect_webhook,
+    )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://bot.example.org/hook",  # Telegram only posts to https
+        "bot.example.org/hook",
+        "https:///hook",
+        "https://bot.example.org/hook?token=1",
+        "https://bot.example.org/ho ok",
+        "ftp://bot.example.org/hook",
+    ],
+)
+def test_webhook_url_must_be_https_without_a_query(url: str) -> None:
+    with pytest.raises(ConfigError, match="CAPGAP_WEBHOOK_URL must"):
+        load_config({"CAPGAP_WEBHOOK_URL": url})
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8443/hook", "http://localhost/hook", "http://[::1]:80/h"])
+def test_plain_http_webhooks_are_only_for_loopback(url: str) -> None:
+    assert load_config({"CAPGAP_WEBHOOK_URL": url}).webhook_url == url
+
+
+@pytest.mark.parametrize("secret", ["short", "has space in it 0123456", "ünïcode-0123456789abc", "x" * 257])
+def test_a_bad_webhook_secret_is_rejected_without_echoing_it(secret: str) -> None:
+    with pytest.raises(ConfigError, match="CAPGAP_WEBHOOK_SECRET must be 16 to 256") as caught:
+        load_config({"CAPGAP_WEBHOOK_SECRET": secret})
+    assert secret not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("CAPGAP_LOG_FORMAT", "yaml", "CAPGAP_LOG_FORMAT must be 'plain' or 'json'"),
+        ("CAPGAP_LISTEN", "example.org", "CAPGAP_LISTEN must be an IP address"),
+        ("CAPGAP_WEBHOOK_PORT", "0", "CAPGAP_WEBHOOK_PORT must be between 1 and 65535"),
+        ("CAPGAP_HEALTH_PORT", "70000", "CAPGAP_HEALTH_PORT must be between 0 and 65535"),
+        ("CAPGAP_HEALTH_PORT", "on", "CAPGAP_HEALTH_PORT must be a whole number"),
+        ("CAPGAP_ADMINS", "42,@alice", "CAPGAP_ADMINS must be comma-separated Telegram ids"),
+        ("CAPGAP_ALLOWED_CHATS", "1.5", "CAPGAP_ALLOWED_CHATS must be comma-separated Telegram ids"),
+        ("CAPGAP_FLOOD_PER_MINUTE", "-1", "CAPGAP_FLOOD_PER_MINUTE must be between 0 and 10000"),
+    ],
+)
+def test_malformed_production_settings_are_one_line_errors(name: str, value: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says):
+        load_config({name: value})

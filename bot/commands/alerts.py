@@ -321,7 +321,12 @@ COMMANDS = (
         "alerts", "Your alerts with their state, and delete buttons", "/alerts", ("/alerts",), list_alerts
     ),
     Command(
-        "delete", "Delete an alert by its number", "/delete ID", ("/delete 12",), delete, group_admin_only=True
+        "delete",
+        "Delete an alert by its number",
+        "/delete ID",
+        ("/delete 12",),
+        delete,
+        group_admin_only=True,
     ),
     Command(
         "pause",
@@ -341,7 +346,12 @@ COMMANDS = (
         group_admin_only=True,
     ),
     Command(
-        "tz", "Set your time zone for the digest", "/tz ZONE", ("/tz Europe/Berlin",), tz, group_admin_only=True
+        "tz",
+        "Set your time zone for the digest",
+        "/tz ZONE",
+        ("/tz Europe/Berlin",),
+        tz,
+        group_admin_only=True,
     ),
 )
 

@@ -1,0 +1,165 @@
+"""The door every update passes first: which chats may use the bot, how fast, and how much they may send.
+
+``register`` adds one handler in PTB group -1, ahead of every command family. Raising
+``ApplicationHandlerStop`` there ends the update's handling, so a refused or flooding chat reaches no
+handler that could answer it at length or store anything about it. The guard itself keeps only memory
+(what it refused today, recent command times), never a row in the database.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING
+
+from telegram import Update
+from telegram.ext import ApplicationHandlerStop, ContextTypes, TypeHandler
+
+if TYPE_CHECKING:
+    from telegram.ext import Application
+
+    from bot.config import Config
+
+log = logging.getLogger(__name__)
+
+GUARD_GROUP = -1
+MAX_INPUT_CHARS = 512  # the longest command capgap understands is an alert rule of at most 200 characters
+FLOOD_WINDOW = 60.0  # seconds over which commands are counted
+QUIET_SECONDS = 60.0  # how long a flooding chat is ignored after its one warning
+MAX_TRACKED_CHATS = 10_000  # memory bound: beyond it, chats not seen within the window are forgotten
+
+REFUSAL = (
+    "Sorry, this capgap bot is private: it only answers the chats its owner has allowed. "
+    "Nothing you send here is kept."
+)
+SLOW_DOWN = "Slow down, please: that is more than {limit} commands a minute. I'll listen again in a minute."
+TOO_LONG = "That message is too long for me ({length:,} characters): a command fits in {limit}."
+
+
+class Verdict(enum.Enum):
+    PASS = "pass"
+    REFUSE = "refuse"  # not an allowed chat: say so (once a day)
+    SLOW_DOWN = "slow down"  # just went over the flood limit: say so (once)
+    IGNORE = "ignore"  # already told: answer nothing
+
+
+def _utc_today() -> date:
+    return datetime.now(UTC).date()
+
+
+@dataclass
+class Guard:
+    """The allow-list and the per-chat flood limit; ``clock`` (seconds) and ``today`` are injectable."""
+
+    allowed_chats: frozenset[int] | None  # None: every chat
+    admins: frozenset[int] = frozenset()  # their private chats are always allowed
+    per_minute: int = 20  # 0: no flood limit
+    clock: Callable[[], float] = time.monotonic
+    today: Callable[[], date] = _utc_today
+    _refused_on: dict[int, date] = field(default_factory=dict)
+    _recent: dict[int, deque[float]] = field(default_factory=dict)
+    _quiet_until: dict[int, float] = field(default_factory=dict)
+
+    def allows(self, chat_id: int) -> bool:
+        # A user's private chat has the user's id, so an admin's own chat is always open to them.
+        return self.allowed_chats is None or chat_id in self.allowed_chats or chat_id in self.admins
+
+    def admit(self, chat_id: int) -> Verdict:
+        """Judge one command (or button press) from ``chat_id``."""
+        if not self.allows(chat_id):
+            return self._refuse(chat_id)
+        if self.per_minute <= 0:
+            return Verdict.PASS
+        now = self.clock()
+        if self._quiet_until.get(chat_id, 0.0) > now:
+            return Verdict.IGNORE
+        self._quiet_until.pop(chat_id, None)
+        recent = self._recent.get(chat_id)
+        if recent is None:
+            self._forget_idle(now)
+            recent = self._recent[chat_id] = deque()
+        while recent and recent[0] <= now - FLOOD_WINDOW:
+            recent.popleft()
+        recent.append(now)
+        if len(recent) > self.per_minute:
+            self._quiet_until[chat_id] = now + QUIET_SECONDS
+            recent.clear()
+            return Verdict.SLOW_DOWN
+        return Verdict.PASS
+
+    def _refuse(self, chat_id: int) -> Verdict:
+        today = self.today()
+        if self._refused_on.get(chat_id) == today:
+            return Verdict.IGNORE
+        if len(self._refused_on) >= MAX_TRACKED_CHATS:
+            # Yesterday's refusals go first; under a swarm of strangers in one day, the earliest half too
+            # (they may hear the refusal twice that day, which beats unbounded memory).
+            kept = [(c, d) for c, d in self._refused_on.items() if d == today]
+            self._refused_on = dict(kept[-(MAX_TRACKED_CHATS // 2) :])
+        self._refused_on[chat_id] = today
+        return Verdict.REFUSE
+
+    def _forget_idle(self, now: float) -> None:
+        if len(self._recent) < MAX_TRACKED_CHATS:
+            return
+        for chat_id in [
+            c for c, times in self._recent.items() if not times or times[-1] <= now - FLOOD_WINDOW
+        ]:
+            del self._recent[chat_id]
+
+
+def addressed_to_bot(update: Update) -> bool:
+    """Commands and button presses, and anything in a private chat: what the bot would answer.
+
+    Group chatter that reaches the bot (when its privacy mode is off) is neither counted nor refused.
+    """
+    if update.callback_query is not None:
+        return True
+    message = update.message
+    if message is None or message.text is None:
+        return False
+    return message.chat.type == "private" or message.text.startswith("/")
+
+
+async def screen(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Let the update through, or answer it briefly (or not at all) and stop it here."""
+    if not isinstance(update, Update) or update.effective_chat is None:
+        raise ApplicationHandlerStop  # nothing capgap answers comes without a chat
+    guard: Guard = context.bot_data["guard"]
+    chat_id = update.effective_chat.id
+    if not addressed_to_bot(update):
+        if not guard.allows(chat_id):
+            raise ApplicationHandlerStop
+        return
+    verdict = guard.admit(chat_id)
+    if verdict is Verdict.PASS:
+        text = update.message.text if update.message is not None else None
+        if text is not None and len(text) > MAX_INPUT_CHARS:
+            await context.bot.send_message(chat_id, TOO_LONG.format(length=len(text), limit=MAX_INPUT_CHARS))
+            raise ApplicationHandlerStop
+        return
+    if update.callback_query is not None:
+        await update.callback_query.answer()  # stops the spinner on the button; says nothing more
+    if verdict is Verdict.REFUSE:
+        log.info("chat %s is not allowed: refused", chat_id, extra={"chat_id": chat_id})
+        await context.bot.send_message(chat_id, REFUSAL)
+    elif verdict is Verdict.SLOW_DOWN:
+        log.info(
+            "chat %s sent more than %d commands a minute: ignored for %d s",
+            chat_id,
+            guard.per_minute,
+            QUIET_SECONDS,
+            extra={"chat_id": chat_id},
+        )
+        await context.bot.send_message(chat_id, SLOW_DOWN.format(limit=guard.per_minute))
+    raise ApplicationHandlerStop
+
+
+def register(application: Application, config: Config) -> None:  # type: ignore[type-arg]
+    application.bot_data["guard"] = Guard(config.allowed_chats, config.admins, config.flood_per_minute)
+    application.add_handler(TypeHandler(Update, screen), group=GUARD_GROUP)

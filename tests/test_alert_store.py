@@ -1,0 +1,425 @@
+"""alerts/store.py on a real SQLite file: chats, rules, the one-transaction commit, and the outbox."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import sqlite_utils
+
+from alerts.evaluate import DONE, EXPIRED, evaluate
+from alerts.observations import Observation, close_time
+from alerts.rules import parse_rule
+from alerts.store import MAX_GROUPS_PER_CHAT, MIGRATIONS, AlertStore, QuotaExceeded, day_bounds
+from market.storage import migrate, open_database
+
+NOW = datetime(2024, 1, 18, 21, 30, tzinfo=UTC)
+JAN_17, JAN_18, JAN_19 = date(2024, 1, 17), date(2024, 1, 18), date(2024, 1, 19)
+CHAT, OTHER = 1001, 2002
+# Real ^RUT closes (shared/data/RUT_daily.csv), used as the values rules are created against.
+RUT_JAN_17, RUT_JAN_18 = 1913.170044, 1923.650024
+
+
+def close_of(key: str, value: float, day: date) -> Observation:
+    return Observation(key, value, close_time(day), day, True)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "alerts.db"
+
+
+@pytest.fixture
+def db(db_path: Path) -> Iterator[sqlite_utils.Database]:
+    database = open_database(db_path)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def store(db: sqlite_utils.Database) -> AlertStore:
+    return AlertStore(db)
+
+
+def rule_rows_on_disk(path: Path) -> list[tuple[object, ...]]:
+    """Every column of every rules row, read through a second connection: what a restart would see."""
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT * FROM rules ORDER BY rule_id").fetchall()
+
+
+def outbox_rows(db: sqlite_utils.Database) -> list[dict[str, object]]:
+    return list(db.query("SELECT * FROM outbox ORDER BY id"))
+
+
+# --- migrations -------------------------------------------------------------------------------------
+
+
+def test_migrations_re_run_safely_and_keep_what_is_stored(store: AlertStore, db_path: Path) -> None:
+    """Running the migrations again, or opening a second store on the file, changes nothing."""
+    store.add_rule(CHAT, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
+    store.queue(CHAT, "hello", "digest", NOW)
+    before = rule_rows_on_disk(db_path)
+
+    assert migrate(store.db, MIGRATIONS) == []
+    again = AlertStore(open_database(db_path))
+    assert migrate(again.db, MIGRATIONS) == []
+
+    assert rule_rows_on_disk(db_path) == before
+    assert [r["text"] for r in outbox_rows(again.db)] == ["hello"]
+    applied = [r[0] for r in store.db.execute("SELECT name FROM migrations").fetchall()]
+    assert applied.count("alerts-001-tables") == 1
+    again.db.close()
+
+
+# --- rules: groups, quota, scoping --------------------------------------------------------------------
+
+
+def test_a_cross_rule_is_one_group_of_two_rows(store: AlertStore, db: sqlite_utils.Database) -> None:
+    """`cross` stores an above and a below row under one group id, listed as one rule."""
+    group_id, start = store.add_rule(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
+
+    rows = db.execute("SELECT rule_id, group_id, kind, armed FROM rules ORDER BY rule_id").fetchall()
+    assert rows == [(group_id, group_id, "above", 1), (group_id + 1, group_id, "below", 0)]
+    assert not start.already_holds
+    (group,) = store.groups(CHAT)
+    assert group["id"] == group_id and group["armed"] == [True, False]
+    assert group["spec"].startswith("RUT cross 2,000")
+    assert store.count_groups(CHAT) == 1
+    assert list(store.rules["group_id"]) == [group_id, group_id]
+
+
+def test_the_51st_rule_is_refused_and_nothing_is_stored(store: AlertStore, db: sqlite_utils.Database) -> None:
+    """The quota counts groups (a cross is one): past 50, QuotaExceeded and no row, chat or frame change."""
+    for n in range(MAX_GROUPS_PER_CHAT):
+        text = f"rut cross {2000 + n}" if n % 2 else f"spx above {5000 + n}"
+        store.add_rule(CHAT, parse_rule(text), RUT_JAN_18, NOW)
+    rows_before = db.execute("SELECT COUNT(*) FROM rules").fetchone()[0]
+    assert rows_before == MAX_GROUPS_PER_CHAT * 3 // 2  # 25 crosses of two rows, 25 single rows
+    frame_before = store.rules.copy()
+
+    with pytest.raises(QuotaExceeded):
+        store.add_rule(CHAT, parse_rule("rut above 3000"), RUT_JAN_18, NOW)
+
+    assert db.execute("SELECT COUNT(*) FROM rules").fetchone()[0] == rows_before
+    pd.testing.assert_frame_equal(store.rules, frame_before)
+    assert store.count_groups(CHAT) == MAX_GROUPS_PER_CHAT
+    # The quota is per chat, and deleting one of the chat's rules frees a place.
+    store.add_rule(OTHER, parse_rule("rut above 3000"), RUT_JAN_18, NOW)
+    assert store.delete_group(CHAT, store.groups(CHAT)[0]["id"])
+    store.add_rule(CHAT, parse_rule("rut above 3000"), RUT_JAN_18, NOW)
+    assert store.count_groups(CHAT) == MAX_GROUPS_PER_CHAT
+
+
+def test_another_chats_id_deletes_pauses_and_lists_nothing(store: AlertStore, db_path: Path) -> None:
+    """groups, delete_group and set_paused act only on the asking chat's rules."""
+    mine, _ = store.add_rule(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
+    store.add_rule(OTHER, parse_rule("spx above 5000"), 4780.94, NOW)
+    disk_before, frame_before = rule_rows_on_disk(db_path), store.rules.copy()
+
+    assert not store.delete_group(OTHER, mine)
+    assert store.set_paused(OTHER, True, mine) == 0
+    assert [g["spec"].split(" · ")[0] for g in store.groups(OTHER)] == ["SPX above 5,000"]
+
+    assert rule_rows_on_disk(db_path) == disk_before
+    pd.testing.assert_frame_equal(store.rules, frame_before)
+    assert [g["id"] for g in store.groups(CHAT)] == [mine]
+
+
+def test_set_paused_changes_one_group_or_all_and_counts_groups(
+    store: AlertStore, db: sqlite_utils.Database
+) -> None:
+    """Pausing counts groups changed (a cross is one), mirrors to memory, and a repeat changes nothing."""
+    cross, _ = store.add_rule(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
+    single, _ = store.add_rule(CHAT, parse_rule("spx above 5000"), 4780.94, NOW)
+    theirs, _ = store.add_rule(OTHER, parse_rule("spx above 5000"), 4780.94, NOW)
+
+    assert store.set_paused(CHAT, True, cross) == 1
+    assert store.rules.loc[store.rules["group_id"] == cross, "paused"].tolist() == [True, True]
+    assert not store.rules.loc[store.rules["group_id"] == single, "paused"].item()
+    assert store.set_paused(CHAT, True) == 1  # only the single rule was still running
+    assert store.set_paused(CHAT, True) == 0
+    assert (
+        db.execute("SELECT COUNT(*) FROM rules WHERE chat_id = ? AND paused = 1", [CHAT]).fetchone()[0] == 3
+    )
+    assert not store.rules.loc[store.rules["group_id"] == theirs, "paused"].item()
+
+    assert store.set_paused(CHAT, False) == 2
+    assert not store.rules["paused"].any()
+
+
+def test_delete_group_removes_both_rows_from_disk_and_memory(
+    store: AlertStore, db: sqlite_utils.Database
+) -> None:
+    """Deleting a cross deletes both of its rows, and the rule is no longer judged."""
+    cross, _ = store.add_rule(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
+    kept, _ = store.add_rule(CHAT, parse_rule("spx above 5000"), 4780.94, NOW)
+
+    assert store.delete_group(CHAT, cross)
+    assert not store.delete_group(CHAT, cross)
+    assert db.execute("SELECT group_id FROM rules").fetchall() == [(kept,)]
+    assert list(store.rules["group_id"]) == [kept]
+
+
+def test_rules_reload_from_sqlite_after_a_restart_with_the_same_state(
+    store: AlertStore, db_path: Path
+) -> None:
+    """A new store over the same file (a restart) loads the same rules frame, states and expiries included."""
+    store.add_rule(CHAT, parse_rule("rut cross 2000 band 0.5%"), RUT_JAN_18, NOW)
+    store.add_rule(
+        CHAT, parse_rule("spx above 4750 close once for 30d"), close_of("^GSPC", 4739.21, JAN_17), NOW
+    )
+    store.add_rule(CHAT, parse_rule("rut high"), RUT_JAN_18, NOW, all_time_high=2442.74)
+    store.add_rule(OTHER, parse_rule("gap shift 3"), None, NOW)  # no value yet: NaNs must survive too
+    paused, _ = store.add_rule(OTHER, parse_rule("rut move 2%"), None, NOW)
+    store.set_paused(OTHER, True, paused)
+    # Move some state: the SPX close rule consumes a close and the cross's above row fires live.
+    evaluation = evaluate(
+        store.rules,
+        {
+            "^GSPC": close_of("^GSPC", 4780.94, JAN_18),
+            "^RUT": Observation("^RUT", 2001.0, NOW, JAN_18, False),
+        },
+        NOW,
+    )
+    assert len(evaluation.fired) == 2
+    store.commit(evaluation, [(CHAT, "two alerts", "alert")], NOW)
+    store.add_rule(CHAT, parse_rule("rut below 1900 for 7d"), RUT_JAN_18, NOW)
+
+    restarted = AlertStore(open_database(db_path))
+
+    pd.testing.assert_frame_equal(restarted.rules, store.rules)
+    assert restarted.groups(CHAT) == store.groups(CHAT)
+    assert restarted.groups(OTHER) == store.groups(OTHER)
+    restarted.db.close()
+
+
+# --- commit: states and outbox in one transaction ----------------------------------------------------
+
+
+def test_commit_writes_new_states_and_queues_messages(store: AlertStore, db: sqlite_utils.Database) -> None:
+    """After commit the fired rule is disarmed with its value and time on disk and the message is pending."""
+    group_id, _ = store.add_rule(
+        CHAT, parse_rule("rut above 1920 close"), close_of("^RUT", RUT_JAN_17, JAN_17), NOW
+    )
+    evaluation = evaluate(store.rules, {"^RUT": close_of("^RUT", RUT_JAN_18, JAN_18)}, NOW)
+
+    store.commit(evaluation, [(CHAT, "RUT rose to 1,923.65", "alert")], NOW)
+
+    row = db.execute(
+        "SELECT armed, last_value, last_session, last_fired_at FROM rules WHERE rule_id = ?", [group_id]
+    ).fetchone()
+    assert row == (0, RUT_JAN_18, (JAN_18 - date(1970, 1, 1)).days, NOW.isoformat())
+    (queued,) = outbox_rows(db)
+    assert (queued["chat_id"], queued["text"], queued["kind"], queued["status"], queued["attempts"]) == (
+        CHAT,
+        "RUT rose to 1,923.65",
+        "alert",
+        "pending",
+        0,
+    )
+    assert not store.rules.loc[group_id, "armed"]
+
+
+def test_commit_is_all_or_nothing_when_the_outbox_insert_fails(
+    store: AlertStore, db: sqlite_utils.Database, db_path: Path
+) -> None:
+    """A failing outbox insert rolls back the rule states too (on disk and in memory): no silent fire."""
+    store.add_rule(CHAT, parse_rule("rut above 1920 close"), close_of("^RUT", RUT_JAN_17, JAN_17), NOW)
+    store.add_rule(OTHER, parse_rule("rut cross 1900"), close_of("^RUT", RUT_JAN_17, JAN_17), NOW)
+    disk_before, frame_before = rule_rows_on_disk(db_path), store.rules.copy()
+    evaluation = evaluate(store.rules, {"^RUT": close_of("^RUT", RUT_JAN_18, JAN_18)}, NOW)
+    assert len(evaluation.fired) == 1 and len(evaluation.state) == 3
+    # The fault a real disk could produce mid-transaction, made by SQLite itself.
+    db.execute(
+        "CREATE TRIGGER outbox_fault BEFORE INSERT ON outbox BEGIN SELECT RAISE(ABORT, 'disk I/O error (test)'); END"
+    )
+
+    with pytest.raises(sqlite3.DatabaseError, match="disk I/O error"):
+        store.commit(evaluation, [(CHAT, "alert text", "alert")], NOW)
+
+    assert rule_rows_on_disk(db_path) == disk_before
+    assert outbox_rows(db) == []
+    pd.testing.assert_frame_equal(store.rules, frame_before)
+    assert not db.conn.in_transaction
+
+    # The same evaluation commits once the fault is gone: nothing was half-applied.
+    db.execute("DROP TRIGGER outbox_fault")
+    store.commit(evaluation, [(CHAT, "alert text", "alert")], NOW)
+    assert len(outbox_rows(db)) == 1
+    assert rule_rows_on_disk(db_path) != disk_before
+
+
+def test_done_and_expired_rows_leave_the_in_memory_frame(
+    store: AlertStore, db: sqlite_utils.Database, db_path: Path
+) -> None:
+    """A `once` rule that fired is DONE and an expired rule EXPIRED: on disk, gone from memory and /alerts."""
+    once, _ = store.add_rule(
+        CHAT, parse_rule("rut above 1920 close once"), close_of("^RUT", RUT_JAN_17, JAN_17), NOW
+    )
+    short, _ = store.add_rule(CHAT, parse_rule("spx above 9000 for 1d"), 4739.21, NOW - timedelta(days=2))
+    kept, _ = store.add_rule(CHAT, parse_rule("rut above 3000"), RUT_JAN_17, NOW)
+
+    evaluation = evaluate(store.rules, {"^RUT": close_of("^RUT", RUT_JAN_18, JAN_18)}, NOW)
+    assert evaluation.fired["rule_id"].tolist() == [once]
+    store.commit(evaluation, [(CHAT, "once", "alert")], NOW)
+
+    statuses = dict(db.execute("SELECT rule_id, status FROM rules").fetchall())
+    assert statuses == {once: "done", short: "expired", kept: "active"}
+    assert store.rules.index.tolist() == [kept]
+    assert not store.rules["status"].isin([DONE, EXPIRED]).any()
+    assert [g["id"] for g in store.groups(CHAT)] == [kept]
+    assert store.count_groups(CHAT) == 1
+    assert AlertStore(open_database(db_path)).rules.index.tolist() == [kept]
+
+
+# --- chats --------------------------------------------------------------------------------------------
+
+
+def test_deactivate_chat_pauses_its_rules_and_drops_its_pending_rows(
+    store: AlertStore, db: sqlite_utils.Database
+) -> None:
+    """A chat that blocked the bot: inactive, rules paused, pending rows dropped; sent rows and other chats kept."""
+    store.add_rule(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
+    store.add_rule(OTHER, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
+    for chat, text in [(CHAT, "sent before"), (CHAT, "a"), (OTHER, "b"), (CHAT, "c")]:
+        store.queue(chat, text, "alert", NOW)
+    store.mark_sent(outbox_rows(db)[0]["id"], NOW)  # type: ignore[arg-type]
+
+    store.deactivate_chat(CHAT, NOW + timedelta(minutes=1))
+
+    chat = store.chat(CHAT)
+    assert chat is not None and not chat.active
+    assert store.chat(OTHER).active  # type: ignore[union-attr]
+    assert db.execute("SELECT chat_id, paused FROM rules ORDER BY rule_id").fetchall() == [
+        (CHAT, 1),
+        (CHAT, 1),
+        (OTHER, 0),
+    ]
+    assert store.rules.groupby("chat_id")["paused"].all().to_dict() == {CHAT: True, OTHER: False}
+    assert [(r["text"], r["status"]) for r in outbox_rows(db)] == [
+        ("sent before", "sent"),
+        ("a", "dropped"),
+        ("b", "pending"),
+        ("c", "dropped"),
+    ]
+    assert [r.text for r in store.pending(NOW + timedelta(minutes=1))] == ["b"]
+
+    # Coming back (any new message) re-activates the chat; its rules stay paused until /resume.
+    store.register_chat(CHAT, now=NOW + timedelta(days=1))
+    assert store.chat(CHAT).active  # type: ignore[union-attr]
+    assert store.rules.loc[store.rules["chat_id"] == CHAT, "paused"].all()
+
+
+def test_zone_and_digest_settings_are_per_chat(store: AlertStore) -> None:
+    """set_zone/set_digest register the chat; only active chats with a digest time are listed."""
+    store.set_zone(CHAT, "Europe/Berlin")
+    store.set_digest(CHAT, "18:30")
+    store.set_digest(OTHER, "07:00")
+    store.deactivate_chat(OTHER, NOW)
+
+    assert store.chat(CHAT) is not None and store.chat(CHAT).zone == "Europe/Berlin"  # type: ignore[union-attr]
+    assert store.chat(OTHER).zone == "America/New_York"  # type: ignore[union-attr]
+    assert [(c.chat_id, c.digest_time) for c in store.chats_with_digest()] == [(CHAT, "18:30")]
+    store.set_digest(CHAT, None)
+    assert store.chats_with_digest() == []
+
+
+# --- outbox -------------------------------------------------------------------------------------------
+
+
+def test_outbox_pending_mark_sent_retry_later_give_up_and_backlog(
+    store: AlertStore, db: sqlite_utils.Database
+) -> None:
+    """The outbox lifecycle: due rows in id order; sent, postponed and failed rows leave the pending list."""
+    assert store.pending(NOW) == [] and store.backlog() == (0, None)
+    for n in range(4):
+        store.queue(CHAT if n % 2 == 0 else OTHER, f"message {n}", "alert", NOW + timedelta(seconds=n))
+    ids = [r["id"] for r in outbox_rows(db)]
+
+    assert [r.text for r in store.pending(NOW + timedelta(seconds=1))] == ["message 0", "message 1"]
+    due = store.pending(NOW + timedelta(minutes=1))
+    assert [r.id for r in due] == ids
+    assert (due[0].chat_id, due[0].kind, due[0].attempts, due[0].created_at) == (CHAT, "alert", 0, NOW)
+    assert [r.id for r in store.pending(NOW + timedelta(minutes=1), limit=2)] == ids[:2]
+    assert store.backlog() == (4, NOW)
+
+    store.mark_sent(ids[0], NOW + timedelta(minutes=1))
+    store.retry_later(ids[1], NOW + timedelta(minutes=10), "Internal Server Error")
+    store.retry_later(ids[2], NOW + timedelta(minutes=5), "retry after 300 s", count_attempt=False)
+    store.give_up(ids[3], "Bad Request: can't parse entities " + "x" * 500)
+
+    assert [r.id for r in store.pending(NOW + timedelta(minutes=4))] == []
+    assert [r.id for r in store.pending(NOW + timedelta(minutes=5))] == [ids[2]]
+    assert [(r.id, r.attempts) for r in store.pending(NOW + timedelta(minutes=10))] == [
+        (ids[1], 1),
+        (ids[2], 0),
+    ]
+    assert store.backlog() == (2, NOW + timedelta(seconds=1))
+    rows = {r["id"]: r for r in outbox_rows(db)}
+    assert (rows[ids[0]]["status"], rows[ids[0]]["attempts"], rows[ids[0]]["sent_at"]) == (
+        "sent",
+        1,
+        (NOW + timedelta(minutes=1)).isoformat(),
+    )
+    assert (rows[ids[3]]["status"], rows[ids[3]]["attempts"]) == ("failed", 1)
+    assert len(str(rows[ids[3]]["error"])) == 300  # errors are kept short
+
+
+def test_pending_holds_a_chats_later_rows_behind_one_waiting_for_a_retry(store: AlertStore) -> None:
+    """While a chat's earlier row waits for its retry, its later rows are not handed out (order is kept);
+    other chats' rows are, and a failed or sent row no longer holds anything."""
+    for chat, text in [(CHAT, "a1"), (CHAT, "a2"), (OTHER, "b1"), (CHAT, "a3")]:
+        store.queue(chat, text, "alert", NOW)
+    a1, a2, b1, a3 = (r.id for r in store.pending(NOW))
+    store.retry_later(a1, NOW + timedelta(minutes=5), "Internal Server Error")
+
+    assert [r.id for r in store.pending(NOW + timedelta(minutes=1))] == [b1]
+    assert [r.id for r in store.pending(NOW + timedelta(minutes=5))] == [a1, a2, b1, a3]
+    store.give_up(a1, "gave up")
+    assert [r.id for r in store.pending(NOW + timedelta(minutes=1))] == [a2, b1, a3]
+
+
+def test_pending_compares_times_with_fractional_seconds(store: AlertStore) -> None:
+    """A row due half a second after a whole second is not due at that whole second (ISO text compare)."""
+    store.queue(CHAT, "x", "alert", NOW)
+    (row,) = store.pending(NOW)
+    store.retry_later(row.id, NOW + timedelta(seconds=5, milliseconds=500), "later")
+    assert store.pending(NOW + timedelta(seconds=5)) == []
+    assert [r.id for r in store.pending(NOW + timedelta(seconds=5, milliseconds=500))] == [row.id]
+
+
+def test_day_bounds_are_the_local_day_in_utc() -> None:
+    """A chat's day runs midnight to midnight in its zone, including a 23-hour DST day."""
+    assert day_bounds(JAN_18, "Europe/Berlin") == (
+        datetime(2024, 1, 17, 23, 0, tzinfo=UTC),
+        datetime(2024, 1, 18, 23, 0, tzinfo=UTC),
+    )
+    assert day_bounds(JAN_18, "Asia/Kolkata") == (
+        datetime(2024, 1, 17, 18, 30, tzinfo=UTC),
+        datetime(2024, 1, 18, 18, 30, tzinfo=UTC),
+    )
+    start, end = day_bounds(date(2024, 3, 10), "America/New_York")  # clocks go forward at 2 a.m.
+    assert (start, end) == (datetime(2024, 3, 10, 5, 0, tzinfo=UTC), datetime(2024, 3, 11, 4, 0, tzinfo=UTC))
+    assert end - start == timedelta(hours=23)
+
+
+def test_alerts_queued_on_counts_a_chats_alerts_within_its_local_day(store: AlertStore) -> None:
+    """The daily count is per chat, per kind 'alert', and by the chat's local day."""
+    store.queue(CHAT, "late on the 18th in Berlin", "alert", datetime(2024, 1, 18, 22, 30, tzinfo=UTC))
+    store.queue(CHAT, "already the 19th in Berlin", "alert", datetime(2024, 1, 18, 23, 30, tzinfo=UTC))
+    store.queue(CHAT, "a digest is not an alert", "digest", datetime(2024, 1, 18, 12, 0, tzinfo=UTC))
+    store.queue(OTHER, "another chat", "alert", datetime(2024, 1, 18, 12, 0, tzinfo=UTC))
+    store.queue(CHAT, "limit notice", "limit", datetime(2024, 1, 18, 12, 0, tzinfo=UTC))
+
+    berlin_18 = day_bounds(JAN_18, "Europe/Berlin")
+    assert store.alerts_queued_on(CHAT, *berlin_18) == 1
+    assert store.alerts_queued_on(CHAT, *day_bounds(JAN_19, "Europe/Berlin")) == 1
+    assert (
+        store.alerts_queued_on(CHAT, *day_bounds(JAN_18, "America/New_York")) == 2
+    )  # both on the 18th in New York
+    assert store.limit_notice_queued_on(CHAT, *berlin_18)
+    assert not store.limit_notice_queued_on(OTHER, *berlin_18)

@@ -1,0 +1,400 @@
+"""alerts/delivery.py draining the outbox, through bot/delivery.py's transport, to the Bot API emulator.
+
+The real PTB ``Bot`` talks HTTP to the emulator, so Telegram's answers (200, 500, 429 with retry_after,
+403, 400) reach ``drain`` exactly as PTB raises them. Wall time is the ``FakeClock``; the ``Pacer`` runs on
+``FakeMonotonic``, whose sleep moves it instead of waiting — except in the one test at Telegram's real limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import pytest_asyncio
+import sqlite_utils
+from telegram import Bot
+
+from alerts.delivery import (
+    BACKOFF_MAX,
+    BACKOFF_START,
+    MAX_ATTEMPTS,
+    DrainReport,
+    Limits,
+    Pacer,
+    backoff,
+    drain,
+)
+from alerts.rules import parse_rule
+from alerts.store import AlertStore
+from bot.delivery import transport
+from market.storage import open_database
+from tests.conftest import TEST_TOKEN, FakeClock
+from tests.telegram_emulator import ApiCall, TelegramEmulator
+
+ANN, BOB, CAT = 101, 202, 303
+GROUP = -100500
+
+
+class FakeMonotonic:
+    """The Pacer's monotonic clock on virtual time: sleeping never waits for real. Once the senders that
+    can run have run, time jumps to the earliest wake-up, so they wake in the order a real clock gives."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._driver: asyncio.Task[None] | None = None
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        woken = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._sleepers, (self.now + seconds, next(self._order), woken))
+        if self._driver is None or self._driver.done():
+            self._driver = asyncio.create_task(self._advance())
+        await woken
+
+    async def _advance(self) -> None:
+        while self._sleepers:
+            for _ in range(5):  # every sender that is not asleep runs on (and falls asleep) first
+                await asyncio.sleep(0)
+            wake, _, woken = heapq.heappop(self._sleepers)
+            self.now = max(self.now, wake)
+            woken.set_result(None)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
+    database = open_database(tmp_path / "outbox.db")
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def store(db: sqlite_utils.Database) -> AlertStore:
+    return AlertStore(db)
+
+
+@pytest.fixture
+def ticks() -> FakeMonotonic:
+    return FakeMonotonic()
+
+
+@pytest.fixture
+def pacer(ticks: FakeMonotonic) -> Pacer:
+    """Telegram's limits, on fake time."""
+    return Pacer(Limits(), clock=ticks, sleep=ticks.sleep)
+
+
+@pytest_asyncio.fixture
+async def bot(telegram_emulator: TelegramEmulator) -> AsyncIterator[Bot]:
+    async with Bot(TEST_TOKEN, base_url=telegram_emulator.base_url) as real_bot:
+        yield real_bot
+
+
+def queue(store: AlertStore, clock: FakeClock, *messages: tuple[int, str]) -> list[int]:
+    """Queue (chat, text) rows a second apart, as refreshes would; returns their outbox ids."""
+    for chat_id, text in messages:
+        store.queue(chat_id, text, "alert", clock())
+        clock.advance(seconds=1)
+    return [int(r[0]) for r in store.db.execute("SELECT id FROM outbox ORDER BY id").fetchall()][
+        -len(messages) :
+    ]
+
+
+def row(store: AlertStore, row_id: int) -> dict[str, object]:
+    (found,) = store.db.query("SELECT * FROM outbox WHERE id = ?", [row_id])
+    return found
+
+
+def texts_sent(emu: TelegramEmulator, chat_id: int) -> list[str | None]:
+    return [m.text for m in emu.sent_to(chat_id)]
+
+
+def send_calls(emu: TelegramEmulator, chat_id: int | None = None) -> list[ApiCall]:
+    return [c for c in emu.calls if c.method == "sendMessage" and (chat_id is None or c.chat_id == chat_id)]
+
+
+# --- through the emulator -----------------------------------------------------------------------------
+
+
+async def test_every_pending_row_is_sent_once_and_marked_sent(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """Each due row reaches its chat as HTML, in order, once; a second drain sends nothing."""
+    ids = queue(store, clock, (ANN, "<b>one</b>"), (BOB, "two"), (ANN, "three"), (CAT, "four"), (ANN, "five"))
+
+    report = await drain(store, transport(bot), clock, pacer)
+
+    assert report == DrainReport(sent=5)
+    assert texts_sent(telegram_emulator, ANN) == ["<b>one</b>", "three", "five"]
+    assert texts_sent(telegram_emulator, BOB) == ["two"] and texts_sent(telegram_emulator, CAT) == ["four"]
+    assert telegram_emulator.sent_to(ANN)[0].plain_text == "one"  # parsed as HTML by "Telegram"
+    assert {(row(store, i)["status"], row(store, i)["attempts"]) for i in ids} == {("sent", 1)}
+    assert row(store, ids[0])["sent_at"] == clock().isoformat()
+    assert store.backlog() == (0, None)
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport()
+    assert len(send_calls(telegram_emulator)) == 5
+
+
+async def test_a_500_is_retried_after_the_backoff_and_delivered_exactly_once(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """A 5xx counts an attempt and postpones the row by the backoff; then it goes out, once."""
+    (row_id,) = queue(store, clock, (ANN, "RUT rose to 2,000"))
+    telegram_emulator.fail("sendMessage", 500)
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(retried=1)
+    failed = row(store, row_id)
+    assert (failed["status"], failed["attempts"]) == ("pending", 1)
+    assert "Internal Server Error" in str(failed["error"])
+    assert failed["due_at"] == (clock() + BACKOFF_START).isoformat()
+
+    clock.advance(seconds=BACKOFF_START.total_seconds() - 1)
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport()  # not due yet
+    clock.advance(seconds=1)
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=1)
+
+    assert texts_sent(telegram_emulator, ANN) == ["RUT rose to 2,000"]
+    assert [c.status for c in send_calls(telegram_emulator)] == [500, 200]
+    assert (row(store, row_id)["status"], row(store, row_id)["attempts"]) == ("sent", 2)
+
+
+async def test_a_429_postpones_the_row_by_retry_after_without_counting_an_attempt(
+    store: AlertStore,
+    clock: FakeClock,
+    bot: Bot,
+    telegram_emulator: TelegramEmulator,
+    pacer: Pacer,
+    ticks: FakeMonotonic,
+) -> None:
+    """RetryAfter: the row waits exactly retry_after seconds, attempts unchanged, and all sending pauses."""
+    (row_id,) = queue(store, clock, (ANN, "SPX fell to 4,500"))
+    telegram_emulator.fail("sendMessage", 429, retry_after=7)
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(retried=1)
+    postponed = row(store, row_id)
+    assert (postponed["status"], postponed["attempts"]) == ("pending", 0)
+    assert postponed["due_at"] == (clock() + timedelta(seconds=7)).isoformat()
+    refused_at = ticks()
+
+    clock.advance(seconds=6)
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport()
+    clock.advance(seconds=1)
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=1)
+
+    assert ticks() - refused_at >= 7.0  # the pacer held every send for the time Telegram asked
+    assert texts_sent(telegram_emulator, ANN) == ["SPX fell to 4,500"]
+    assert (row(store, row_id)["status"], row(store, row_id)["attempts"]) == ("sent", 1)
+
+
+async def test_a_403_deactivates_the_chat_pauses_its_rules_and_drops_its_rows(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """Blocked by the user: one refused send, then nothing more for that chat; other chats are served."""
+    for chat_id in (ANN, BOB):
+        store.add_rule(chat_id, parse_rule("rut cross 2000"), 1923.65, clock())
+    ids = queue(store, clock, (ANN, "a1"), (BOB, "b1"), (ANN, "a2"), (BOB, "b2"), (ANN, "a3"))
+    telegram_emulator.block(ANN)
+
+    report = await drain(store, transport(bot), clock, pacer)
+
+    assert report == DrainReport(sent=2, blocked=1)
+    assert len(send_calls(telegram_emulator, ANN)) == 1
+    assert texts_sent(telegram_emulator, BOB) == ["b1", "b2"]
+    ann, bob = store.chat(ANN), store.chat(BOB)
+    assert ann is not None and not ann.active and bob is not None and bob.active
+    assert store.db.execute("SELECT chat_id, paused FROM rules ORDER BY rule_id").fetchall() == [
+        (ANN, 1),
+        (ANN, 1),
+        (BOB, 0),
+        (BOB, 0),
+    ]
+    assert store.rules.groupby("chat_id")["paused"].all().to_dict() == {ANN: True, BOB: False}
+    assert [row(store, i)["status"] for i in ids] == ["dropped", "sent", "dropped", "sent", "dropped"]
+
+    clock.advance(hours=1)
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport()
+    assert len(send_calls(telegram_emulator, ANN)) == 1
+
+
+async def test_a_chat_that_no_longer_exists_is_treated_as_blocked(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """Telegram's 400 "chat not found" is not a bad message: the chat is deactivated, not retried."""
+    store.register_chat(CAT, now=clock())
+    telegram_emulator.strict_chats = True  # CAT never wrote to this emulator: "chat not found"
+    (row_id,) = queue(store, clock, (CAT, "hello?"))
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(blocked=1)
+    assert store.chat(CAT) is not None and not store.chat(CAT).active  # type: ignore[union-attr]
+    assert row(store, row_id)["status"] == "dropped"
+
+
+async def test_a_400_bad_html_is_given_up_and_the_chats_next_rows_still_go(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """Telegram refusing the text itself is final: the row fails once, is never retried, and does not
+    hold up the chat's later messages."""
+    bad, good = queue(store, clock, (ANN, "<b>unclosed"), (ANN, "<i>fine</i>"))
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=1, failed=1)
+    failed = row(store, bad)
+    assert (failed["status"], failed["attempts"]) == ("failed", 1)
+    assert "Can't parse entities" in str(failed["error"])
+    assert row(store, good)["status"] == "sent"
+    assert texts_sent(telegram_emulator, ANN) == ["<i>fine</i>"]
+
+    clock.advance(days=1)
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport()
+    assert len(send_calls(telegram_emulator, ANN)) == 2
+
+
+async def test_a_row_that_keeps_failing_is_failed_after_max_attempts(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """Persistent 5xx: exponential backoff (5 s, 10 s, 20 s…) and after MAX_ATTEMPTS tries it is failed."""
+    (row_id,) = queue(store, clock, (ANN, "never arrives"))
+    telegram_emulator.fail("sendMessage", 500, times=None)
+    waits = []
+
+    for _ in range(MAX_ATTEMPTS + 3):
+        report = await drain(store, transport(bot), clock, pacer)
+        current = row(store, row_id)
+        if current["status"] != "pending":
+            break
+        assert report == DrainReport(retried=1)
+        waits.append(datetime.fromisoformat(str(current["due_at"])) - clock())
+        clock.advance(seconds=BACKOFF_MAX.total_seconds())
+
+    assert report == DrainReport(failed=1)
+    assert (current["status"], current["attempts"]) == ("failed", MAX_ATTEMPTS)
+    assert f"gave up after {MAX_ATTEMPTS} attempts" in str(current["error"])
+    assert waits == [backoff(n) for n in range(MAX_ATTEMPTS - 1)]
+    assert waits[:3] == [timedelta(seconds=5), timedelta(seconds=10), timedelta(seconds=20)]
+    assert len(send_calls(telegram_emulator, ANN)) == MAX_ATTEMPTS
+    clock.advance(days=1)
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport()
+
+
+async def test_per_chat_order_holds_while_an_earlier_row_waits_for_its_retry(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """A chat's messages arrive in the order they were queued, even when the first one had to be retried
+    and drains ran in between; other chats are not held up."""
+    queue(
+        store,
+        clock,
+        (ANN, "a1 RUT rose to 2,000"),
+        (BOB, "b1"),
+        (ANN, "a2 RUT fell to 1,980"),
+        (BOB, "b2"),
+        (ANN, "a3 RUT rose to 2,000"),
+    )
+    telegram_emulator.fail("sendMessage", 500, chat_id=ANN)
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=2, retried=1)
+    clock.advance(seconds=2)  # the delivery job's next runs, before the backoff is over
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport()
+    clock.advance(seconds=2)
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport()
+    clock.advance(seconds=BACKOFF_START.total_seconds())
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=3)
+
+    assert texts_sent(telegram_emulator, ANN) == [
+        "a1 RUT rose to 2,000",
+        "a2 RUT fell to 1,980",
+        "a3 RUT rose to 2,000",
+    ]
+    assert texts_sent(telegram_emulator, BOB) == ["b1", "b2"]
+
+
+async def test_a_burst_at_telegrams_real_limits_draws_no_429(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator
+) -> None:
+    """40 alerts to 40 chats through a real Pacer against enforced flood limits: all sent, zero 429s.
+    (This one really waits, about 1.3 s: 30 messages a second.)"""
+    telegram_emulator.enforce_limits()  # 30/s overall, 1/s per chat, 20/min per group
+    queue(store, clock, *((1000 + n, f"alert {n}") for n in range(40)))
+
+    report = await drain(store, transport(bot), clock, Pacer())
+
+    assert report == DrainReport(sent=40)
+    assert telegram_emulator.too_many_requests == 0
+    times = sorted(c.time for c in send_calls(telegram_emulator))
+    assert times[-1] - times[0] >= 1.0  # the 31st message had to wait for the next second
+
+
+# --- the Pacer, on fake time --------------------------------------------------------------------------
+
+
+class Recorder:
+    """A transport that records when (on the Pacer's clock) each message would have gone out."""
+
+    def __init__(self, ticks: FakeMonotonic) -> None:
+        self.ticks = ticks
+        self.sends: list[tuple[float, int, str]] = []
+
+    async def __call__(self, chat_id: int, text: str) -> None:
+        self.sends.append((self.ticks(), chat_id, text))
+
+    def times(self, chat_id: int | None = None) -> list[float]:
+        return sorted(t for t, c, _ in self.sends if chat_id is None or c == chat_id)
+
+
+def most_in_any_window(times: list[float], span: float) -> int:
+    """The most sends inside any window [t, t + span)."""
+    eps = 1e-9
+    return max(sum(1 for u in times if t - eps <= u < t + span - eps) for t in times)
+
+
+async def test_pacer_keeps_to_30_messages_a_second_overall(
+    store: AlertStore, clock: FakeClock, pacer: Pacer, ticks: FakeMonotonic
+) -> None:
+    """100 chats at once: never more than 30 sends in any second, and no slower than that either."""
+    queue(store, clock, *((1000 + n, f"alert {n}") for n in range(100)))
+    recorder = Recorder(ticks)
+
+    assert await drain(store, recorder, clock, pacer) == DrainReport(sent=100)
+
+    times = recorder.times()
+    assert most_in_any_window(times, 1.0) == 30
+    assert times[-1] - times[0] == pytest.approx(99 / 30)
+
+
+async def test_pacer_sends_at_most_one_message_a_second_to_a_chat(
+    store: AlertStore, clock: FakeClock, pacer: Pacer, ticks: FakeMonotonic
+) -> None:
+    """Three alerts to one chat go a second apart, in order, while another chat is served meanwhile."""
+    queue(store, clock, (ANN, "1"), (ANN, "2"), (BOB, "x"), (ANN, "3"))
+    recorder = Recorder(ticks)
+
+    await drain(store, recorder, clock, pacer)
+
+    ann = recorder.times(ANN)
+    assert [b - a for a, b in itertools.pairwise(ann)] == pytest.approx([1.0, 1.0])
+    assert [text for _, chat, text in recorder.sends if chat == ANN] == ["1", "2", "3"]
+    assert recorder.times(BOB)[0] < ann[1]  # Bob does not wait behind Ann's per-chat spacing
+
+
+async def test_pacer_sends_at_most_20_messages_a_minute_to_a_group(
+    store: AlertStore, clock: FakeClock, pacer: Pacer, ticks: FakeMonotonic
+) -> None:
+    """A group (negative id) gets 20 messages in a minute, the 21st a minute after the first."""
+    queue(store, clock, *((GROUP, f"group {n}") for n in range(25)), (ANN, "private"))
+    recorder = Recorder(ticks)
+
+    assert await drain(store, recorder, clock, pacer) == DrainReport(sent=26)
+
+    group = recorder.times(GROUP)
+    assert most_in_any_window(group, 60.0) == 20
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(group))
+    assert group[20] - group[0] == pytest.approx(60.0)
+    assert recorder.times(ANN)[0] - group[0] < 1.0  # a private chat is not held by the group's minute
