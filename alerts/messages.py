@@ -8,6 +8,7 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -55,6 +56,7 @@ def _what(hit: Mapping[str, Any]) -> str:
     return name
 
 
+@lru_cache(maxsize=256)  # a handful of keys, named once per process
 def _name(key: str) -> str:
     if key == RATIO_KEY:
         return "The RUT/SPX ratio"

@@ -147,6 +147,8 @@ class AlertStore:
         self._write = threading.RLock()
         migrate(db, MIGRATIONS)
         self.rules = self._load_rules()
+        # Rows whose last judged value moved since the last checkpoint (see ``commit``).
+        self.unsaved_progress = False
 
     # --- chats -----------------------------------------------------------------------------------------
 
@@ -310,6 +312,11 @@ class AlertStore:
             entry["armed"].append(bool(armed))
             if last_fired_at and (entry["last_fired_at"] or "") < last_fired_at:
                 entry["last_fired_at"] = last_fired_at
+        # The last judged value on disk may trail memory by up to a checkpoint (see ``commit``).
+        mine = self.rules[self.rules["chat_id"] == chat_id]
+        for group_id, value in zip(mine["group_id"].to_numpy(), mine["last_value"].to_numpy(), strict=True):
+            if int(group_id) in groups and value == value:  # NaN: nothing judged yet
+                groups[int(group_id)]["last_value"] = float(value)
         return list(groups.values())
 
     def specs(self, rule_ids: Iterable[int]) -> dict[int, str]:
@@ -376,33 +383,24 @@ class AlertStore:
                 self.db.table("observations").upsert_all(rows, pk=("key", "session", "is_close"))
 
     def commit(self, evaluation: Evaluation, messages: Sequence[tuple[int, str, str]], now: datetime) -> None:
-        """Write the new rule states and queue ``messages`` (chat_id, text, kind) in one transaction.
+        """Write the changed rule decisions and queue ``messages`` (chat_id, text, kind) in one transaction.
 
-        A row whose status, armed state, reference or last alert changed is written on its own. Every other
-        changed row only judged a new value: on a live refresh that is every rule judged, up to a million,
-        and all such rows of one key took that key's value (and session), so they are written in one
-        statement per kind of change that sets the column by key, not one statement per row.
+        A row is written when its status, armed state, reference or last alert changed: what decides whether
+        and when it fires. A row that only judged a new value (``last_value``/``last_session``) — on a live
+        refresh, every rule judged, up to a million — changes in memory only and reaches disk at the next
+        ``checkpoint``. Losing that in a crash is harmless: judging the same value again decides the same
+        (an alert already sent disarmed its rule, and that was written), so nothing fires twice and nothing
+        is missed.
         """
         import numpy as np
 
         state = evaluation.state
         fired = evaluation.fired["rule_id"].to_numpy() if len(evaluation.fired) else np.empty(0, np.int64)
         stamp = _iso(now)
-        outbox = [
-            {
-                "chat_id": chat_id,
-                "text": text,
-                "kind": kind,
-                "created_at": stamp,
-                "due_at": stamp,
-                "attempts": 0,
-                "status": "pending",
-            }
-            for chat_id, text, kind in messages
-        ]
+        outbox = [(chat_id, text, kind, stamp, stamp) for chat_id, text, kind in messages]
         with self._write:
             ids = state.index.to_numpy()
-            judged_only, progress = self._judged_only(state, fired)
+            judged_only = self._judged_only(state, fired)
             rows = ~judged_only
             updates = list(
                 zip(
@@ -425,10 +423,14 @@ class AlertStore:
                         "last_fired_at = COALESCE(?, last_fired_at) WHERE rule_id = ?",
                         updates,
                     )
-                for sql, params in progress:
-                    self.db.conn.execute(sql, params)
                 if outbox:
-                    self.db.table("outbox").insert_all(outbox)
+                    self.db.conn.executemany(
+                        "INSERT INTO outbox (chat_id, text, kind, created_at, due_at, attempts, status) "
+                        "VALUES (?, ?, ?, ?, ?, 0, 'pending')",
+                        outbox,
+                    )
+            if judged_only.any():
+                self.unsaved_progress = True
             present = state.index.intersection(self.rules.index)
             if len(present):
                 self.rules = apply_state(self.rules, state.loc[present, list(STATE_COLUMNS)])
@@ -436,15 +438,8 @@ class AlertStore:
                 if finished.any():
                     self.rules = self.rules[~finished]
 
-    def _judged_only(self, state: pd.DataFrame, fired: Any) -> tuple[Any, list[tuple[str, list[Any]]]]:
-        """Which rows of ``state`` changed nothing but ``last_value``/``last_session``, each column to the
-        value every such row of its key took, and the statements that write those rows by key.
-
-        Rows not in memory, rows that fired, and rows of a key whose new values are not all the same are
-        left to the per-row update (they never are the same only if ``state`` did not come from one
-        evaluation)."""
-        import json
-
+    def _judged_only(self, state: pd.DataFrame, fired: Any) -> Any:
+        """Which rows of ``state`` (in memory, not fired) changed nothing but ``last_value``/``last_session``."""
         import numpy as np
 
         rules = self.rules
@@ -456,43 +451,31 @@ class AlertStore:
             judged_only &= state[column].to_numpy() == rules[column].to_numpy()[at]
         new_ref, old_ref = state["reference"].to_numpy(), rules["reference"].to_numpy()[at]
         judged_only &= (new_ref == old_ref) | (np.isnan(new_ref) & np.isnan(old_ref))
-        if not judged_only.any():
-            return judged_only, []
+        return judged_only
 
-        keys = rules["key"].cat.categories
-        codes = rules["key"].cat.codes.to_numpy()[at]
-        value = state["last_value"].to_numpy()
-        session = state["last_session"].to_numpy()
-        moved_session = session != rules["last_session"].to_numpy()[at]
-        statements: list[tuple[str, list[Any]]] = []
-        for with_session in (False, True):
-            rows = judged_only & (moved_session == with_session)
-            if not rows.any():
-                continue
-            present, first = np.unique(codes[rows], return_index=True)
-            row_ids = np.flatnonzero(rows)
-            key_values = np.full(len(keys), np.nan)
-            key_values[present] = value[row_ids[first]]
-            same = value[rows] == key_values[codes[rows]]
-            key_sessions = np.zeros(len(keys), dtype=session.dtype)
-            if with_session:
-                key_sessions[present] = session[row_ids[first]]
-                same &= session[rows] == key_sessions[codes[rows]]
-            if not same.all():
-                judged_only[row_ids[~same]] = False  # written row by row instead
-                row_ids = row_ids[same]
-            if not len(row_ids):
-                continue
-            cases = " ".join("WHEN ? THEN ?" for _ in present)
-            sql = f"UPDATE rules SET last_value = CASE key {cases} END"
-            params: list[Any] = [p for code in present for p in (str(keys[code]), float(key_values[code]))]
-            if with_session:
-                sql += f", last_session = CASE key {cases} END"
-                params += [p for code in present for p in (str(keys[code]), int(key_sessions[code]))]
-            sql += " WHERE rule_id IN (SELECT value FROM json_each(?))"
-            params.append(json.dumps(state.index.to_numpy()[row_ids].tolist()))
-            statements.append((sql, params))
-        return judged_only, statements
+    def checkpoint(self) -> int:
+        """Write every active rule's last judged value and session; returns the rows written.
+
+        Called after the close and at shutdown: a bulk write off the refresh's hot path.
+        """
+        with self._write:
+            if not self.unsaved_progress:
+                return 0
+            rules = self.rules
+            rows = list(
+                zip(
+                    [_real(v) for v in rules["last_value"].to_numpy().tolist()],
+                    rules["last_session"].to_numpy().tolist(),
+                    rules.index.to_numpy().tolist(),
+                    strict=True,
+                )
+            )
+            with self.db.atomic():
+                self.db.conn.executemany(
+                    "UPDATE rules SET last_value = ?, last_session = ? WHERE rule_id = ?", rows
+                )
+            self.unsaved_progress = False
+            return len(rows)
 
     def queue(self, chat_id: int, text: str, kind: str, now: datetime) -> None:
         with self._write, self.db.atomic():

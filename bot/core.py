@@ -72,6 +72,9 @@ class Command:
     menu: bool = True  # shown in Telegram's command menu
     admin_only: bool = False  # CAPGAP_ADMINS only; everyone else is answered as if it did not exist
     group_admin_only: bool = False  # changes what a chat keeps: in groups, only its administrators
+    # The answer depends only on the arguments and the market snapshot: one answer serves every chat
+    # until the snapshot changes (``AnswerCache``).
+    market_only: bool = False
 
 
 def parse_command_line(text: str) -> tuple[str, tuple[str, ...]]:
@@ -101,7 +104,44 @@ async def answer(request: Request) -> Answer:
         return unknown(request.command)
     if command.group_admin_only and request.chat_type in GROUP_CHATS and not request.is_group_admin:
         return Answer(GROUP_ADMINS_ONLY)
+    if command.market_only:
+        return await request.services.answers.get(request, command)
     return await run(request, command.handler)
+
+
+class AnswerCache:
+    """Answers of market-only commands, shared by every chat until the market snapshot changes.
+
+    A hundred chats asking /standing at once cost one computation: the first request builds the answer
+    and the others await the same task. The key holds the latest NYSE session the data should have, so
+    the "stale" warning in a footer appears as soon as the calendar says so.
+    """
+
+    def __init__(self, limit: int = 256) -> None:
+        self.limit = limit
+        self._snapshot: object = None
+        self._entries: dict[tuple[object, ...], asyncio.Future[Answer]] = {}
+
+    def entries(self) -> list[tuple[object, ...]]:
+        return list(self._entries)
+
+    async def get(self, request: Request, command: Command) -> Answer:
+        from market import calendar
+
+        snapshot = request.services.market.snapshot
+        if snapshot is not self._snapshot or len(self._entries) >= self.limit:
+            self._entries.clear()
+            self._snapshot = snapshot
+        key = (
+            command.name,
+            tuple(a.lower() for a in request.args),
+            calendar.last_closed_session(request.services.now()),
+        )
+        entry = self._entries.get(key)
+        if entry is None or (entry.done() and entry.exception() is not None):
+            entry = asyncio.ensure_future(run(request, command.handler))
+            self._entries[key] = entry
+        return await asyncio.shield(entry)
 
 
 def unknown(name: str) -> Answer:

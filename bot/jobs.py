@@ -76,6 +76,7 @@ async def at_close(context: ContextTypes.DEFAULT_TYPE) -> None:
         result = await asyncio.to_thread(services.market.refresh_prices)
         log.info("close refresh: %s", result.detail)
         await evaluate_alerts(context)
+        await asyncio.to_thread(services.alerts.checkpoint)
     finally:
         schedule_close(context.application, services)
 

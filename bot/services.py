@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from alerts.store import AlertStore
     from bot.config import Config
+    from bot.core import AnswerCache
     from market.model import MarketSource
     from market.service import MarketService
 
@@ -21,6 +22,7 @@ class Services:
     market: MarketService
     alerts: AlertStore
     admins: frozenset[int] = field(default_factory=frozenset)
+    answers: AnswerCache = field(default_factory=lambda: _answer_cache())
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -33,10 +35,17 @@ class Services:
         return user_id in self.admins
 
     def close(self) -> None:
+        self.alerts.checkpoint()  # the rules' last judged values, kept in memory between checkpoints
         close_source = getattr(self.market.source, "close", None)
         if close_source is not None:
             close_source()
         self.market.cache.db.close()
+
+
+def _answer_cache() -> AnswerCache:
+    from bot.core import AnswerCache
+
+    return AnswerCache()
 
 
 def market_source(config: Config, as_of: date | None = None) -> MarketSource:

@@ -85,18 +85,29 @@ def markup(answer: Answer) -> InlineKeyboardMarkup | None:
     )
 
 
+# Telegram keeps every photo it received: the same chart is sent again by its file_id, not re-uploaded.
+# Bounded: charts change with every refresh, so old ids are dropped rather than kept forever.
+PHOTO_IDS_KEPT = 64
+
+
 async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer) -> None:
     bot = context.bot
     if answer.photo is not None:
         fits = len(answer.text) <= core.MAX_CAPTION
-        await bot.send_photo(
+        known: dict[int, str] = context.application.bot_data.setdefault("photo_ids", {})
+        key = hash(answer.photo)
+        sent = await bot.send_photo(
             chat_id,
-            photo=answer.photo,
+            photo=known.get(key, answer.photo),
             filename=answer.photo_name,
             caption=answer.text if fits else None,
             parse_mode=ParseMode.HTML,
             reply_markup=markup(answer) if fits else None,
         )
+        if key not in known and sent.photo:
+            if len(known) >= PHOTO_IDS_KEPT:
+                known.clear()
+            known[key] = sent.photo[-1].file_id
         if fits:
             return
     await bot.send_message(

@@ -105,7 +105,9 @@ async def test_guided_alert_flow_with_buttons_creates_the_rule(running_bot: Runn
     await emu.wait_for(chat_id=CHAT, method="editMessageText")
     emu.press_button(CHAT, message.message_id, "alert:rut above")
     await emu.wait_for(chat_id=CHAT, method="editMessageText")
-    levels = [b["callback_data"] for row in emu.chat_messages(CHAT)[-1].reply_markup["inline_keyboard"] for b in row]
+    levels = [
+        b["callback_data"] for row in emu.chat_messages(CHAT)[-1].reply_markup["inline_keyboard"] for b in row
+    ]
     assert levels == ["alert:rut above 2000", "alert:rut above 2100"]  # round levels above 1,923.65
     emu.press_button(CHAT, message.message_id, levels[0])
     await emu.wait_for(chat_id=CHAT, method="editMessageText")

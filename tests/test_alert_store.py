@@ -189,8 +189,23 @@ def test_rules_reload_from_sqlite_after_a_restart_with_the_same_state(
     store.commit(evaluation, [(CHAT, "two alerts", "alert")], NOW)
     store.add_rule(CHAT, parse_rule("rut below 1900 for 7d"), RUT_JAN_18, NOW)
 
-    restarted = AlertStore(open_database(db_path))
+    # A crash before the checkpoint: every decision survives; only judged values may trail.
+    crashed = AlertStore(open_database(db_path))
+    decisions = [c for c in store.rules.columns if c not in ("last_value", "last_session")]
+    pd.testing.assert_frame_equal(crashed.rules[decisions], store.rules[decisions])
+    again = evaluate(
+        crashed.rules,
+        {
+            "^GSPC": close_of("^GSPC", 4780.94, JAN_18),
+            "^RUT": Observation("^RUT", 2001.0, NOW, JAN_18, False),
+        },
+        NOW,
+    )
+    assert len(again.fired) == 0  # judging the same values again fires nothing
+    crashed.db.close()
 
+    store.checkpoint()
+    restarted = AlertStore(open_database(db_path))
     pd.testing.assert_frame_equal(restarted.rules, store.rules)
     assert restarted.groups(CHAT) == store.groups(CHAT)
     assert restarted.groups(OTHER) == store.groups(OTHER)

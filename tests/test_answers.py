@@ -157,7 +157,9 @@ async def test_stale_cache_is_flagged(csv_services: Services, clock) -> None:
 
 
 def test_an_overlong_answer_is_cut_at_a_line_end_with_its_tags_closed() -> None:
-    long = "<b>Your alerts</b>\n<pre>" + "\n".join(f"#{i} RUT above {3000 + i:,}" for i in range(400)) + "</pre>"
+    long = (
+        "<b>Your alerts</b>\n<pre>" + "\n".join(f"#{i} RUT above {3000 + i:,}" for i in range(400)) + "</pre>"
+    )
     fitted = core.fit(core.Answer(long))
     assert len(fitted.text) <= core.MAX_TEXT
     assert fitted.text.count("<pre>") == fitted.text.count("</pre>") == 1

@@ -103,3 +103,25 @@ async def test_an_unexpected_error_is_logged_and_the_user_told(
     await running_bot.ask(CHAT, "/standing")
     assert "something went wrong" in running_bot.emulator.sent_to(CHAT)[-1].plain_text
     assert any("unhandled error" in r.getMessage() for r in caplog.records)
+
+
+async def test_the_same_chart_is_uploaded_once_and_then_sent_by_file_id(running_bot: RunningBot) -> None:
+    """A hundred chats asking the same chart cost one render and one upload (Telegram keeps the photo)."""
+    emu = running_bot.emulator
+    for chat in (CHAT, CHAT + 1, CHAT + 2):
+        await running_bot.ask(chat, "/chart 1y")
+    photos = [c.params["photo"] for c in emu.calls if c.method == "sendPhoto"]
+    assert not isinstance(photos[0], str)  # the upload
+    assert photos[1] == photos[2] and isinstance(photos[1], str)  # the file_id Telegram returned
+    assert all(m.photo == emu.sent_to(CHAT)[-1].photo for c in (CHAT + 1, CHAT + 2) for m in emu.sent_to(c))
+
+
+async def test_concurrent_askers_share_one_computation_of_an_answer(running_bot: RunningBot) -> None:
+    emu = running_bot.emulator
+    chats = range(5000, 5020)
+    for chat in chats:
+        emu.user_message(chat, "/standing 5y")
+    replies = await emu.wait_for(method="sendMessage", count=len(chats))
+    assert len({c.params["text"] for c in replies}) == 1
+    built = [key for key in running_bot.services.answers.entries() if key[0] == "standing"]
+    assert len(built) == 1  # one entry, built once, awaited by all twenty

@@ -118,6 +118,7 @@ COMMANDS = (
         "/etf [amount] [years]",
         ("/etf", "/etf 25000 20"),
         etf,
+        market_only=True,
     ),
 )
 

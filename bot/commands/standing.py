@@ -147,6 +147,7 @@ COMMANDS = (
         "/standing [period]",
         ("/standing", "/standing 10y", "/standing 2020-03-23"),
         standing,
+        market_only=True,
     ),
     Command(
         "chart",
@@ -154,6 +155,7 @@ COMMANDS = (
         "/chart [period]",
         ("/chart 5y",),
         chart,
+        market_only=True,
     ),
 )
 

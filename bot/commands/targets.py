@@ -85,6 +85,7 @@ COMMANDS = (
         "/target LEVEL [index]",
         ("/target 3000", "/target 6000 spx"),
         target,
+        market_only=True,
     ),
 )
 

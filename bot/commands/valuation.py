@@ -64,7 +64,14 @@ def gap(request: Request) -> Answer:
 
 
 COMMANDS = (
-    Command("gap", "The small- vs large-cap price-to-book gap and how it moved", "/gap", ("/gap",), gap),
+    Command(
+        "gap",
+        "The small- vs large-cap price-to-book gap and how it moved",
+        "/gap",
+        ("/gap",),
+        gap,
+        market_only=True,
+    ),
 )
 
 
