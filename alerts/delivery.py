@@ -6,8 +6,11 @@ where a duplicate is possible, and a deliberate one (a lost alert is worse than 
 
 Pacing keeps under Telegram's limits: about 30 messages a second overall, one a second per chat, 20 a
 minute per group. ``RetryAfter`` postpones the row (and, as Telegram asks, all sending) for the time
-given; network errors and 5xx back off exponentially; ``Blocked`` deactivates the chat and pauses its
-rules rather than retrying forever.
+given. Network errors and 5xx back off exponentially (5 s, doubling, at most ``BACKOFF_MAX`` apart) for
+as long as the outage lasts: a row is given up only once it is ``GIVE_UP_AFTER`` old and still failing,
+so a Telegram or host outage of hours delays alerts but loses none. ``Blocked`` deactivates the chat and
+pauses its rules rather than retrying forever. ``Moved`` (a group upgraded to a supergroup, which gets a
+new id) moves the chat, its rules and its queued rows to the new id, and the row goes out there.
 """
 
 from __future__ import annotations
@@ -24,13 +27,26 @@ from alerts.store import AlertStore, OutboxRow
 
 log = logging.getLogger(__name__)
 
-MAX_ATTEMPTS = 8
 BACKOFF_START = timedelta(seconds=5)
 BACKOFF_MAX = timedelta(minutes=30)
+# Only age ends the retries: counting attempts would give up after minutes of outage. A day later an alert
+# about a crossing is stale, and a row still failing then most likely never goes through.
+GIVE_UP_AFTER = timedelta(hours=24)
+# Doublings past which BACKOFF_MAX has long been reached: a day of retries counts some sixty attempts, and
+# 5 s × 2**60 would overflow timedelta.
+_MAX_DOUBLINGS = 30
 
 
 class Blocked(Exception):
     """The chat cannot be written to any more (the user blocked the bot, or the chat is gone)."""
+
+
+class Moved(Exception):
+    """The chat lives under a new id now (Telegram upgraded a group to a supergroup)."""
+
+    def __init__(self, new_chat_id: int) -> None:
+        super().__init__(f"the chat moved to {new_chat_id}")
+        self.new_chat_id = new_chat_id
 
 
 class RetryAfter(Exception):
@@ -106,10 +122,12 @@ class DrainReport:
     retried: int = 0
     blocked: int = 0
     failed: int = 0
+    moved: int = 0
 
 
 def backoff(attempts: int) -> timedelta:
-    return min(BACKOFF_MAX, BACKOFF_START * (2 ** max(0, attempts)))
+    """How long a row waits after its ``attempts + 1``-th failed try: 5 s, 10 s, 20 s… up to BACKOFF_MAX."""
+    return min(BACKOFF_MAX, BACKOFF_START * (2 ** min(max(0, attempts), _MAX_DOUBLINGS)))
 
 
 async def drain(
@@ -128,7 +146,7 @@ async def drain(
     by_chat: dict[int, deque[OutboxRow]] = {}
     for row in rows:
         by_chat.setdefault(row.chat_id, deque()).append(row)
-    counts = {"sent": 0, "retried": 0, "blocked": 0, "failed": 0}
+    counts = {"sent": 0, "retried": 0, "blocked": 0, "failed": 0, "moved": 0}
     chats = deque(by_chat)
 
     async def deliver(row: OutboxRow) -> bool:
@@ -146,9 +164,19 @@ async def drain(
             store.deactivate_chat(row.chat_id, now())
             counts["blocked"] += 1
             return False
+        except Moved as exc:
+            # The row (still pending, now under the new id) and the rest of the chat's queue go out in
+            # the next drain, in their order among whatever the new id already had queued.
+            log.info("chat %s became %s; its rules and queued alerts follow", row.chat_id, exc.new_chat_id)
+            await asyncio.to_thread(store.move_chat, row.chat_id, exc.new_chat_id)
+            counts["moved"] += 1
+            return False
         except TemporaryFailure as exc:
-            if row.attempts + 1 >= MAX_ATTEMPTS:
-                store.give_up(row.id, f"gave up after {MAX_ATTEMPTS} attempts: {exc}")
+            age = now() - row.created_at
+            if age >= GIVE_UP_AFTER:
+                reason = f"gave up after {_hours(age)} undelivered ({row.attempts + 1} attempts): {exc}"
+                log.warning("outbox row %s for chat %s: %s", row.id, row.chat_id, reason)
+                store.give_up(row.id, reason)
                 counts["failed"] += 1
             else:
                 store.retry_later(row.id, now() + backoff(row.attempts), str(exc))
@@ -178,3 +206,7 @@ async def drain(
         for task in workers:
             task.cancel()
     return DrainReport(**counts)
+
+
+def _hours(age: timedelta) -> str:
+    return f"{age.total_seconds() / 3600:.1f} h"

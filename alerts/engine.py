@@ -77,7 +77,9 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
         # Only the last rows matter, but windows reach back ten years and highs to the start.
         series = derived_series(snapshot.closes, sorted(keys - {GAP_KEY}))
         latest = series.index[-1]
-        fresh = not calendar.freshness(latest.date(), now).stale
+        # The latest close that has happened, settled or not: in the minutes after the bell the cache still
+        # ends at yesterday, and yesterday's close must not be judged after today's live prices were.
+        fresh = latest.date() >= calendar.last_closed_session(now, settle=timedelta(0))
         observed = {
             k: Observation(o.key, o.value, o.time, o.session, True, not fresh)
             for k, o in observations_at(series, latest).items()
@@ -94,7 +96,16 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
 
 
 def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> RefreshOutcome:
-    """Judge every active rule on the current snapshot; queue and commit what fired, atomically."""
+    """Judge every active rule on the current snapshot; queue and commit what fired, atomically.
+
+    The store's lock is held from reading the rules to the commit, so a /delete or /pause cannot slip in
+    between and be overwritten by states judged before it.
+    """
+    with store.lock:
+        return _run_refresh(store, snapshot, now)
+
+
+def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> RefreshOutcome:
     from alerts.evaluate import evaluate
     from alerts.messages import alert_text, limit_text
 
@@ -103,6 +114,7 @@ def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> R
     observed, mode = observe(snapshot, now, keys | _context_keys(keys))
     if not observed:
         return RefreshOutcome(0, 0, 0, mode)
+    store.record_observations(o for o in observed.values() if o.key in keys)
     evaluation = evaluate(rules, observed, now)
     fired = evaluation.fired
     messages: list[tuple[int, str, str]] = []
@@ -127,8 +139,8 @@ def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> R
         for chat_id, hits in by_chat.items():
             start, end = days[zones.get(chat_id, DEFAULT_ZONE)]
             if queued_today.get(chat_id, 0) < DAILY_ALERT_LIMIT:
-                text = alert_text(hits, snapshot, observed, source=snapshot.source, contexts=contexts)
-                messages.append((chat_id, text, "alert"))
+                texts = alert_text(hits, snapshot, observed, source=snapshot.source, contexts=contexts)
+                messages.extend((chat_id, text, "alert") for text in texts)
             elif not store.limit_notice_queued_on(chat_id, start, end):
                 messages.append((chat_id, limit_text(DAILY_ALERT_LIMIT), "limit"))
             else:

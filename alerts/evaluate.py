@@ -446,11 +446,6 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
     return Evaluation(state=state, fired=fired)
 
 
-def _differs(new: np.ndarray, old: np.ndarray) -> np.ndarray:
-    """Elementwise !=, with NaN equal to NaN (an unknown that stays unknown is no change)."""
-    return (new != old) & ~(np.isnan(new) & np.isnan(old))
-
-
 def apply_state(rules: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
     """``rules`` with an evaluation's new state written in (a new frame; ``rules`` is not modified)."""
     if state.empty:

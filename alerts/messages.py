@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from market.cache import MarketSnapshot
 
 NEW_YORK = ZoneInfo("America/New_York")
+MAX_MESSAGE = 4096  # Telegram's limit for one message's text
 
 
 def format_value(key: str, value: float) -> str:
@@ -105,7 +106,7 @@ def alert_text(
     *,
     source: str | None,
     contexts: dict[str, str] | None = None,
-) -> str:
+) -> list[str]:
     """One message for all of a chat's alerts from one refresh.
 
     ``contexts`` caches each key's context line across the chats of one refresh: it depends only on the
@@ -134,7 +135,18 @@ def alert_text(
         )
         lines.append(f"<i>{tail}</i>")
         blocks.append("\n".join(lines))
-    return "\n\n".join(blocks)
+    return pack(blocks)
+
+
+def pack(blocks: Sequence[str], limit: int = MAX_MESSAGE) -> list[str]:
+    """Blocks joined into as few messages as fit Telegram's size, never splitting a block."""
+    messages: list[str] = []
+    for block in blocks:
+        if messages and len(messages[-1]) + 2 + len(block) <= limit:
+            messages[-1] += "\n\n" + block
+        else:
+            messages.append(block[:limit])
+    return messages
 
 
 def limit_text(limit: int) -> str:

@@ -8,7 +8,6 @@ was already queued.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -29,7 +28,7 @@ from alerts.evaluate import (
     rules_frame,
 )
 from alerts.rules import RuleSpec
-from market.storage import Migration, migrate
+from market.storage import Migration, migrate, write_lock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -144,9 +143,10 @@ class Chat:
 class AlertStore:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
-        self._write = threading.RLock()
+        self._write = write_lock(db)
         migrate(db, MIGRATIONS)
         self.rules = self._load_rules()
+        self.lock = self._write  # held by a whole refresh (alerts.engine.run_refresh)
         # Rows whose last judged value moved since the last checkpoint (see ``commit``).
         self.unsaved_progress = False
 
@@ -616,6 +616,39 @@ class AlertStore:
             "SELECT error, status FROM outbox WHERE error IS NOT NULL ORDER BY id DESC LIMIT 1"
         ).fetchone()
         return None if row is None else (str(row[0]), str(row[1]))
+
+    def move_chat(self, old_chat_id: int, new_chat_id: int) -> dict[str, int]:
+        """The chat has a new id (Telegram upgraded a group to a supergroup): its settings, rules and outbox
+        rows follow it, in one transaction, so nothing queued is lost and nothing is left under the old id.
+
+        Every outbox row moves, sent ones too: the daily alert limit and /forget count them by chat id.
+        When the new id is already known (someone used the supergroup first), its settings are kept and
+        the old chat's row goes. Calling again finds nothing under the old id and changes nothing: both
+        the service message and a refused send may report the same move. Returns the rows moved per table.
+        """
+        if old_chat_id == new_chat_id:
+            return {"chats": 0, "rules": 0, "outbox": 0}
+        with self._write:
+            with self.db.atomic():
+                if self.chat(new_chat_id) is None:
+                    # Telegram only ever moves a group to a supergroup.
+                    chats = self.db.execute(
+                        "UPDATE chats SET chat_id = ?, type = 'supergroup' WHERE chat_id = ?",
+                        [new_chat_id, old_chat_id],
+                    ).rowcount
+                else:
+                    chats = self.db.execute("DELETE FROM chats WHERE chat_id = ?", [old_chat_id]).rowcount
+                rules = self.db.execute(
+                    "UPDATE rules SET chat_id = ? WHERE chat_id = ?", [new_chat_id, old_chat_id]
+                ).rowcount
+                outbox = self.db.execute(
+                    "UPDATE outbox SET chat_id = ? WHERE chat_id = ?", [new_chat_id, old_chat_id]
+                ).rowcount
+            # After the commit: a failed transaction leaves memory as it was, matching the disk.
+            moved = self.rules["chat_id"] == old_chat_id
+            if moved.any():
+                self.rules.loc[moved, "chat_id"] = new_chat_id
+        return {"chats": chats, "rules": rules, "outbox": outbox}
 
 
 LOAD_CHUNK = 100_000  # rule rows converted at a time when the store loads

@@ -17,7 +17,7 @@ from bot import commands, guard, jobs
 from bot.core import registry
 from bot.health import HealthServer
 from bot.request import AiohttpRequest
-from bot.telegram import add_fallbacks, menu
+from bot.telegram import add_chat_moves, add_fallbacks, menu
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -79,6 +79,7 @@ def build_app(  # type: ignore[type-arg]
 
     # Handler order matters: PTB stops at the first matching handler in a group.
     guard.register(application, config)  # group -1, before all: allowed chats, flood and length limits
+    add_chat_moves(application)  # a group upgraded to a supergroup: its alerts follow the new id
     for family in commands.ALL_FAMILIES:  # each family's commands and buttons
         family.register(application)
     add_fallbacks(application)  # unknown commands and stray text last

@@ -73,7 +73,9 @@ class Config:
     webhook_url: str | None = None  # set: Telegram posts updates there instead of being polled
     listen: str = DEFAULT_LISTEN  # where the webhook and health servers listen
     webhook_port: int = DEFAULT_WEBHOOK_PORT
-    webhook_secret: Secret | None = None  # None: a fresh random secret at every start (see bot/webhook.py)
+    webhook_secret: Secret | None = (
+        None  # None: a fresh random secret at every start (see bot/app.py (webhook_secret))
+    )
     health_port: int | Literal["off"] | None = None  # None: on with a webhook, off with polling
     admins: frozenset[int] = frozenset()  # Telegram user ids that may use admin-only commands
     allowed_chats: frozenset[int] | None = None  # None: every chat may use the bot
@@ -87,10 +89,6 @@ class Config:
         if self.health_port is None:
             return DEFAULT_HEALTH_PORT if self.webhook_url else None
         return self.health_port
-
-    @property
-    def market_kind(self) -> str:
-        return "csv" if self.market.startswith("csv:") else "yahoo"
 
     @property
     def csv_dir(self) -> Path | None:

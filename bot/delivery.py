@@ -29,8 +29,8 @@ def transport(bot: Bot) -> delivery.Transport:
             ) from exc
         except Forbidden as exc:
             raise delivery.Blocked(str(exc)) from exc
-        except ChatMigrated as exc:  # a group became a supergroup: its old id is gone
-            raise delivery.Blocked(str(exc)) from exc
+        except ChatMigrated as exc:  # a group became a supergroup: same members, a new id to write to
+            raise delivery.Moved(exc.new_chat_id) from exc
         except BadRequest as exc:
             if any(reason in str(exc).lower() for reason in GONE):
                 raise delivery.Blocked(str(exc)) from exc

@@ -56,7 +56,9 @@ async def evaluate_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
         log.info(
             "alerts: %d rule(s) fired, %d message(s) queued (%s)", outcome.fired, outcome.queued, outcome.mode
         )
-    await deliver(context)
+    # Sent by a task of its own: a long drain (thousands of messages at 30/s) must not hold this job
+    # past its next run, which APScheduler would then skip.
+    context.application.create_task(deliver(context), name="deliver")
 
 
 async def refresh_prices(context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -103,7 +105,7 @@ async def deliver(context: ContextTypes.DEFAULT_TYPE) -> None:
         report = await drain(
             services.alerts, transport(context.bot), services.now, context.application.bot_data["pacer"]
         )
-    if report.sent or report.retried or report.blocked or report.failed:
+    if report.sent or report.retried or report.blocked or report.failed or report.moved:
         log.info("delivery: %s", report)
 
 
@@ -125,7 +127,9 @@ async def digests(context: ContextTypes.DEFAULT_TYPE) -> None:
     text = await asyncio.to_thread(standing_digest, services)
     for chat in due:
         services.alerts.queue(chat.chat_id, text, "digest", now)
-    await deliver(context)
+    # Sent by a task of its own: a long drain (thousands of messages at 30/s) must not hold this job
+    # past its next run, which APScheduler would then skip.
+    context.application.create_task(deliver(context), name="deliver")
 
 
 def schedule_close(application: Application, services: Services) -> None:  # type: ignore[type-arg]
@@ -133,7 +137,8 @@ def schedule_close(application: Application, services: Services) -> None:  # typ
     assert queue is not None
     now = services.now()
     # Relative, so a clock that speaks for another moment (a replayed market) still schedules correctly.
-    wait = calendar.next_close(now) + calendar.CLOSE_SETTLE - now
+    # Counted from before the settle window, so a start in the minutes after the bell still books today's.
+    wait = calendar.next_close(now - calendar.CLOSE_SETTLE) + calendar.CLOSE_SETTLE - now
     queue.run_once(at_close, when=wait, name="close", job_kwargs=JOB_DEFAULTS)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable
@@ -188,8 +189,10 @@ async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     message = update.effective_message
     if message is None or update.effective_chat is None:
         return
-    name = (message.text or "").split()[0].lstrip("/").split("@")[0][:32]
-    request = request_for(update, context, name, ())
+    name, _, addressee = (message.text or "").split()[0].lstrip("/").partition("@")
+    if addressee and addressee.lower() != (context.bot.username or "").lower():
+        return  # a command for another bot in the same group
+    request = request_for(update, context, name[:32], ())
     await send(context, update.effective_chat.id, await core.answer(request))
 
 
@@ -206,6 +209,30 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             await context.bot.send_message(chat_id, SORRY)
         except Exception:  # the error may be Telegram itself being unreachable
             log.warning("could not tell chat %s about the error", chat_id)
+
+
+async def on_chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """A group became a supergroup, which has a new id: its settings, rules and queued alerts move there.
+
+    Telegram says so in both chats (``migrate_to_chat_id`` in the old group, ``migrate_from_chat_id`` in
+    the supergroup); whichever comes first moves the chat, the other finds nothing left to move.
+    """
+    message = update.effective_message
+    if message is None:
+        return
+    if message.migrate_to_chat_id:
+        old_chat_id, new_chat_id = message.chat.id, message.migrate_to_chat_id
+    elif message.migrate_from_chat_id:
+        old_chat_id, new_chat_id = message.migrate_from_chat_id, message.chat.id
+    else:
+        return
+    moved = await asyncio.to_thread(services_of(context).alerts.move_chat, old_chat_id, new_chat_id)
+    log.info("chat %s became %s: moved %s", old_chat_id, new_chat_id, moved, extra={"chat_id": new_chat_id})
+
+
+def add_chat_moves(application: Application) -> None:  # type: ignore[type-arg]
+    # Service messages only: no command or text handler matches them, so the position among them is free.
+    application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, on_chat_migrated))
 
 
 def add_fallbacks(application: Application) -> None:  # type: ignore[type-arg]

@@ -6,13 +6,13 @@ failing upstream never holds up a reply.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from market.instruments import INDICES
 from market.model import FundFacts, MarketData, Quote
-from market.storage import Migration, migrate
+from market.storage import Migration, migrate, write_lock
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,6 +57,8 @@ def _m001_market(db: sqlite_utils.Database) -> None:
     )
 
 
+INDEX_SYMBOLS = tuple(i.symbol for i in INDICES)
+
 MIGRATIONS: list[Migration] = [("market-001-cache", _m001_market)]
 
 
@@ -73,7 +75,14 @@ class MarketSnapshot:
 
     @property
     def latest_day(self) -> date | None:
-        return None if self.closes.empty else self.closes.index[-1].date()
+        """The newest close both indices have: an answer "as of" it is true of both."""
+        if self.closes.empty:
+            return None
+        import pandas as pd
+
+        lasts = [self.closes[s].last_valid_index() for s in INDEX_SYMBOLS if s in self.closes.columns]
+        known = [pd.Timestamp(d) for d in lasts if d is not None]  # type: ignore[arg-type]
+        return min(known).date() if known else self.closes.index[-1].date()
 
     def series(self, symbol: str) -> pd.Series:
         import pandas as pd
@@ -106,7 +115,7 @@ class MarketSnapshot:
 class MarketCache:
     def __init__(self, db: sqlite_utils.Database) -> None:
         self.db = db
-        self._write = threading.Lock()
+        self._write = write_lock(db)
         migrate(db, MIGRATIONS)
 
     def store(self, data: MarketData, settled_through: date | None) -> int:
@@ -181,9 +190,18 @@ class MarketCache:
         rows = list(self.db.query(sql + " ORDER BY id DESC LIMIT 1", params))
         return rows[0] if rows else None
 
+    def latest_days(self) -> dict[str, date]:
+        """Each symbol's newest cached close."""
+        rows = self.db.execute("SELECT symbol, MAX(day) FROM closes GROUP BY symbol").fetchall()
+        return {symbol: date.fromisoformat(day) for symbol, day in rows}
+
     def latest_day(self) -> date | None:
-        row = self.db.execute("SELECT MAX(day) FROM closes").fetchone()
-        return date.fromisoformat(row[0]) if row and row[0] else None
+        """The newest close both indices have (None until both have one): what freshness is judged on,
+        so one index lagging a day is stale, not hidden behind the other's newer close."""
+        days = self.latest_days()
+        if not all(s in days for s in INDEX_SYMBOLS):
+            return None
+        return min(days[s] for s in INDEX_SYMBOLS)
 
     def snapshot(self, as_of: date | None = None) -> MarketSnapshot:
         import pandas as pd

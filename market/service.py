@@ -63,8 +63,10 @@ class MarketService:
         """Fetch what is new since the cache's newest close, store it, and swap in a new snapshot."""
         with self._lock:
             now = self.now()
-            latest = self.cache.latest_day()
-            since = None if latest is None else latest - OVERLAP
+            # From the oldest newest-close among the symbols, so one that failed last time is caught up;
+            # the whole history while an index has none at all.
+            days = self.cache.latest_days()
+            since = None if self.cache.latest_day() is None else min(days.values()) - OVERLAP
             try:
                 data = self.source.fetch(self.symbols, since=since)
             except MarketUnavailable as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,22 @@ def open_database(path: Path | str) -> sqlite_utils.Database:
         db.enable_wal()
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
+    db._capgap_write_lock = threading.RLock()  # type: ignore[attr-defined]
     return db
+
+
+def write_lock(db: sqlite_utils.Database) -> threading.RLock:
+    """The one lock every writer of this connection holds around its transaction.
+
+    Transactions belong to the connection, not the thread: two writers in different threads, each with
+    a lock of its own, would nest one's statements inside the other's transaction (sqlite-utils' atomic()
+    then takes a savepoint of a transaction it does not own). One lock per connection keeps them apart.
+    """
+    lock = getattr(db, "_capgap_write_lock", None)
+    if lock is None:
+        lock = threading.RLock()
+        db._capgap_write_lock = lock  # type: ignore[attr-defined]
+    return lock
 
 
 def migrate(db: sqlite_utils.Database, steps: Sequence[Migration]) -> list[str]:

@@ -48,8 +48,10 @@ Shaping the world
     chat no update mentioned answer 400 "chat not found"; by default such chats are created on first use).
 
 Faults and limits
-    ``emu.fail(method, status, *, times=1, chat_id=None, retry_after=None, description=None)``: the next
-    ``times`` matching calls (``times=None``: until ``emu.clear_faults()``) answer that error.
+    ``emu.fail(method, status, *, times=1, chat_id=None, retry_after=None, description=None,
+    migrate_to_chat_id=None)``: the next ``times`` matching calls (``times=None``: until
+    ``emu.clear_faults()``) answer that error; ``migrate_to_chat_id`` puts the id in the error's
+    ``parameters``, as Telegram answers a send to a group that became a supergroup.
     ``emu.block(chat_id)`` / ``emu.unblock(chat_id)``: sends, edits and deletions in that chat answer 403
     "Forbidden: bot was blocked by the user".
     ``emu.enforce_limits(global_per_second=30, per_chat_per_second=1, per_group_per_minute=20)`` /
@@ -183,16 +185,29 @@ class WebhookSetting:
 class ApiError(Exception):
     """An error answer, as Telegram shapes it."""
 
-    def __init__(self, status: int, description: str, *, retry_after: int | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        description: str,
+        *,
+        retry_after: int | None = None,
+        migrate_to_chat_id: int | None = None,
+    ) -> None:
         super().__init__(description)
         self.status = status
         self.description = description
         self.retry_after = retry_after
+        self.migrate_to_chat_id = migrate_to_chat_id
 
     def body(self) -> JSON:
         body: JSON = {"ok": False, "error_code": self.status, "description": self.description}
+        parameters: JSON = {}
         if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
+            parameters["retry_after"] = self.retry_after
+        if self.migrate_to_chat_id is not None:
+            parameters["migrate_to_chat_id"] = self.migrate_to_chat_id
+        if parameters:
+            body["parameters"] = parameters
         return body
 
 
@@ -221,6 +236,7 @@ class _Fault:
     chat_id: int | str | None
     retry_after: int | None
     description: str
+    migrate_to_chat_id: int | None = None
 
 
 @dataclass(slots=True)
@@ -1031,6 +1047,7 @@ class TelegramEmulator:
         chat_id: int | str | None = None,
         retry_after: int | None = None,
         description: str | None = None,
+        migrate_to_chat_id: int | None = None,
     ) -> None:
         """Answer the next ``times`` calls of ``method`` (for ``chat_id`` if given) with an error."""
         if status == 429 and retry_after is None:
@@ -1043,7 +1060,9 @@ class TelegramEmulator:
             )
         if description is None:
             raise ValueError(f"give a description for status {status}")
-        self._faults.append(_Fault(method.lower(), status, times, chat_id, retry_after, description))
+        self._faults.append(
+            _Fault(method.lower(), status, times, chat_id, retry_after, description, migrate_to_chat_id)
+        )
 
     def clear_faults(self) -> None:
         self._faults.clear()
@@ -1184,7 +1203,12 @@ class TelegramEmulator:
                     fault.remaining -= 1
                     if fault.remaining <= 0:
                         self._faults.remove(fault)
-                raise ApiError(fault.status, fault.description, retry_after=fault.retry_after)
+                raise ApiError(
+                    fault.status,
+                    fault.description,
+                    retry_after=fault.retry_after,
+                    migrate_to_chat_id=fault.migrate_to_chat_id,
+                )
 
     def _record(self, method: str, params: JSON, status: int, body: JSON) -> None:
         chat_id = params.get("chat_id")

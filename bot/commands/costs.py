@@ -68,7 +68,8 @@ def etf(request: Request) -> Answer:
     costs = {
         symbol: metrics.fee_cost(amount, years, f.expense_ratio, GROSS_RETURN)
         for symbol, f in facts.items()
-        if f.expense_ratio is not None
+        # A ratio outside what an index ETF charges is a data error: that fund shows as unknown.
+        if f.expense_ratio is not None and 0 <= f.expense_ratio < metrics.MAX_EXPENSE_RATIO
     }
     if not costs:
         reason = snapshot.last_error or "no fund facts have been fetched yet"
