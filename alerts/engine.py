@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from alerts.observations import GAP_KEY, GAP_MAX_AGE, Observation, live_observations, observations_at
-from alerts.store import AlertStore, day_bounds
+from alerts.store import DEFAULT_ZONE, AlertStore, day_bounds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DAILY_ALERT_LIMIT = 20  # alert messages per chat per (local) day; then one notice, then silence
-DEFAULT_ZONE = "America/New_York"  # a chat that never set /tz
 
 
 @dataclass(frozen=True)

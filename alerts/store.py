@@ -12,6 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
 from alerts.evaluate import (
     DONE,
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from alerts.observations import Observation
 
 MAX_GROUPS_PER_CHAT = 50
+DEFAULT_ZONE = "America/New_York"  # where the market is, until a chat says otherwise (/tz)
 
 
 class QuotaExceeded(Exception):
@@ -114,7 +116,17 @@ def _m001_alerts(db: sqlite_utils.Database) -> None:
     db.table("outbox").create_index(["chat_id", "created_at"], if_not_exists=True)
 
 
-MIGRATIONS: list[Migration] = [("alerts-001-tables", _m001_alerts)]
+def _m002_digest_day(db: sqlite_utils.Database) -> None:
+    # The local day each chat's digest last went out: a digest is due once its time has passed that day,
+    # so a late tick or a DST jump neither skips nor repeats it.
+    if "last_digest_day" not in db.table("chats").columns_dict:
+        db.table("chats").add_column("last_digest_day", str)
+
+
+MIGRATIONS: list[Migration] = [
+    ("alerts-001-tables", _m001_alerts),
+    ("alerts-002-digest-day", _m002_digest_day),
+]
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -178,21 +190,42 @@ class AlertStore:
         ).fetchone()
         return None if row is None else Chat(row[0], row[1], row[2], row[3], bool(row[4]))
 
-    def chats_with_digest(self) -> list[Chat]:
-        rows = self.db.execute(
-            "SELECT chat_id, type, zone, digest_time, active FROM chats WHERE digest_time IS NOT NULL AND active = 1"
-        ).fetchall()
-        return [Chat(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
-
     def set_zone(self, chat_id: int, zone: str) -> None:
         with self._write:
             self.register_chat(chat_id)
             self.db.execute("UPDATE chats SET zone = ? WHERE chat_id = ?", [zone, chat_id])
 
-    def set_digest(self, chat_id: int, at: str | None) -> None:
+    def set_digest(self, chat_id: int, at: str | None, now: datetime | None = None) -> None:
+        """Set the chat's digest time; a time already past today starts tomorrow."""
         with self._write:
             self.register_chat(chat_id)
-            self.db.execute("UPDATE chats SET digest_time = ? WHERE chat_id = ?", [at, chat_id])
+            chat = self.chat(chat_id)
+            local = (now or datetime.now(UTC)).astimezone(ZoneInfo(chat.zone if chat else DEFAULT_ZONE))
+            sent = local.date().isoformat() if at is not None and local.strftime("%H:%M") >= at else None
+            self.db.execute(
+                "UPDATE chats SET digest_time = ?, last_digest_day = ? WHERE chat_id = ?", [at, sent, chat_id]
+            )
+
+    def digests_due(self, now: datetime) -> list[tuple[Chat, date]]:
+        """Chats whose digest time has passed today (their local day) and that have not had it today."""
+        rows = self.db.execute(
+            "SELECT chat_id, type, zone, digest_time, active, last_digest_day FROM chats "
+            "WHERE digest_time IS NOT NULL AND active = 1"
+        ).fetchall()
+        due = []
+        for chat_id, kind, zone, at, active, last_day in rows:
+            local = now.astimezone(ZoneInfo(zone))
+            if local.strftime("%H:%M") >= at and last_day != local.date().isoformat():
+                due.append((Chat(chat_id, kind, zone, at, bool(active)), local.date()))
+        return due
+
+    def queue_digest(self, chat_id: int, day: date, text: str, now: datetime) -> None:
+        """Queue a chat's digest and mark its day as done, together."""
+        with self._write, self.db.atomic():
+            self.queue(chat_id, text, "digest", now)
+            self.db.execute(
+                "UPDATE chats SET last_digest_day = ? WHERE chat_id = ?", [day.isoformat(), chat_id]
+            )
 
     def deactivate_chat(self, chat_id: int, now: datetime) -> None:
         """The user blocked the bot: stop sending, pause the chat's rules, drop what is queued for it."""
@@ -705,7 +738,5 @@ def _real(value: float) -> float | None:
 
 
 def day_bounds(day: date, zone: str) -> tuple[datetime, datetime]:
-    from zoneinfo import ZoneInfo
-
     start = datetime.combine(day, datetime.min.time(), ZoneInfo(zone))
     return start.astimezone(UTC), (start + timedelta(days=1)).astimezone(UTC)

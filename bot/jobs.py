@@ -110,23 +110,17 @@ async def deliver(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 
 async def digests(context: ContextTypes.DEFAULT_TYPE) -> None:
-    """Queue the daily digest of every chat whose local digest time is this minute."""
-    from zoneinfo import ZoneInfo
-
+    """Queue the daily digest of every chat whose local digest time has passed and that has not had today's."""
     from bot.commands.standing import standing_digest
 
     services = services_of(context)
     now = services.now()
-    due = [
-        chat
-        for chat in services.alerts.chats_with_digest()
-        if now.astimezone(ZoneInfo(chat.zone)).strftime("%H:%M") == chat.digest_time
-    ]
+    due = services.alerts.digests_due(now)
     if not due:
         return
     text = await asyncio.to_thread(standing_digest, services)
-    for chat in due:
-        services.alerts.queue(chat.chat_id, text, "digest", now)
+    for chat, day in due:
+        services.alerts.queue_digest(chat.chat_id, day, text, now)
     # Sent by a task of its own: a long drain (thousands of messages at 30/s) must not hold this job
     # past its next run, which APScheduler would then skip.
     context.application.create_task(deliver(context), name="deliver")

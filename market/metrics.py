@@ -43,6 +43,9 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 # fund price honestly (dividends and tracking drift move it), so the ETF price is left out instead.
 MAX_RATIO_AGE_DAYS = 10
 
+# A fund's price-to-book snapshot pairs with the other fund's for at most this many days.
+MAX_SNAPSHOT_AGE_DAYS = 10
+
 # An expense ratio of 5% or more is almost certainly a percent typed where a fraction was meant.
 MAX_EXPENSE_RATIO = 0.05
 
@@ -430,8 +433,16 @@ def gap_history(funds: pd.DataFrame, small: str = "IWM", large: str = "SPY") -> 
     dates = pd.DatetimeIndex(rows["as_of"].unique()).sort_values()
     small_pb = by_symbol[small].reindex(dates).ffill()
     large_pb = by_symbol[large].reindex(dates).ffill()
+    # When each carried-forward value was really seen: a fund's P/B missing for a while is unknown, not
+    # its old value paired with the other fund's new one.
+    small_seen = pd.Series(by_symbol[small].index, index=by_symbol[small].index).reindex(dates).ffill()
+    large_seen = pd.Series(by_symbol[large].index, index=by_symbol[large].index).reindex(dates).ffill()
     points: list[GapPoint] = []
-    for when, pb_s, pb_l in zip(dates, small_pb.to_numpy(), large_pb.to_numpy(), strict=True):
+    for when, pb_s, pb_l, seen_s, seen_l in zip(
+        dates, small_pb.to_numpy(), large_pb.to_numpy(), small_seen, large_seen, strict=True
+    ):
+        if pd.isna(seen_s) or pd.isna(seen_l) or (when - min(seen_s, seen_l)).days > MAX_SNAPSHOT_AGE_DAYS:
+            continue
         gap = valuation_gap(float(pb_s), float(pb_l))
         if gap is not None:
             points.append(GapPoint(as_of=when.date(), gap=gap, pb_small=float(pb_s), pb_large=float(pb_l)))

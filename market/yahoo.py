@@ -269,11 +269,19 @@ class _Failures(logging.Handler):
 def _yfinance_failures() -> Iterator[_Failures]:
     failures = _Failures()
     yf_logger = logging.getLogger("yfinance")
+    level, propagate = yf_logger.level, yf_logger.propagate
+    if yf_logger.getEffectiveLevel() > logging.ERROR:
+        # Logging set quieter than ERROR (CAPGAP_LOG_LEVEL=CRITICAL) would mean no record is made at all, and
+        # a rate limit would go unseen: let yfinance's errors reach this handler only, not the log.
+        yf_logger.setLevel(logging.ERROR)
+        yf_logger.propagate = False
     yf_logger.addHandler(failures)
     try:
         yield failures
     finally:
         yf_logger.removeHandler(failures)
+        yf_logger.setLevel(level)
+        yf_logger.propagate = propagate
 
 
 def _empty_closes() -> pd.DataFrame:

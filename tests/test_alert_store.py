@@ -330,17 +330,18 @@ def test_deactivate_chat_pauses_its_rules_and_drops_its_pending_rows(
 
 
 def test_zone_and_digest_settings_are_per_chat(store: AlertStore) -> None:
-    """set_zone/set_digest register the chat; only active chats with a digest time are listed."""
+    """set_zone/set_digest register the chat; only active chats with a digest time get one."""
     store.set_zone(CHAT, "Europe/Berlin")
-    store.set_digest(CHAT, "18:30")
-    store.set_digest(OTHER, "07:00")
+    store.set_digest(CHAT, "18:30", NOW)
+    store.set_digest(OTHER, "07:00", NOW)
     store.deactivate_chat(OTHER, NOW)
 
     assert store.chat(CHAT) is not None and store.chat(CHAT).zone == "Europe/Berlin"  # type: ignore[union-attr]
     assert store.chat(OTHER).zone == "America/New_York"  # type: ignore[union-attr]
-    assert [(c.chat_id, c.digest_time) for c in store.chats_with_digest()] == [(CHAT, "18:30")]
+    next_day = NOW + timedelta(days=1)
+    assert [(c.chat_id, c.digest_time) for c, _ in store.digests_due(next_day)] == [(CHAT, "18:30")]
     store.set_digest(CHAT, None)
-    assert store.chats_with_digest() == []
+    assert store.digests_due(next_day) == []
 
 
 def test_move_chat_keeps_the_new_ids_settings_when_it_is_already_known(
@@ -494,3 +495,27 @@ def test_alerts_queued_on_counts_a_chats_alerts_within_its_local_day(store: Aler
     )  # both on the 18th in New York
     assert store.limit_notice_queued_on(CHAT, *berlin_18)
     assert not store.limit_notice_queued_on(OTHER, *berlin_18)
+
+
+def test_a_digest_is_due_once_a_local_day_after_its_time_even_if_the_tick_is_late(store: AlertStore) -> None:
+    """Due from its time on (a late or skipped tick still sends it), once per local day, never twice."""
+    from datetime import timedelta
+
+    evening = datetime(2024, 3, 8, 23, 0, tzinfo=UTC)  # 18:00 in New York
+    store.set_digest(CHAT, "18:30", evening)
+    assert store.digests_due(evening) == []
+    late = evening + timedelta(minutes=47)  # the 18:30 tick was missed
+    ((chat, day),) = store.digests_due(late)
+    assert (chat.chat_id, day) == (CHAT, date(2024, 3, 8))
+    store.queue_digest(CHAT, day, "digest", late)
+    assert store.digests_due(late + timedelta(minutes=5)) == []
+    assert len(store.digests_due(late + timedelta(days=1))) == 1
+
+
+def test_a_digest_time_already_past_today_starts_tomorrow(store: AlertStore) -> None:
+    from datetime import timedelta
+
+    night = datetime(2024, 3, 9, 3, 0, tzinfo=UTC)  # 22:00 in New York on 8 Mar
+    store.set_digest(CHAT, "18:30", night)
+    assert store.digests_due(night) == []
+    assert len(store.digests_due(night + timedelta(days=1))) == 1

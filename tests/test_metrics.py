@@ -677,3 +677,18 @@ def test_drawdown_never_exceeds_zero_and_matches_high_mark(s: pd.Series):
     assert mark is not None
     assert -result.iloc[-1] == pytest.approx(mark.below, abs=1e-12)
     assert mark.high_date <= mark.last_date
+
+
+def test_gap_history_does_not_pair_a_stale_snapshot_with_a_fresh_one() -> None:
+    """Synthetic P/B: IWM's value stops after 1 Mar; SPY's later snapshots make no gap points after 10 days."""
+    funds = pd.DataFrame(
+        {
+            "symbol": ["IWM", "SPY", "SPY", "SPY"],
+            "as_of": [date(2024, 3, 1), date(2024, 3, 1), date(2024, 3, 8), date(2024, 3, 20)],
+            "price_to_book": [2.0, 4.0, 4.0, 5.0],
+        }
+    )
+    from market.metrics import gap_history
+
+    points = gap_history(funds)
+    assert [p.as_of for p in points] == [date(2024, 3, 1), date(2024, 3, 8)]

@@ -220,6 +220,25 @@ def test_a_429_raises_rate_limited_and_backs_off_without_asking_again(
     assert len(yahoo_replay.requests) == sent
 
 
+def test_a_429_is_seen_even_with_logging_quieter_than_errors(
+    yahoo_source: YahooSource, yahoo_replay: YahooReplay, yahoo_clock: ManualClock
+):
+    """CAPGAP_LOG_LEVEL=CRITICAL must not blind the source to Yahoo's rate limit."""
+    import logging
+
+    root = logging.getLogger()
+    before = root.level
+    root.setLevel(logging.CRITICAL)
+    try:
+        yahoo_replay.fail("SPY", 429)
+        with pytest.raises(MarketRateLimited):
+            yahoo_source.fetch(["^RUT", "SPY"], since=date(2024, 9, 1))
+    finally:
+        root.setLevel(before)
+    assert yahoo_source.backoff_until == yahoo_clock.now + FIRST_BACKOFF
+    assert logging.getLogger("yfinance").propagate
+
+
 def test_backoff_doubles_while_yahoo_keeps_refusing_and_resets_after_a_success(
     yahoo_source: YahooSource, yahoo_replay: YahooReplay, yahoo_clock: ManualClock
 ):

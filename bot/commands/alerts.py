@@ -273,7 +273,7 @@ def digest(request: Request) -> Answer:
     if not match:
         raise UsageError(f"“{esc(arg[:10])}” is not a time. {usage}")
     at = f"{int(match.group(1)):02d}:{match.group(2)}"
-    store.set_digest(request.chat_id, at)
+    store.set_digest(request.chat_id, at, request.services.now())
     chat = store.chat(request.chat_id)
     zone = chat.zone if chat else "America/New_York"
     return Answer(
