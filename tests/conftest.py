@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import os
 import shutil
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -259,3 +262,45 @@ def token_never_logged(request: pytest.FixtureRequest) -> Iterator[None]:
     logged = buffer.getvalue()
     assert not carried, "log records carried the bot token:\n" + "\n".join(carried)
     assert TEST_TOKEN not in logged and TEST_TOKEN.split(":")[1] not in logged
+
+
+# --- the bot as a real process (capgap run) -------------------------------------------------------------
+
+
+def bot_env(emu: TelegramEmulator, db: Path, as_of: str = "2024-01-18") -> dict[str, str]:
+    """The environment of a ``capgap run`` on the replayed market as at ``as_of``'s close."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPGAP_")}
+    env.update(
+        CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN,
+        CAPGAP_TELEGRAM_API=emu.root,
+        CAPGAP_MARKET=f"csv:{DATA}",
+        CAPGAP_AS_OF=as_of,
+        CAPGAP_DB=str(db),
+        CAPGAP_LOG_LEVEL="INFO",
+    )
+    return env
+
+
+@asynccontextmanager
+async def bot_process(
+    emu: TelegramEmulator, db: Path, as_of: str = "2024-01-18"
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """A running ``capgap run``; killed with SIGKILL on exit unless the test already stopped it."""
+    with (db.parent / f"bot-{as_of}.log").open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot.cli",
+            "run",
+            env=bot_env(emu, db, as_of),
+            cwd=db.parent,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=log,
+        )
+    try:
+        await emu.wait_for(method="setMyCommands", timeout=30)
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()

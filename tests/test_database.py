@@ -11,14 +11,14 @@ import sqlite3
 import subprocess
 import sys
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, closing
+from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from bot.database import DatabaseBusy, hold, lock_path
-from tests.conftest import DATA, TEST_TOKEN
+from tests.conftest import DATA, TEST_TOKEN, bot_process
 from tests.telegram_emulator import TelegramEmulator
 
 CHAT = 5005
@@ -205,30 +205,6 @@ def test_restore_puts_the_backup_in_place_and_keeps_the_old_database(live_db: Pa
 # --- with a real running bot -------------------------------------------------------------------------------
 
 
-@asynccontextmanager
-async def running(emu: TelegramEmulator, db: Path) -> AsyncIterator[asyncio.subprocess.Process]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPGAP_")}
-    env.update(
-        CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN,
-        CAPGAP_TELEGRAM_API=emu.root,
-        CAPGAP_MARKET=f"csv:{DATA}",
-        CAPGAP_AS_OF="2024-01-18",
-        CAPGAP_DB=str(db),
-    )
-    with (db.parent / "bot.log").open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run", env=env, cwd=db.parent,
-            stdout=asyncio.subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
-    try:
-        await emu.wait_for(method="setMyCommands", timeout=30)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
 async def say(emu: TelegramEmulator, text: str) -> str:
     emu.user_message(CHAT, text)
     (reply,) = await emu.wait_for(chat_id=CHAT, method="sendMessage", timeout=30)
@@ -243,7 +219,7 @@ async def test_back_up_a_running_bot_and_restore_only_once_it_has_stopped(
     telegram_emulator: TelegramEmulator, tmp_path: Path
 ) -> None:
     emu, db, backup = telegram_emulator, tmp_path / "capgap.db", tmp_path / "b.db"
-    async with running(emu, db) as bot:
+    async with bot_process(emu, db) as bot:
         assert "Alert <b>#1</b> set" in await say(emu, "/alert rut above 3000")
         assert (await cli("backup", str(backup), db=db)).returncode == 0
         assert "Alert #1 deleted" in await say(emu, "/delete 1")
@@ -259,6 +235,6 @@ async def test_back_up_a_running_bot_and_restore_only_once_it_has_stopped(
 
     restored = await cli("restore", str(backup), db=db)
     assert restored.returncode == 0, restored.stderr
-    async with running(emu, db):
+    async with bot_process(emu, db):
         assert "#1</b> RUT above 3,000" in await say(emu, "/alerts")
-    assert TEST_TOKEN not in (tmp_path / "bot.log").read_text()
+    assert TEST_TOKEN not in (tmp_path / "bot-2024-01-18.log").read_text()

@@ -7,56 +7,14 @@ Each step runs ``capgap run`` (python -m bot.cli run) against the Bot API emulat
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sqlite3
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
-from tests.conftest import DATA, TEST_TOKEN
+from tests.conftest import TEST_TOKEN, bot_process
 from tests.telegram_emulator import TelegramEmulator
 
 CHAT = 4242
-
-
-def bot_env(emu: TelegramEmulator, db: Path, as_of: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAPGAP_")}
-    env.update(
-        CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN,
-        CAPGAP_TELEGRAM_API=emu.root,
-        CAPGAP_MARKET=f"csv:{DATA}",
-        CAPGAP_AS_OF=as_of,
-        CAPGAP_DB=str(db),
-        CAPGAP_LOG_LEVEL="INFO",
-    )
-    return env
-
-
-@asynccontextmanager
-async def bot_process(
-    emu: TelegramEmulator, db: Path, as_of: str
-) -> AsyncIterator[asyncio.subprocess.Process]:
-    """A running ``capgap run``; killed with SIGKILL on exit unless the test already stopped it."""
-    with (db.parent / f"bot-{as_of}.log").open("ab") as log:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot.cli",
-            "run",
-            env=bot_env(emu, db, as_of),
-            cwd=db.parent,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=log,
-        )
-    try:
-        await emu.wait_for(method="setMyCommands", timeout=30)
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
 
 
 def outbox(db: Path) -> list[tuple[str, str]]:
