@@ -1464,8 +1464,8 @@ class TelegramEmulator:
                     break
         return updates
 
-    async def _send_message(self, params: JSON) -> JSON:
-        chat = self._target_chat(params)
+    def _message_text(self, params: JSON) -> tuple[str, Any, str, list[JSON]]:
+        """A sent or edited text as Telegram checks it: present, parsed, not blank, not too long."""
         raw = params.get("text")
         if not isinstance(raw, str) or not raw:
             raise _bad("message text is empty")
@@ -1475,6 +1475,11 @@ class TelegramEmulator:
             raise _bad("message text is empty")
         if len(text) > MAX_TEXT_LENGTH:
             raise _bad("message is too long")
+        return raw, parse_mode, text, entities
+
+    async def _send_message(self, params: JSON) -> JSON:
+        chat = self._target_chat(params)
+        raw, parse_mode, text, entities = self._message_text(params)
         markup = self._checked_markup(params.get("reply_markup"))
         reply_to = self._reply_target(chat, params)
         self._take_send_slot(chat)
@@ -1545,15 +1550,7 @@ class TelegramEmulator:
         stored = self._stored_message(params, "edit")
         if "text" not in stored.message:
             raise _bad("there is no text in the message to edit")
-        raw = params.get("text")
-        if not isinstance(raw, str) or not raw:
-            raise _bad("message text is empty")
-        parse_mode = params.get("parse_mode")
-        text, entities = self._formatted(raw, parse_mode, params.get("entities"))
-        if not text.strip():
-            raise _bad("message text is empty")
-        if len(text) > MAX_TEXT_LENGTH:
-            raise _bad("message is too long")
+        raw, parse_mode, text, entities = self._message_text(params)
         markup = self._checked_markup(params.get("reply_markup"))
         changes = {"text": text, "entities": entities or None}
         return self._edited("editMessageText", stored, changes, markup, raw_text=raw, parse_mode=parse_mode)
