@@ -17,7 +17,17 @@ if TYPE_CHECKING:
 
 
 class MarketUnavailable(Exception):
-    """The source could not answer; the message says why in words a user can read."""
+    """The source could not answer.
+
+    ``str(exc)`` (also ``reason``) is one short sentence a person understands ("Yahoo Finance could not be
+    reached"): it is what a chat's footer shows. ``detail`` is the technical account (which symbols, which
+    status, what yfinance said) for the log and /stats; it defaults to the reason.
+    """
+
+    def __init__(self, reason: str, detail: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail or reason
 
 
 class MarketRateLimited(MarketUnavailable):
