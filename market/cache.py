@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from market.instruments import INDICES
 from market.model import FundFacts, MarketData, Quote
+from market.plausibility import HeldValue
 from market.storage import Migration, migrate, write_lock
 
 if TYPE_CHECKING:
@@ -57,9 +58,36 @@ def _m001_market(db: sqlite_utils.Database) -> None:
     )
 
 
-INDEX_SYMBOLS = tuple(i.symbol for i in INDICES)
+def _m002_held_values(db: sqlite_utils.Database) -> None:
+    # A refresh's failure in words a user reads (``reason``) beside the technical ``detail``.
+    if "reason" not in db.table("refreshes").columns_dict:
+        db.execute("ALTER TABLE refreshes ADD COLUMN reason TEXT")
+    # Values market.plausibility held out of ``closes`` and ``quotes``: counted, shown and re-judged.
+    db.table("held_values").create(
+        {
+            "symbol": str,
+            "day": str,
+            "kind": str,  # "close" or "quote"
+            "value": float,  # NULL for NaN
+            "reference": float,
+            "status": str,  # "unconfirmed" or "rejected"
+            "reason": str,
+            "first_seen": str,
+            "last_seen": str,
+        },
+        pk=("symbol", "day", "kind"),
+        if_not_exists=True,
+    )
 
-MIGRATIONS: list[Migration] = [("market-001-cache", _m001_market)]
+
+INDEX_SYMBOLS = tuple(i.symbol for i in INDICES)
+# How many held values a snapshot carries for answers to mention (the newest first).
+RECENT_HELD = 20
+
+MIGRATIONS: list[Migration] = [
+    ("market-001-cache", _m001_market),
+    ("market-002-held-values", _m002_held_values),
+]
 
 
 @dataclass(frozen=True)
@@ -71,7 +99,8 @@ class MarketSnapshot:
     funds: pd.DataFrame  # symbol, as_of (date), expense_ratio, total_assets, price_to_book, source
     source: str | None  # where the newest closes came from
     fetched_at: datetime | None  # when they were fetched
-    last_error: str | None = None
+    last_error: str | None = None  # the last price refresh's failure, in words a user reads
+    held: tuple[HeldValue, ...] = ()  # the newest values held aside as implausible, newest first
 
     @property
     def latest_day(self) -> date | None:
@@ -176,11 +205,13 @@ class MarketCache:
             with self._write, self.db.atomic():
                 self.db.table("fund_facts").upsert_all(rows, pk=("symbol", "as_of"))
 
-    def record_refresh(self, kind: str, at: datetime, ok: bool, source: str, detail: str = "") -> None:
+    def record_refresh(
+        self, kind: str, at: datetime, ok: bool, source: str, detail: str = "", reason: str | None = None
+    ) -> None:
+        """Log one refresh: ``detail`` is for the log and /stats, ``reason`` the sentence a chat may see."""
+        row = {"kind": kind, "at": at.isoformat(), "ok": int(ok), "source": source, "detail": detail[:2000]}
         with self._write, self.db.atomic():
-            self.db.table("refreshes").insert(
-                {"kind": kind, "at": at.isoformat(), "ok": int(ok), "source": source, "detail": detail[:500]}
-            )
+            self.db.table("refreshes").insert(row | {"reason": reason})
             # Keep the log short: it is for health checks, not an archive.
             self.db.execute("DELETE FROM refreshes WHERE id <= (SELECT MAX(id) FROM refreshes) - 1000")
 
@@ -189,6 +220,90 @@ class MarketCache:
         params: list[object] = [kind] if ok is None else [kind, int(ok)]
         rows = list(self.db.query(sql + " ORDER BY id DESC LIMIT 1", params))
         return rows[0] if rows else None
+
+    def record_held(
+        self, held: tuple[HeldValue, ...], judged: dict[str, tuple[date, date]], at: datetime
+    ) -> list[HeldValue]:
+        """Keep this refresh's verdicts: ``held`` are the values held aside now, ``judged`` each symbol's
+        first and last day that were looked at (a value held before in that span and not now has since
+        been confirmed, and its row goes). Returns the held values that are new or changed status."""
+        seen = at.isoformat()
+        table = self.db.table("held_values")
+        changed = []
+        with self._write, self.db.atomic():
+            keep = {(h.symbol, h.day.isoformat(), h.kind) for h in held}
+            for symbol, (first, last) in judged.items():
+                rows = self.db.execute(
+                    "SELECT symbol, day, kind FROM held_values WHERE symbol = ? AND day BETWEEN ? AND ?",
+                    [symbol, first.isoformat(), last.isoformat()],
+                ).fetchall()
+                for row in rows:
+                    if tuple(row) not in keep:
+                        table.delete(tuple(row))
+            for value in held:
+                key = (value.symbol, value.day.isoformat(), value.kind)
+                before = list(
+                    self.db.execute(
+                        "SELECT status, first_seen FROM held_values WHERE symbol = ? AND day = ? AND kind = ?",
+                        list(key),
+                    ).fetchall()
+                )
+                if not before or before[0][0] != value.status:
+                    changed.append(value)
+                table.upsert(
+                    {
+                        "symbol": value.symbol,
+                        "day": key[1],
+                        "kind": value.kind,
+                        "value": value.value if value.value == value.value else None,
+                        "reference": value.reference,
+                        "status": value.status,
+                        "reason": value.reason,
+                        "first_seen": before[0][1] if before else seen,
+                        "last_seen": seen,
+                    },
+                    pk=("symbol", "day", "kind"),
+                )
+        return changed
+
+    def held_values(self, as_of: date | None = None, limit: int = RECENT_HELD) -> tuple[HeldValue, ...]:
+        """The newest values held aside (on or before ``as_of``), newest day first."""
+        where, params = ("", []) if as_of is None else (" WHERE day <= ?", [as_of.isoformat()])
+        rows = self.db.execute(
+            "SELECT symbol, day, kind, value, reference, status, reason FROM held_values"
+            + where
+            + " ORDER BY day DESC, symbol LIMIT ?",
+            [*params, limit],
+        ).fetchall()
+        return tuple(
+            HeldValue(
+                symbol=symbol,
+                day=date.fromisoformat(day),
+                value=float("nan") if value is None else float(value),
+                reference=reference,
+                status=status,
+                reason=reason,
+                kind=kind,
+            )
+            for symbol, day, kind, value, reference, status, reason in rows
+        )
+
+    def held_counts(self) -> dict[str, int]:
+        """How many values are held aside, by status ("unconfirmed", "rejected")."""
+        rows = self.db.execute("SELECT status, COUNT(*) FROM held_values GROUP BY status").fetchall()
+        return {"unconfirmed": 0, "rejected": 0} | {status: count for status, count in rows}
+
+    def closes_before(self, first_days: dict[str, date]) -> dict[str, float]:
+        """Each symbol's last cached close before its given day: what a fetched frame continues from."""
+        prior = {}
+        for symbol, day in first_days.items():
+            row = self.db.execute(
+                "SELECT close FROM closes WHERE symbol = ? AND day < ? ORDER BY day DESC LIMIT 1",
+                [symbol, day.isoformat()],
+            ).fetchone()
+            if row is not None:
+                prior[symbol] = float(row[0])
+        return prior
 
     def latest_days(self) -> dict[str, date]:
         """Each symbol's newest cached close."""
@@ -219,11 +334,14 @@ class MarketCache:
             closes.index.name = None
             closes.columns.name = None
             closes = closes.sort_index()
+            # Rows written before the plausibility guard existed may hold a 0 or a negative price.
+            closes = closes.where(closes.gt(0) & closes.lt(float("inf")))
         quotes = {
             row["symbol"]: Quote(
                 row["symbol"], row["price"], datetime.fromisoformat(row["time"]), row["previous_close"]
             )
             for row in self.db.query("SELECT * FROM quotes")
+            if row["price"] is not None and row["price"] > 0
         }
         funds = pd.read_sql_query(
             "SELECT symbol, as_of, expense_ratio, total_assets, price_to_book, source, fetched_at FROM fund_facts",
@@ -238,5 +356,6 @@ class MarketCache:
             funds=funds,
             source=str(newest["source"]) if newest else None,
             fetched_at=datetime.fromisoformat(str(newest["at"])) if newest else None,
-            last_error=str(failed["detail"]) if failed and not failed["ok"] else None,
+            last_error=str(failed.get("reason") or failed["detail"]) if failed and not failed["ok"] else None,
+            held=self.held_values(as_of),
         )

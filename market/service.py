@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 
-from market import calendar
+import pandas as pd
+
+from market import calendar, plausibility
 from market.cache import MarketCache, MarketSnapshot
 from market.instruments import ETFS, SYMBOLS
-from market.model import MarketRateLimited, MarketSource, MarketUnavailable
+from market.model import MarketData, MarketRateLimited, MarketSource, MarketUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -60,35 +62,104 @@ class MarketService:
         return not calendar.freshness(self.cache.latest_day(), self.now()).stale
 
     def refresh_prices(self) -> RefreshResult:
-        """Fetch what is new since the cache's newest close, store it, and swap in a new snapshot."""
+        """Fetch what is new since each symbol's newest close, screen it, store it, swap in a new snapshot.
+
+        Symbols with cached closes are asked from the oldest of their newest closes (less ``OVERLAP``, so
+        a late correction replaces the cached close and a symbol that failed last time catches up); a
+        symbol with none is asked for its whole history, in a second request, so one missing symbol does
+        not make every refresh re-download everything.
+        """
         with self._lock:
             now = self.now()
-            # From the oldest newest-close among the symbols, so one that failed last time is caught up;
-            # the whole history while an index has none at all.
             days = self.cache.latest_days()
-            since = None if self.cache.latest_day() is None else min(days.values()) - OVERLAP
-            try:
-                data = self.source.fetch(self.symbols, since=since)
-            except MarketUnavailable as exc:
-                log.warning("price refresh from %s failed: %s", self.source.name, exc)
-                self.cache.record_refresh("prices", now, False, self.source.name, str(exc))
+            known = [s for s in self.symbols if s in days]
+            new = [s for s in self.symbols if s not in days]
+            batches: list[tuple[list[str], date | None]] = []
+            if known:
+                batches.append((known, min(days[s] for s in known) - OVERLAP))
+            if new:
+                batches.append((new, None))
+            parts: list[MarketData] = []
+            failures: list[MarketUnavailable] = []
+            for symbols, since in batches:
+                try:
+                    parts.append(self.source.fetch(symbols, since=since))
+                except MarketRateLimited as exc:
+                    failures.append(exc)
+                    break  # the source is backing off: asking again now would only be refused
+                except MarketUnavailable as exc:
+                    failures.append(exc)
+            if not parts:
+                failure = failures[0]
+                log.warning("price refresh from %s failed: %s", self.source.name, failure.detail)
+                self.cache.record_refresh(
+                    "prices", now, False, self.source.name, failure.detail, failure.reason
+                )
                 self._snapshot = None
-                return RefreshResult(False, 0, str(exc), isinstance(exc, MarketRateLimited))
-            rows = self.cache.store(data, settled_through=calendar.last_closed_session(data.fetched_at))
-            self.cache.record_refresh("prices", now, True, data.source, f"{rows} closes")
+                return RefreshResult(False, 0, failure.reason, isinstance(failure, MarketRateLimited))
+            for failure in failures:
+                log.warning("price refresh from %s was partial: %s", self.source.name, failure.detail)
+            data = _combined(parts)
+            rows, held = self._store_screened(data, now)
+            note = f"; {held} value(s) held aside as implausible" if held else ""
+            self.cache.record_refresh("prices", now, True, data.source, f"{rows} closes{note}")
             self._snapshot = None
-            return RefreshResult(True, rows, f"{rows} closes from {data.source}")
+            return RefreshResult(True, rows, f"{rows} closes from {data.source}{note}")
+
+    def _store_screened(self, data: MarketData, now: datetime) -> tuple[int, int]:
+        """Store what passes ``market.plausibility``; record, log and count what does not."""
+        closes = data.closes
+        first_days = {
+            str(s): pd.Timestamp(closes[s].first_valid_index()).date()  # type: ignore[arg-type]
+            for s in closes.columns
+            if closes[s].first_valid_index() is not None
+        }
+        prior = self.cache.closes_before(first_days)
+        screened = plausibility.screen(closes, prior)
+        quotes, held_quotes = plausibility.screen_quotes(data.quotes, screened.closes, screened.held, prior)
+        held = screened.held + held_quotes
+        settled = calendar.last_closed_session(data.fetched_at)
+        rows = self.cache.store(replace(data, closes=screened.closes, quotes=quotes), settled_through=settled)
+        judged = {
+            symbol: (first, pd.Timestamp(closes[symbol].last_valid_index()).date())  # type: ignore[arg-type]
+            for symbol, first in first_days.items()
+        }
+        for value in self.cache.record_held(held, judged, now):
+            log.warning(
+                "%s %s of %s from %s held aside (%s): %r against %r; %s",
+                value.kind,
+                value.day,
+                value.symbol,
+                data.source,
+                value.status,
+                value.value,
+                value.reference,
+                value.reason,
+            )
+        return rows, len(held)
 
     def refresh_funds(self) -> RefreshResult:
         with self._lock:
             now = self.now()
             etfs = [e.symbol for e in ETFS if e.symbol in self.symbols]
             try:
-                facts = self.source.fetch_funds(etfs)
+                fetched = self.source.fetch_funds(etfs)
             except MarketUnavailable as exc:
-                log.warning("fund refresh from %s failed: %s", self.source.name, exc)
-                self.cache.record_refresh("funds", now, False, self.source.name, str(exc))
-                return RefreshResult(False, 0, str(exc), isinstance(exc, MarketRateLimited))
+                log.warning("fund refresh from %s failed: %s", self.source.name, exc.detail)
+                self.cache.record_refresh("funds", now, False, self.source.name, exc.detail, exc.reason)
+                return RefreshResult(False, 0, exc.reason, isinstance(exc, MarketRateLimited))
+            facts = []
+            for fact in fetched:
+                checked, dropped = plausibility.plausible_fund(fact)
+                if dropped:
+                    log.warning(
+                        "fund facts of %s (%s) from %s: implausible %s left out",
+                        fact.symbol,
+                        fact.as_of,
+                        fact.source,
+                        ", ".join(dropped),
+                    )
+                facts.append(checked)
             self.cache.store_funds(facts, now)
             self.cache.record_refresh("funds", now, True, self.source.name, f"{len(facts)} fund snapshots")
             self._snapshot = None
@@ -100,3 +171,12 @@ class MarketService:
             self.refresh_prices()
         if self.snapshot.funds.empty:
             self.refresh_funds()
+
+
+def _combined(parts: list[MarketData]) -> MarketData:
+    """One refresh's data from the requests it took (each for different symbols)."""
+    if len(parts) == 1:
+        return parts[0]
+    closes = pd.concat([p.closes for p in parts], axis=1).sort_index()
+    quotes = {symbol: q for p in parts for symbol, q in p.quotes.items()}
+    return MarketData(closes, quotes, parts[0].source, max(p.fetched_at for p in parts))

@@ -98,11 +98,16 @@ def test_open_database_in_memory_works_without_a_file(tmp_path: Path) -> None:
 def test_cache_migration_creates_the_tables_and_is_recorded_once(
     cache: MarketCache, db: sqlite_utils.Database
 ) -> None:
-    assert {"closes", "quotes", "fund_facts", "refreshes", "migrations"} <= set(db.table_names())
-    assert [r[0] for r in db.execute("SELECT name FROM migrations").fetchall()] == ["market-001-cache"]
+    assert {"closes", "quotes", "fund_facts", "refreshes", "held_values", "migrations"} <= set(
+        db.table_names()
+    )
+    assert [r[0] for r in db.execute("SELECT name FROM migrations").fetchall()] == [
+        "market-001-cache",
+        "market-002-held-values",
+    ]
     assert migrate(db, MIGRATIONS) == []  # a second run applies nothing
     MarketCache(db)  # nor does building another cache on the same file
-    assert db.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == 1
+    assert db.execute("SELECT COUNT(*) FROM migrations").fetchone()[0] == len(MIGRATIONS)
 
 
 def test_migrations_rerun_safely_on_a_reopened_file(db_path: Path) -> None:
@@ -396,9 +401,9 @@ def test_last_refresh_is_the_newest_of_its_kind(cache: MarketCache) -> None:
     assert cache.last_refresh("alerts") is None
 
 
-def test_refresh_detail_is_cut_to_500_characters(cache: MarketCache) -> None:
-    cache.record_refresh("prices", FETCHED, False, "Yahoo Finance", "x" * 2000)
-    assert cache.last_refresh("prices")["detail"] == "x" * 500  # type: ignore[index]
+def test_refresh_detail_is_cut_to_2000_characters(cache: MarketCache) -> None:
+    cache.record_refresh("prices", FETCHED, False, "Yahoo Finance", "x" * 5000)
+    assert cache.last_refresh("prices")["detail"] == "x" * 2000  # type: ignore[index]
 
 
 def test_snapshot_reports_the_last_good_refresh_and_a_newer_failure(cache: MarketCache) -> None:
