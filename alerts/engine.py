@@ -106,7 +106,7 @@ def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> R
 
 def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> RefreshOutcome:
     from alerts.evaluate import evaluate
-    from alerts.messages import alert_text, limit_text
+    from alerts.messages import alert_text, limit_text, plain_alert_text
 
     rules = store.rules
     keys = set(map(str, rules["key"].unique())) if len(rules) else set()
@@ -138,7 +138,11 @@ def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> 
         for chat_id, hits in by_chat.items():
             start, end = days[zones.get(chat_id, DEFAULT_ZONE)]
             if queued_today.get(chat_id, 0) < DAILY_ALERT_LIMIT:
-                texts = alert_text(hits, snapshot, observed, source=snapshot.source, contexts=contexts)
+                try:
+                    texts = alert_text(hits, snapshot, observed, source=snapshot.source, contexts=contexts)
+                except Exception:  # one chat's message must not cost every other chat its alerts
+                    log.exception("alert message for chat %s could not be built; sending it plain", chat_id)
+                    texts = plain_alert_text(hits)
                 messages.extend((chat_id, text, "alert") for text in texts)
             elif not store.limit_notice_queued_on(chat_id, start, end):
                 messages.append((chat_id, limit_text(DAILY_ALERT_LIMIT), "limit"))

@@ -6,6 +6,7 @@ Telegram HTML, built here from plain strings (``alerts/`` knows nothing of Teleg
 from __future__ import annotations
 
 import html
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
@@ -17,6 +18,8 @@ from market.instruments import PROXY_ETF, by_symbol
 
 if TYPE_CHECKING:
     from market.cache import MarketSnapshot
+
+log = logging.getLogger(__name__)
 
 NEW_YORK = ZoneInfo("America/New_York")
 MAX_MESSAGE = 4096  # Telegram's limit for one message's text
@@ -86,14 +89,21 @@ def _context(key: str, snapshot: MarketSnapshot, observed: Mapping[str, Observat
         parts.append(f"today {move.value:+.2f}%")
     elif price is not None and len(closes) > 1:
         previous = float(closes.iloc[-2] if price.is_close else closes.iloc[-1])
-        parts.append(f"today {(price.value / previous - 1) * 100:+.2f}%")
-    if price is not None and len(closes):
+        if previous > 0:
+            parts.append(f"today {(price.value / previous - 1) * 100:+.2f}%")
+    if price is not None and len(closes) and price.value > 0:
         high = max(float(closes.max()), price.value)
         below = (1 - price.value / high) * 100
         parts.append("at its all-time high" if below <= 0 else f"{below:.1f}% below its high of {high:,.2f}")
         etf = PROXY_ETF.get(symbol)
         etf_closes = snapshot.series(etf) if etf else None
-        if etf and etf_closes is not None and len(etf_closes) and etf_closes.index[-1] == closes.index[-1]:
+        if (
+            etf
+            and etf_closes is not None
+            and len(etf_closes)
+            and etf_closes.index[-1] == closes.index[-1]
+            and float(closes.iloc[-1]) > 0
+        ):
             ratio = float(etf_closes.iloc[-1]) / float(closes.iloc[-1])
             parts.append(f"≈ ${price.value * ratio:,.2f} a share of {etf}")
     return " · ".join(parts)
@@ -123,7 +133,11 @@ def alert_text(
         ]
         context = None if contexts is None else contexts.get(key)
         if context is None:
-            context = _context(key, snapshot, observed)
+            try:
+                context = _context(key, snapshot, observed)
+            except Exception:  # the context is a nicety: the alert itself must still go out
+                log.exception("no context line for an alert on %s", key)
+                context = ""
             if contexts is not None:
                 contexts[key] = context
         if context:
@@ -135,6 +149,20 @@ def alert_text(
         )
         lines.append(f"<i>{tail}</i>")
         blocks.append("\n".join(lines))
+    return pack(blocks)
+
+
+def plain_alert_text(hits: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The alerts in their barest form (rule, value, when), for when the full message cannot be built:
+    a chat gets its alert with less context rather than none."""
+    blocks = []
+    for hit in hits:
+        try:
+            value = format_value(str(hit["key"]), float(hit["value"]))
+        except (TypeError, ValueError):
+            value = str(hit.get("value"))
+        rule = str(hit.get("spec") or hit.get("key")).split(" · ")[0]
+        blocks.append(f"🔔 <b>{html.escape(rule, quote=False)}</b>: {html.escape(value, quote=False)}")
     return pack(blocks)
 
 

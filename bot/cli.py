@@ -179,7 +179,14 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
             specs.append(parse_rule(text))
         except RuleError as exc:
             return fail(f"bad rule {text!r}: {exc}")
-    closes = CsvSource(config.csv_dir, as_of=args.end).fetch(SYMBOLS).closes
+    from bot.provenance import held_line
+    from market.plausibility import screen
+
+    # The same guard the bot's refresh applies: a replay must not fire on a value the bot would not judge.
+    screened = screen(CsvSource(config.csv_dir, as_of=args.end).fetch(SYMBOLS).closes)
+    for value in screened.held:
+        print(f"capgap: {held_line(value)}", file=sys.stderr)
+    closes = screened.closes
     try:
         fired = replay(specs, closes, args.start, args.end)
     except ValueError as exc:

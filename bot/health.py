@@ -128,6 +128,11 @@ def _market(services: Services, now: datetime, problems: list[str]) -> dict[str,
         "last_refresh_at": ok_at.isoformat(timespec="seconds") if ok_at else None,
         "last_refresh_age_seconds": _age(now, ok_at),
         "last_error": str(last_any["detail"]) if last_any and not last_any["ok"] else None,
+        "last_error_reason": (
+            str(last_any.get("reason") or last_any["detail"]) if last_any and not last_any["ok"] else None
+        ),
+        # Values market.plausibility kept out of the cache; reported, not a problem by themselves.
+        "held_values": cache.held_counts(),
         "latest_close": latest.isoformat() if latest else None,
         "expected_close": fresh.expected.isoformat(),
         "sessions_behind": fresh.sessions_behind,

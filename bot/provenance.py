@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from bot.core import UsageError
-from bot.format import clock_time, day, esc
+from bot.format import clock_time, day, esc, number
 from market import calendar
 
 if TYPE_CHECKING:
     from bot.services import Services
     from market.cache import MarketSnapshot
+    from market.plausibility import HeldValue
+
+# A held value is mentioned under answers while it is this recent (calendar days before the newest close).
+HELD_NOTE_DAYS = 10
+HELD_NOTE_MAX = 3
 
 
 class MarketDataMissing(UsageError):
@@ -46,7 +51,24 @@ def footer(services: Services, snapshot: MarketSnapshot) -> str:
         )
     if snapshot.last_error:
         line += f"\n<i>last refresh failed: {esc(snapshot.last_error)}</i>"
+    recent = [h for h in snapshot.held if (latest - h.day).days <= HELD_NOTE_DAYS][:HELD_NOTE_MAX]
+    for value in recent:
+        line += f"\n⚠️ <i>{esc(held_line(value))}</i>"
     return line
+
+
+def held_line(value: HeldValue) -> str:
+    """'not used: RUT close of 5 Mar 2026, 1,000,000,000,000.00 (+52,000,000,000.00% in a day; …)'."""
+    from market.instruments import by_symbol
+
+    try:
+        name = by_symbol(value.symbol).short
+    except KeyError:
+        name = value.symbol
+    what = "close" if value.kind == "close" else "live price"
+    shown = number(value.value) if value.value == value.value else "a missing value"
+    verdict = "held until confirmed" if value.status == "unconfirmed" else "not used"
+    return f"{verdict}: {name} {what} of {day(value.day)}, {shown} ({value.reason})"
 
 
 def live_note(snapshot: MarketSnapshot, symbol: str) -> str | None:
@@ -57,6 +79,6 @@ def live_note(snapshot: MarketSnapshot, symbol: str) -> str | None:
         return None
     base = quote.previous_close or float(snapshot.series(symbol).iloc[-1])
     change = quote.price / base - 1 if base else None
-    from bot.format import number, pct
+    from bot.format import pct
 
     return f"now {number(quote.price)} ({pct(change)}) at {clock_time(quote.time)}"

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from bot.core import Answer, Command, Request
 from bot.format import esc
+from bot.provenance import held_line
 
 if TYPE_CHECKING:
     from telegram.ext import Application
@@ -53,8 +54,19 @@ def stats(request: Request) -> Answer:
         + (" (up to date)" if behind == 0 else f" ({behind} session(s) behind)" if behind else "")
         + f"; last refresh {_age(market['last_refresh_age_seconds'])} from {esc(market['source'])}",
         "Source: "
-        + ("ok" if market["last_error"] is None else f"last refresh failed: {esc(market['last_error'])}"),
+        + (
+            "ok"
+            if market["last_error"] is None
+            else f"last refresh failed: {esc(market['last_error_reason'])} ({esc(market['last_error'])})"
+        ),
     ]
+    held = market["held_values"]
+    if held["unconfirmed"] or held["rejected"]:
+        newest = services.market.snapshot.held[:3]
+        lines.append(
+            f"Held aside as implausible: {held['unconfirmed']:,} unconfirmed, {held['rejected']:,} rejected"
+            + "".join(f"\n· {esc(held_line(value))}" for value in newest)
+        )
     delivery_error = health.body["delivery"]["last_error"]
     if delivery_error:
         lines.append(
