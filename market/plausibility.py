@@ -118,7 +118,9 @@ def screen(closes: pd.DataFrame, prior: Mapping[str, float] | None = None) -> Sc
     if not any(suspects.values()):
         return Screened(frame, ())
 
-    plain = {s: steps[s].where(np.abs(steps[s]) <= _MAX_STEP) for s in frame.columns}
+    # A peer's own step counts even when it is past the threshold too: two instruments moving together
+    # are the second reading that confirms a real crash.
+    plain = steps
     held: list[HeldValue] = []
     accepted = frame.copy()
     for symbol in frame.columns:
@@ -232,7 +234,7 @@ def screen_quotes(
             same_day = {
                 peer: pd.Series([peer_step], index=[pd.Timestamp(day)])
                 for peer, (peer_day, peer_step, _) in readings.items()
-                if peer_day == day and abs(peer_step) <= _MAX_STEP
+                if peer_day == day and peer != symbol
             }
             verdict, why = _by_peers(symbol, pd.Timestamp(day), step, same_day)
             if verdict is not True:
