@@ -421,3 +421,52 @@ def test_in_the_minutes_after_the_bell_yesterdays_close_is_not_judged(csv_servic
     late, _ = observe(snapshot, just_after_next_bell, {"^RUT"})
     assert not fresh["^RUT"].stale
     assert late["^RUT"].stale
+
+
+# -- faults while building messages ---------------------------------------------------------------------
+
+
+def test_a_chat_whose_message_cannot_be_built_still_gets_its_alert_plain_and_others_are_untouched(
+    csv_services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mock only to inject the fault: no real value makes alert_text raise once the guard has run."""
+    from alerts import messages
+
+    set_rule(csv_services, CHAT, "rut above 1940")
+    set_rule(csv_services, OTHER, "spx above 4800")
+    real = messages.alert_text
+
+    def failing(hits, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if any(int(hit["chat_id"]) == CHAT for hit in hits):
+            raise ZeroDivisionError("float division by zero")
+        return real(hits, *args, **kwargs)
+
+    monkeypatch.setattr(messages, "alert_text", failing)
+    advance_market(csv_services, clock, JAN_19)
+    outcome = refresh(csv_services)
+
+    assert outcome.fired == 2
+    by_chat = {row["chat_id"]: row["text"] for row in queued(csv_services)}
+    assert by_chat[CHAT] == "🔔 <b>RUT above 1,940</b>: 1,944.39"
+    assert by_chat[OTHER].startswith("🔔 <b>SPX above 4,800")
+    assert "4,839.81" in by_chat[OTHER] and "below its high" not in by_chat[CHAT]
+    # The fired state was committed with the messages: the same close does not fire again.
+    assert refresh(csv_services).fired == 0
+
+
+def test_a_context_line_that_cannot_be_built_leaves_the_alert_without_it(
+    csv_services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alerts import messages
+
+    set_rule(csv_services, CHAT, "rut above 1940")
+
+    def broken(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise ValueError("cannot convert float NaN to integer")
+
+    monkeypatch.setattr(messages, "_context", broken)
+    advance_market(csv_services, clock, JAN_19)
+    refresh(csv_services)
+    ((text,),) = [(row["text"],) for row in queued(csv_services)]
+    assert "rose to 1,940.00 or more: <b>1,944.39</b>" in text
+    assert "below its high" not in text

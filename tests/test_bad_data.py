@@ -13,7 +13,9 @@ import pytest
 
 from alerts.engine import RefreshOutcome, run_refresh
 from bot import core
+from bot.commands.admin import stats
 from bot.format import plain
+from bot.health import check
 from bot.services import Services, build_services
 from market.csv_source import CsvSource
 from tests.conftest import FakeClock, make_config
@@ -148,6 +150,14 @@ async def test_a_zero_etf_close_fires_no_etf_rule_and_the_index_rules_still_run(
     assert "IWM" not in sent.split("\n")[0]
     (value,) = services.market.cache.held_values()
     assert (value.symbol, value.day, value.value, value.status) == ("IWM", JAN_19, 0.0, "rejected")
+
+    # Counted for the operator, in /healthz and /stats, without making capgap unhealthy.
+    health = check(services, services.now())
+    assert health.body["market"]["held_values"] == {"unconfirmed": 0, "rejected": 1}
+    assert health.healthy
+    stats_text = plain(stats(core.Request("stats", [], services, chat_id=CHAT, user_id=CHAT)).text)
+    assert "Held aside as implausible: 0 unconfirmed, 1 rejected" in stats_text
+    assert "not used: IWM close of 19 Jan 2024, 0.00 (not a positive price)" in stats_text
 
 
 async def test_target_answers_when_a_zero_close_was_in_the_file(
