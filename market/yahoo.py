@@ -3,14 +3,25 @@
 yfinance is imported inside the methods that use it, so importing this module stays cheap for code
 paths (CLI help, tests of other modules) that never talk to Yahoo.
 
-Two facts about yfinance 1.7 shape this module:
+Facts about yfinance 1.7 and Yahoo that shape this module:
 
 - Its HTTP session is process-wide: every call installs the ``session=`` it is given (and
   ``download()`` without one installs a fresh default). So every call here passes our session, and a
   module lock keeps two sources from swapping sessions under each other's requests.
 - ``download()`` catches each symbol's exception and only *logs* it (``yf.shared._ERRORS`` is no
   longer filled). A rate limit and a delisted symbol both come back as a missing column; the only
-  public place the difference shows is the ``yfinance`` logger, so ``fetch`` listens to it.
+  public place the difference shows is the ``yfinance`` logger, so ``fetch`` listens to it, with
+  yfinance's ``hide_exceptions`` off so that each symbol's failure is logged as the exception it was
+  (``download`` means to do that itself, but sets ``YfConfig.network.hide_exceptions``, a key nothing
+  reads). Otherwise an outage page and a chart without data read the same: "no price data found".
+- Yahoo refuses a daily chart request spanning more than 100 years, and yfinance fills a missing
+  ``end`` from the wall clock: every request here names both ends, from the source's own clock.
+- ``YfData.cache_get`` keeps answers for the life of the process, failed ones included: the timezone
+  lookup, and chart requests whose end lies in the past. A symbol lost to a passing failure would stay
+  lost, so each download starts with that cache emptied.
+- Without a valid crumb Yahoo answers quoteSummary and the v7 quote 401 "Invalid Crumb"; yfinance keeps
+  a rate-limited getcrumb's body as its crumb. A 401 or 429 that reaches this module means Yahoo is
+  refusing us, and is treated as a rate limit.
 """
 
 from __future__ import annotations
@@ -36,8 +47,9 @@ logger = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
-# Earlier than any series capgap follows (Yahoo's ^GSPC history starts on 1927-12-30).
-EARLIEST_HISTORY: Final = date(1900, 1, 1)
+# Yahoo serves at most 100 years of daily bars per request; yfinance's own period="max" asks for 99.
+# Enough for every series capgap follows (Yahoo's ^GSPC history starts on 1927-12-30).
+HISTORY_YEARS: Final = 99
 FIRST_BACKOFF: Final = timedelta(seconds=60)
 LONGEST_BACKOFF: Final = timedelta(minutes=30)
 # A fund's price-to-book outside this range is a data error, not a valuation.
@@ -48,6 +60,16 @@ EXPENSE_RATIO_CEILING: Final = 0.1
 _NEW_YORK: Final = ZoneInfo("America/New_York")
 _SESSION_CLOSE: Final = time(16, 0)
 _YAHOO_FAILURE: Final = re.compile(r"^\s*\[(?P<symbols>[^\]]*)\]:\s*(?P<reason>.+)$", re.DOTALL)
+# What yfinance's logged failures look like when Yahoo was out of reach or sent something other than
+# JSON: curl_cffi's connection errors, and the exceptions yfinance meets parsing an error page.
+_OUT_OF_REACH: Final = re.compile(
+    r"\b(ConnectionError|DNSError|ConnectTimeout|ReadTimeout|Timeout|ProxyError|SSLError)\(|curl: \(\d+\)"
+)
+_ERROR_PAGE: Final = re.compile(r"CURRENTLY DOWN|JSONDecodeError|Expecting value")
+_REFUSING_STATUS: Final = re.compile(r"HTTP Error (?P<status>401|429)\b")
+
+UNREACHABLE: Final = "Yahoo Finance could not be reached."
+ERROR_PAGE: Final = "Yahoo Finance answered with an error page."
 
 # yfinance's session is process-wide state; serialise every call that installs ours.
 _YFINANCE: Final = threading.Lock()
@@ -56,8 +78,9 @@ _YFINANCE: Final = threading.Lock()
 class YahooSource:
     """Daily closes, latest quotes and ETF facts from Yahoo Finance (one batched download per refresh).
 
-    After Yahoo answers 429 the source backs off (60 s, doubling to 30 min, reset by a success) and
-    until ``backoff_until`` raises ``MarketRateLimited`` without sending anything.
+    After Yahoo answers 429, or 401 for want of a crumb it would not give, the source backs off (60 s,
+    doubling to 30 min, reset by a success) and until ``backoff_until`` raises ``MarketRateLimited``
+    without sending anything.
     """
 
     name = "Yahoo Finance"
@@ -66,7 +89,7 @@ class YahooSource:
         self,
         session: Session | None = None,
         clock: Clock | None = None,
-        history_start: date = EARLIEST_HISTORY,
+        history_start: date | None = None,
     ) -> None:
         self._session = session
         self._owns_session = session is None
@@ -78,7 +101,10 @@ class YahooSource:
     # -- MarketSource ----------------------------------------------------------------------------
 
     def fetch(self, symbols: Sequence[str], since: date | None = None) -> MarketData:
-        """Daily closes of ``symbols`` from ``since`` (None: ``history_start``) plus their latest quotes.
+        """Daily closes of ``symbols`` from ``since`` plus their latest quotes.
+
+        ``since`` None means ``history_start``, or as far back as Yahoo serves in one request
+        (``HISTORY_YEARS`` before the clock's date); an earlier date is moved up to that.
 
         One ``yf.download`` call: one chart request per symbol, plus, the first time in a process (or
         cache dir), the A3 cookie, a crumb and one timezone lookup per symbol. A symbol Yahoo has
@@ -94,11 +120,14 @@ class YahooSource:
             import yfinance as yf
             from yfinance.exceptions import YFRateLimitError
 
-            with _yfinance_failures() as failures:
+            start, end = self._history_window(since)
+            _forget_yfinance_answers()
+            with _yfinance_failures() as failures, _yfinance_raising(yf):
                 try:
                     raw = yf.download(
                         wanted,
-                        start=since or self.history_start,
+                        start=start,
+                        end=end,
                         interval="1d",
                         auto_adjust=False,  # Close stays the price close; Adj Close folds in dividends
                         actions=False,
@@ -112,29 +141,40 @@ class YahooSource:
                         session=self._yahoo_session(),
                     )
                 except YFRateLimitError:
-                    raise self._back_off("prices") from None
+                    raise self._back_off("prices", "HTTP 429 Too Many Requests") from None
             fetched_at = self._clock()
 
             closes = _closes_from_download(raw, wanted, since)
             if failures.rate_limited:
-                raise self._back_off(f"prices of {', '.join(failures.symbols) or ', '.join(wanted)}")
-            if closes.columns.empty:
-                raise MarketUnavailable(
-                    f"Yahoo Finance sent no prices for {', '.join(wanted)} ({failures.summary()})."
+                asked = ", ".join(failures.symbols) or ", ".join(wanted)
+                raise self._back_off(
+                    f"prices of {asked}", f"HTTP 429 Too Many Requests ({failures.summary()})"
                 )
+            missing = [s for s in wanted if s not in closes.columns]
+            if closes.columns.empty:
+                reason = _why_no_prices(missing, failures.summary())
+                detail = f"Yahoo Finance sent no prices for {', '.join(missing)}: {failures.summary()}"
+                logger.warning("%s", detail)
+                raise MarketUnavailable(reason, detail)
             self._forget_backoff()
-        missing = [s for s in wanted if s not in closes.columns]
         if missing:
-            logger.warning("Yahoo Finance sent no prices for %s: %s", ", ".join(missing), failures.summary())
+            logger.warning(
+                "%s (%s: %s)",
+                _why_no_prices(missing, failures.summary()).rstrip("."),
+                ", ".join(missing),
+                failures.summary(),
+            )
         return MarketData(closes, _latest_quotes(closes, fetched_at), self.name, fetched_at)
 
     def fetch_funds(self, symbols: Sequence[str]) -> list[FundFacts]:
         """Expense ratio, total assets and price-to-book of the funds among ``symbols``.
 
-        Index symbols (``^...``) are skipped. Each fund costs four requests the first time in a day and
-        three after that (quoteSummary for the fund data; quoteSummary, v7 quote and a timeseries call,
-        cached by yfinance for the day, behind ``info``). A fund Yahoo fails on is logged and left out;
-        a field Yahoo leaves out is None. A rate limit stops the round and starts the backoff.
+        Index symbols (``^...``) are skipped. Each fund costs three or four requests (quoteSummary for
+        the fund data; quoteSummary, v7 quote and a timeseries call, which yfinance caches until the next
+        price download, behind ``info``). A fund Yahoo fails on (a 404, an error page) is logged and left
+        out; a field Yahoo leaves out is None. Yahoo refusing us (429, or 401 because yfinance could get
+        no valid crumb) stops the round and starts the backoff; Yahoo out of reach stops it too. If no
+        fund came back and some failed, ``MarketUnavailable`` says why.
         """
         funds = [s for s in dict.fromkeys(symbols) if not s.startswith("^")]
         with _YFINANCE:
@@ -143,22 +183,42 @@ class YahooSource:
                 return []
 
             import yfinance as yf
-            from yfinance.exceptions import YFRateLimitError
 
             as_of = self._clock().date()
             facts: list[FundFacts] = []
+            failed: dict[str, str] = {}
             for symbol in funds:
-                try:
-                    fact = self._fund_facts(yf, symbol, as_of)
-                except YFRateLimitError:
-                    raise self._back_off(f"fund facts of {symbol}") from None
-                except Exception as exc:  # one fund's failure must not cost the others their facts
-                    logger.warning("Yahoo Finance gave no fund facts for %s: %s", symbol, exc)
-                    continue
+                asking_for = f"fund facts of {symbol}"
+                with _yfinance_failures() as failures:
+                    try:
+                        fact = self._fund_facts(yf, symbol, as_of)
+                    except Exception as exc:  # one fund's failure must not cost the others their facts
+                        refusal = _refusal(exc)
+                        if refusal is not None:
+                            raise self._back_off(asking_for, refusal) from None
+                        account = _account(exc)
+                        if _OUT_OF_REACH.search(account):
+                            detail = f"Yahoo Finance could not be reached for {asking_for}: {account}"
+                            logger.warning("%s", detail)
+                            raise MarketUnavailable(UNREACHABLE, detail) from None
+                        logger.warning("Yahoo Finance gave no fund facts for %s: %s", symbol, account)
+                        failed[symbol] = account
+                        continue
+                # yfinance's info logs a refused quoteSummary or v7 quote instead of raising it.
+                refused = failures.refusing_status
+                if refused is not None:
+                    raise self._back_off(asking_for, f"HTTP {refused} ({failures.summary()})")
                 if fact is None:
                     logger.warning("Yahoo Finance knows none of %s's fund facts", symbol)
                     continue
                 facts.append(fact)
+            if not facts and failed:
+                accounts = "; ".join(f"{symbol}: {account}" for symbol, account in failed.items())
+                detail = f"Yahoo Finance sent no fund facts for {', '.join(failed)}: {accounts}"
+                logger.warning("%s", detail)
+                if _ERROR_PAGE.search(accounts) or re.search(r"HTTP Error 5\d\d", accounts):
+                    raise MarketUnavailable(ERROR_PAGE, detail)
+                raise MarketUnavailable(f"Yahoo Finance sent no fund facts for {', '.join(failed)}.", detail)
             self._forget_backoff()
         return facts
 
@@ -177,23 +237,43 @@ class YahooSource:
             self._session = curl_requests.Session(impersonate="chrome")
         return self._session
 
-    def _fund_facts(self, yf: Any, symbol: str, as_of: date) -> FundFacts | None:
-        from yfinance.exceptions import YFRateLimitError
+    def _history_window(self, since: date | None) -> tuple[date, date]:
+        """The first and the day after the last date to ask Yahoo for, both from the source's clock.
 
+        An explicit end keeps yfinance from filling ``period2`` from the wall clock, so the span stays
+        within Yahoo's 100 years however the clock is set; the day after the clock's UTC date is past
+        the latest bar in every time zone the market trades in.
+        """
+        today = self._clock().astimezone(UTC).date()
+        earliest = _years_before(today, HISTORY_YEARS)
+        wanted = since or self.history_start or earliest
+        return max(wanted, earliest), today + timedelta(days=1)
+
+    def _fund_facts(self, yf: Any, symbol: str, as_of: date) -> FundFacts | None:
         ticker = yf.Ticker(symbol, session=self._yahoo_session())
         column = ticker.ticker  # yfinance labels fund tables with its upper-cased symbol
         expense_ratio = price_to_book = None
+        funds_failure: str | None = None
         try:
             funds = ticker.funds_data
             expense_ratio = _expense_fraction(
                 _cell(funds.fund_operations, "Annual Report Expense Ratio", column)
             )
             price_to_book = _price_to_book(_cell(funds.equity_holdings, "Price/Book", column))
-        except YFRateLimitError:
-            raise
-        except Exception as exc:  # the info call below may still know the fund
-            logger.info("Yahoo Finance fund data for %s unavailable: %s", symbol, exc)
-        info = ticker.get_info() or {}
+        except Exception as exc:
+            if _refusal(exc) is not None or _OUT_OF_REACH.search(_account(exc)):
+                raise  # the info call below would meet the same refusal
+            # The info call below may still know the fund.
+            funds_failure = _account(exc)
+            logger.info("Yahoo Finance fund data for %s unavailable: %s", symbol, funds_failure)
+        try:
+            info = ticker.get_info() or {}
+        except Exception as exc:
+            if funds_failure is None or _refusal(exc) is not None or _OUT_OF_REACH.search(_account(exc)):
+                raise
+            # Both calls failed: the account keeps the first answer too (info often fails on what
+            # yfinance made of it, e.g. a JSONDecodeError, where the fund data call saw the HTTP status).
+            raise _FundFailure(f"{funds_failure}; then {_account(exc)}") from exc
         if expense_ratio is None:
             percent = _finite(info.get("netExpenseRatio"))
             expense_ratio = _expense_fraction(None if percent is None else percent / 100)
@@ -208,21 +288,21 @@ class YahooSource:
         now = self._clock()
         if self.backoff_until is not None and now < self.backoff_until:
             raise MarketRateLimited(
-                f"Yahoo Finance asked us to slow down; trying again after {self.backoff_until:%H:%M} UTC."
+                _rate_limited(self.backoff_until),
+                f"backing off from Yahoo Finance until {self.backoff_until:%Y-%m-%d %H:%M:%S} UTC; "
+                "nothing sent",
             )
 
-    def _back_off(self, asking_for: str) -> MarketRateLimited:
+    def _back_off(self, asking_for: str, answer: str) -> MarketRateLimited:
+        """Start (or lengthen) the backoff after Yahoo refused ``asking_for`` with ``answer``."""
         self.backoff_until = self._clock() + self._next_backoff
-        logger.warning(
-            "Yahoo Finance answered 429 to a request for %s; backing off for %s",
-            asking_for,
-            self._next_backoff,
+        detail = (
+            f"Yahoo Finance refused a request for {asking_for}: {answer}; "
+            f"backing off for {self._next_backoff} until {self.backoff_until:%Y-%m-%d %H:%M:%S} UTC"
         )
+        logger.warning("%s", detail)
         self._next_backoff = min(self._next_backoff * 2, LONGEST_BACKOFF)
-        return MarketRateLimited(
-            f"Yahoo Finance answered “Too Many Requests” when asked for {asking_for}; "
-            f"trying again after {self.backoff_until:%H:%M} UTC."
-        )
+        return MarketRateLimited(_rate_limited(self.backoff_until), detail)
 
     def _forget_backoff(self) -> None:
         self.backoff_until = None
@@ -256,13 +336,24 @@ class _Failures(logging.Handler):
         return any(marker in message for message in self.messages for marker in markers)
 
     @property
+    def refusing_status(self) -> int | None:
+        """401 or 429 if yfinance logged Yahoo answering a request with one, else None."""
+        for message in self.messages:
+            match = _REFUSING_STATUS.search(message)
+            if match:
+                return int(match["status"])
+        return None
+
+    @property
     def symbols(self) -> list[str]:
         return sorted(self.reasons)
 
     def summary(self) -> str:
-        if not self.reasons:
-            return "no reason given"
-        return "; ".join(f"{symbol}: {reason}" for symbol, reason in sorted(self.reasons.items()))
+        if self.reasons:
+            return "; ".join(f"{symbol}: {reason}" for symbol, reason in sorted(self.reasons.items()))
+        if self.messages:
+            return "; ".join(_first_line(message) for message in self.messages)
+        return "no reason given"
 
 
 @contextmanager
@@ -282,6 +373,101 @@ def _yfinance_failures() -> Iterator[_Failures]:
         yf_logger.removeHandler(failures)
         yf_logger.setLevel(level)
         yf_logger.propagate = propagate
+
+
+@contextmanager
+def _yfinance_raising(yf: Any) -> Iterator[None]:
+    """Let yfinance raise inside ``download``, which logs each symbol's exception as ``[symbols]: repr``.
+
+    With exceptions hidden, a history request answered by an error page (HTML or an empty body) is
+    logged as "possibly delisted; no price data found", the same words as a chart without data; raised,
+    it is ``YFDataException('*** YAHOO! FINANCE IS CURRENTLY DOWN! ***')`` or a ``JSONDecodeError``.
+    """
+    debug = getattr(getattr(yf, "config", None), "debug", None)
+    if debug is None:  # a yfinance without the switch: the failures read less precisely, nothing breaks
+        yield
+        return
+    hidden = debug.hide_exceptions
+    debug.hide_exceptions = False
+    try:
+        yield
+    finally:
+        debug.hide_exceptions = hidden
+
+
+def _forget_yfinance_answers() -> None:
+    """Empty yfinance's process-long cache of answers, so a failed timezone lookup is asked again.
+
+    yfinance's fallback from a failed lookup to ``info`` runs at most twice per process
+    (``yfinance.base._tz_info_fetch_ctr``); once spent, only a fresh lookup brings a symbol back. The
+    counter is left alone: it bounds the extra requests yfinance sends while Yahoo is failing, and the
+    next refresh asks again anyway.
+    """
+    try:
+        from yfinance.data import YfData
+    except ImportError:
+        return
+    clear = getattr(getattr(YfData, "cache_get", None), "cache_clear", None)
+    if callable(clear):
+        clear()
+
+
+def _why_no_prices(symbols: Sequence[str], account: str) -> str:
+    """One sentence for a person on why Yahoo sent no prices for ``symbols``, from yfinance's account."""
+    if _OUT_OF_REACH.search(account):
+        return UNREACHABLE
+    if _ERROR_PAGE.search(account):
+        return ERROR_PAGE
+    return f"Yahoo Finance sent no prices for {', '.join(symbols)}."
+
+
+def _rate_limited(until: datetime) -> str:
+    return f"Yahoo Finance is rate-limiting requests; trying again after {until:%H:%M} UTC."
+
+
+def _refusal(exc: BaseException) -> str | None:
+    """How Yahoo refused us, if ``exc`` says it did: a 429 (yfinance's own error), or an HTTP 401/429.
+
+    yfinance raises ``YFRateLimitError`` for a 429 it met twice, and lets curl_cffi's ``HTTPError``
+    through from ``funds_data``; a 401 there means it retried with a fresh crumb and still had none.
+    """
+    from yfinance.exceptions import YFRateLimitError
+
+    if isinstance(exc, YFRateLimitError):
+        return "HTTP 429 Too Many Requests"
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status in (401, 429):
+        body = _first_line(getattr(response, "text", "") or "")
+        return f"HTTP {status} {body}".rstrip()
+    return None
+
+
+class _FundFailure(Exception):
+    """Both of a fund's calls failed; the message is the account of each."""
+
+
+def _account(exc: BaseException) -> str:
+    """``exc`` for the log: its type and message, and the status and body of an HTTP error."""
+    if isinstance(exc, _FundFailure):
+        return str(exc)
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    text = f"{type(exc).__name__}: {_first_line(str(exc))}"
+    if status:
+        text += f" ({_first_line(getattr(response, 'text', '') or '')[:200]})"
+    return text
+
+
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February, in a year that has none
+        return day.replace(year=day.year - years, day=28)
 
 
 def _empty_closes() -> pd.DataFrame:

@@ -6,10 +6,59 @@ movable market clock, live prices, fund facts and injectable faults. ``ReplaySes
 Session that sends every ``*.yahoo.com`` request to it, so yfinance's own request and parsing code runs
 unchanged. The pytest fixtures at the bottom wire both to a ``YahooSource`` and keep yfinance's on-disk
 caches inside the test's ``tmp_path``.
+
+The replay refuses what Yahoo refuses. Each rule, the real behaviour it stands for, and where that
+behaviour is on public record:
+
+1. **At most 100 years of daily bars per request.** A ``/v8/finance/chart`` request with ``interval=1d``
+   whose ``period2 - period1`` exceeds 100 years answers 400 with
+   ``{"chart":{"result":null,"error":{"code":"Bad Request","description":"1d data not available for
+   startTime=<p1> and endTime=<p2>. Only 100 years worth of day granularity data are allowed to be
+   fetched per request."}}}``. Public logs quote the message verbatim, e.g. "BF.B: 1d data not available
+   for startTime=-2208988800 and endTime=1630245075. Only 100 years worth of day granularity data are
+   allowed to be fetched per request." (a start in 1900, as capgap once asked), and yfinance's own
+   ``period="max"`` asks for 99 years (``start = end - 3122064000  # 99 years`` in
+   ``yfinance/scrapers/history.py``). Yahoo does not say how it counts a year; the replay takes the
+   strictest reading, 100 × 365 days, which yfinance's 99 × 365 days still passes. The span is judged
+   as sent: yfinance fills ``period2`` from the wall clock when it is given no ``end``, whatever clock
+   the caller believes in.
+2. **quoteSummary and the v7 quote need the crumb of the request's cookie.** fc.yahoo.com sets a fresh
+   A3 cookie on each visit; ``/v1/test/getcrumb`` mints one crumb per A3 cookie (the same crumb each time
+   it is asked for that cookie, none when it answers with a fault). ``/v10/finance/quoteSummary/…`` and
+   ``/v7/finance/quote`` answer 401 ``{"finance":{"result":null,"error":{"code":"Unauthorized",
+   "description":"Invalid Crumb"}}}`` unless the ``crumb`` parameter is the crumb minted for the A3
+   cookie the request carries, and 401 "Invalid Cookie" when it carries no cookie the replay issued.
+   Public reports quote both bodies for these endpoints (e.g. yfinance users' ``HTTP Error 401:
+   {"finance":{"result":null,"error":{"code":"Unauthorized","description":"Invalid Crumb"}}}``;
+   iprak/yahoofinance#93 and #103 for the v7 quote; scheb/yahoo-finance-api#39 for "Invalid Cookie"),
+   and a getcrumb without the cookie answering 401 (Ooples-Finance-LLC/OoplesFinance.YahooFinanceAPI#72).
+   The chart endpoint needs neither: Yahoo serves ``/v8/finance/chart`` without a crumb, which is why
+   yfinance's prices keep working while its crumb is bad.
+3. **A rate-limited getcrumb poisons yfinance's crumb.** Not a rule of the replay but a consequence of
+   rule 2 worth knowing: yfinance 1.7 stores the body of a 429 getcrumb answer as its crumb
+   (``self._crumb = crumb_response.text`` before raising ``YFRateLimitError`` in ``_get_crumb_basic`` and
+   ``_get_crumb_csrf``, ``yfinance/data.py``), so its later requests carry ``crumb=Too Many Requests\r\n``
+   and the replay refuses them with 401, as Yahoo does. On a 4xx yfinance flips its cookie strategy and
+   asks for a new crumb once, so the poison heals itself once getcrumb answers again.
+4. **Outages are not always JSON.** Besides JSON statuses and ``EMPTY`` (200 JSON without data), a
+   fault can be ``HTML``, an error page (503 by default, or 200: Yahoo's "Will be right back" page,
+   which yfinance's ``history()`` looks for in the body of any answer), or ``BLANK``, a 200 with an empty
+   body. Public reports: ranaroussi/yfinance#572 and #578 ("*** YAHOO! FINANCE IS CURRENTLY DOWN! ***
+   Our engineers are working quickly to resolve the issue", yfinance's reaction to that page);
+   iprak/yahoofinance#32 (a 500 with ``text/html`` from the v7 quote); ranaroussi/yfinance#2520 and
+   #760 (``download ['GOOG']: JSONDecodeError('Expecting value: line 1 column 1 (char 0)')``, a body
+   that is not JSON, gone again hours later).
+5. **The timezone lookup can fail on its own.** yfinance looks a symbol's timezone up with a chart
+   request ``range=1d&interval=1d`` through ``YfData.cache_get``, a ``functools.lru_cache`` that keeps
+   the failed response for the life of the process (``_fetch_ticker_tz`` in ``yfinance/base.py``,
+   ``cache_get`` in ``yfinance/data.py``); its fallback to ``info`` runs at most twice per process
+   (``yfinance.base._tz_info_fetch_ctr``). ``fail(..., query=TIMEZONE_LOOKUP)`` aims a fault at that
+   lookup alone, so a test can fail the first lookup and let later ones through.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import fnmatch
 import functools
@@ -43,7 +92,10 @@ NEW_YORK: Final = ZoneInfo("America/New_York")
 SESSION_OPEN: Final = time(9, 30)
 SESSION_CLOSE: Final = time(16, 0)
 REPLAY_MARKER: Final = "X-Capgap-Replay"
-CRUMB: Final = "rEpLaYcRuMb.0"
+# Rule 1: Yahoo's 100 years, counted in the strictest way (see the module docstring).
+LONGEST_DAILY_SPAN: Final = 100 * 365 * 86400
+# Rule 5: the query of yfinance's timezone lookup, for ``fail(..., query=TIMEZONE_LOOKUP)``.
+TIMEZONE_LOOKUP: Final[Mapping[str, str]] = {"range": "1d", "interval": "1d"}
 
 # What Yahoo calls each instrument and where it lists it; only used to fill realistic metadata.
 _LISTINGS: Final[Mapping[str, tuple[str, str, str]]] = {
@@ -84,6 +136,17 @@ _FUND_MODULES: Final = frozenset({"quoteType", "summaryProfile", "topHoldings", 
 
 EMPTY: Final = "empty"
 """``fail(pattern, EMPTY)``: answer 200 with no data (a chart without timestamps, an empty quote)."""
+HTML: Final = "html"
+"""``fail(pattern, HTML)``: answer Yahoo's "Will be right back" page as ``text/html`` (503 unless told)."""
+BLANK: Final = "blank"
+"""``fail(pattern, BLANK)``: answer with an empty body (200 unless told)."""
+
+_OUTAGE_PAGE: Final = (
+    b'<!DOCTYPE html><html lang="en-us"><head><meta charset="utf-8"><title>Yahoo</title></head>'
+    b'<body><div class="message"><h1>Will be right back...</h1>'
+    b"<p>Thank you for your patience.</p><p>Our engineers are working quickly to resolve the issue.</p>"
+    b"</div></body></html>"
+)
 
 _UNSET: Any = object()
 
@@ -97,6 +160,7 @@ class ReplayRequest:
     path: str  # percent-decoded, e.g. "/v8/finance/chart/^RUT"
     query: Mapping[str, str]
     status: int
+    cookie: str | None = None  # the A3 cookie the request carried, if any
 
     @property
     def symbols(self) -> tuple[str, ...]:
@@ -109,8 +173,12 @@ class _Fault:
     pattern: str
     status: int | str
     remaining: int | None  # None: until cleared
+    query: Mapping[str, str]
+    http_status: int | None
 
-    def matches(self, host: str, path: str, symbols: tuple[str, ...]) -> bool:
+    def matches(self, host: str, path: str, query: Mapping[str, str], symbols: tuple[str, ...]) -> bool:
+        if any(query.get(name) != value for name, value in self.query.items()):
+            return False
         if "/" in self.pattern:
             return fnmatch.fnmatchcase(path, self.pattern)
         if self.pattern.endswith("yahoo.com"):
@@ -218,9 +286,11 @@ class YahooReplay:
         self._errors: list[str] = []
         self._faults: list[_Fault] = []
         self._live: dict[str, _Live] = {}
+        self._crumbs: dict[str, str | None] = {}  # A3 cookie -> the crumb minted for it (None: none yet)
         self._funds = _load_funds(self.data_dir / "funds.csv")
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self._connections: set[socket.socket] = set()
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -242,6 +312,7 @@ class YahooReplay:
         return self
 
     def stop(self) -> None:
+        """Stop answering, kept-alive connections included: from now on Yahoo cannot be reached."""
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -249,6 +320,11 @@ class YahooReplay:
         if self._thread is not None:
             self._thread.join()
             self._thread = None
+        with self._lock:
+            connections, self._connections = set(self._connections), set()
+        for connection in connections:
+            with contextlib.suppress(OSError):  # the client hung up first
+                connection.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> YahooReplay:
         return self.start()
@@ -306,15 +382,31 @@ class YahooReplay:
         book_to_price = None if price_to_book is None else 1.0 / price_to_book
         self.set_fund_facts(symbol, book_to_price=book_to_price)
 
-    def fail(self, pattern: str, status: int | str, *, times: int | None = None) -> None:
+    def fail(
+        self,
+        pattern: str,
+        status: int | str,
+        *,
+        times: int | None = None,
+        query: Mapping[str, str] | None = None,
+        http_status: int | None = None,
+    ) -> None:
         """Answer requests matching ``pattern`` with a fault, ``times`` times (None: until cleared).
 
         ``pattern`` is a symbol (``"IWM"``: any request about it), a host (``"fc.yahoo.com"``) or a path
-        glob (``"/v10/finance/quoteSummary/*"``). ``status`` is an HTTP status in Yahoo's shape for that
-        endpoint (404 not found, 429 "Too Many Requests", 5xx) or ``EMPTY`` for a 200 without data.
+        glob (``"/v10/finance/quoteSummary/*"``); with ``query``, only requests carrying those parameter
+        values match (``TIMEZONE_LOOKUP``: yfinance's timezone lookup alone). ``status`` is an HTTP status
+        in Yahoo's shape for that endpoint (401 "Invalid Crumb", 404 not found, 429 "Too Many Requests",
+        5xx), ``EMPTY`` for a 200 without data, ``HTML`` for an error page or ``BLANK`` for an empty body;
+        ``http_status`` overrides the status an ``HTML`` or ``BLANK`` fault answers with.
+
+        A fault counts HTTP requests, and yfinance sends a failed request (any status from 400 up) a
+        second time after renewing its crumb: ``times=1`` with a 4xx/5xx fails one attempt, not one call.
         """
+        if http_status is not None and status not in (HTML, BLANK):
+            raise ValueError("http_status only applies to HTML and BLANK faults")
         with self._lock:
-            self._faults.insert(0, _Fault(pattern, status, times))
+            self._faults.insert(0, _Fault(pattern, status, times, dict(query or {}), http_status))
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -395,18 +487,21 @@ class YahooReplay:
 
     # -- request handling (called from server threads) -------------------------------------------
 
-    def _respond(self, method: str, host: str, target: str) -> tuple[int, dict[str, str], bytes]:
+    def _respond(
+        self, method: str, host: str, target: str, cookies: str = ""
+    ) -> tuple[int, dict[str, str], bytes]:
         parts = urlsplit(target)
         path = unquote(parts.path)
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         symbols = _symbols_of(path, query)
-        fault = self._take_fault(host, path, symbols)
+        cookie = _a3_cookie(cookies)
+        fault = self._take_fault(host, path, query, symbols)
         if fault is not None:
             status, headers, body = self._fault_response(fault, path, symbols)
             known = True
         else:
-            status, headers, body, known = self._route(host, path, query)
-        request = ReplayRequest(method, host, path, query, status)
+            status, headers, body, known = self._route(host, path, query, cookie)
+        request = ReplayRequest(method, host, path, query, status, cookie)
         with self._lock:
             self._requests.append(request)
             if not known:
@@ -415,10 +510,12 @@ class YahooReplay:
             logger.warning("Yahoo replay has no answer for %s %s%s?%s", method, host, path, parts.query)
         return status, headers, body
 
-    def _take_fault(self, host: str, path: str, symbols: tuple[str, ...]) -> _Fault | None:
+    def _take_fault(
+        self, host: str, path: str, query: Mapping[str, str], symbols: tuple[str, ...]
+    ) -> _Fault | None:
         with self._lock:
             for fault in self._faults:
-                if fault.matches(host, path, symbols):
+                if fault.matches(host, path, query, symbols):
                     if fault.remaining is not None:
                         fault.remaining -= 1
                         if fault.remaining <= 0:
@@ -426,21 +523,23 @@ class YahooReplay:
                     return fault
         return None
 
-    def _route(self, host: str, path: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes, bool]:
+    def _route(
+        self, host: str, path: str, query: dict[str, str], cookie: str | None
+    ) -> tuple[int, dict[str, str], bytes, bool]:
         if host == "fc.yahoo.com":
             return (*self._cookie_response(), True)
         if host in {"guce.yahoo.com", "consent.yahoo.com"}:
             # yfinance's consent-cookie fallback; answering without a form makes it give up cleanly.
             return 404, {"Content-Type": "text/html"}, b"<html><body>Not Found</body></html>", True
         if path == "/v1/test/getcrumb":
-            return 200, {"Content-Type": "text/plain"}, CRUMB.encode(), True
+            return (*self._crumb_response(cookie), True)
         parts = path.rstrip("/").split("/")
         if path.startswith("/v8/finance/chart/") and len(parts) == 5:
             return (*self._chart(parts[4], query), True)
         if path.startswith("/v10/finance/quoteSummary/") and len(parts) == 5:
-            return (*self._quote_summary(parts[4], query), True)
+            return (*(self._refuse_crumb(cookie, query) or self._quote_summary(parts[4], query)), True)
         if path == "/v7/finance/quote":
-            return (*self._quote(query), True)
+            return (*(self._refuse_crumb(cookie, query) or self._quote(query)), True)
         if path.startswith("/ws/fundamentals-timeseries/v1/finance/timeseries/"):
             return (*self._timeseries(parts[-1], query), True)
         body = {
@@ -455,6 +554,12 @@ class YahooReplay:
             return 429, {"Content-Type": "text/plain"}, b"Too Many Requests\r\n"
         if fault.status == EMPTY:
             return self._empty_response(path, symbols)
+        if fault.status == HTML:
+            return fault.http_status or 503, {"Content-Type": "text/html; charset=utf-8"}, _OUTAGE_PAGE
+        if fault.status == BLANK:
+            return fault.http_status or 200, {"Content-Type": "application/json;charset=utf-8"}, b""
+        if fault.status == 401:
+            return _unauthorized("Invalid Crumb")
         if fault.status == 404:
             return _not_found(path, symbols)
         if isinstance(fault.status, int):
@@ -478,23 +583,60 @@ class YahooReplay:
 
     # -- endpoints -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _cookie_response() -> tuple[int, dict[str, str], bytes]:
+    def _cookie_response(self) -> tuple[int, dict[str, str], bytes]:
         # Yahoo answers fc.yahoo.com with a 404 whose only purpose is the A3 cookie for .yahoo.com;
         # yfinance stores it in its cookie cache and skips this request from then on. Not `Secure`,
         # because the replay speaks plain HTTP and curl drops secure cookies from plain origins.
+        with self._lock:
+            serial = len(self._crumbs) + 1
+            value = f"d=AQABBreplay{serial:04d}&S=AQAAAreplay{serial:04d}"
+            self._crumbs[value] = None
+        # The cookie's expiry is read by yfinance against the wall clock, not the replayed market's.
         expires = (datetime.now(UTC) + timedelta(days=365)).strftime("%a, %d %b %Y %H:%M:%S GMT")
         cookie = (
-            f"A3=d=AQABBreplay&S=AQAAAreplay; Expires={expires}; Max-Age=31557600; "
+            f"A3={value}; Expires={expires}; Max-Age=31557600; "
             "Domain=.yahoo.com; Path=/; SameSite=None; HttpOnly"
         )
         return 404, {"Content-Type": "text/html", "Set-Cookie": cookie}, b"<html><body>404</body></html>"
+
+    def _crumb_response(self, cookie: str | None) -> tuple[int, dict[str, str], bytes]:
+        with self._lock:
+            if cookie is None or cookie not in self._crumbs:
+                crumb = None
+            else:
+                crumb = self._crumbs[cookie]
+                if crumb is None:  # a new crumb, unlike every one minted before for any cookie
+                    serial = sum(minted is not None for minted in self._crumbs.values()) + 1
+                    crumb = self._crumbs[cookie] = f"rEpLaYcRuMb{serial:04d}"
+        if crumb is None:
+            return _unauthorized("Invalid Cookie")
+        return 200, {"Content-Type": "text/plain;charset=utf-8"}, crumb.encode()
+
+    def _refuse_crumb(
+        self, cookie: str | None, query: Mapping[str, str]
+    ) -> tuple[int, dict[str, str], bytes] | None:
+        """Rule 2: a 401 unless the request's crumb is the one minted for its A3 cookie."""
+        with self._lock:
+            if cookie is None or cookie not in self._crumbs:
+                return _unauthorized("Invalid Cookie")
+            minted = self._crumbs[cookie]
+        if minted is None or query.get("crumb") != minted:
+            return _unauthorized("Invalid Crumb")
+        return None
 
     def _chart(self, symbol: str, query: dict[str, str]) -> tuple[int, dict[str, str], bytes]:
         symbol = symbol.upper()
         bars = self.history(symbol)
         if bars is None or bars.empty:
             return _not_found("/v8/finance/chart/", (symbol,))
+        span = _daily_span(query)
+        if span is not None and span[1] - span[0] > LONGEST_DAILY_SPAN:
+            description = (
+                f"1d data not available for startTime={span[0]} and endTime={span[1]}. "
+                "Only 100 years worth of day granularity data are allowed to be fetched per request."
+            )
+            error = {"code": "Bad Request", "description": description}
+            return _json_response(400, {"chart": {"result": None, "error": error}})
         if query.get("interval", "1d") != "1d":
             body = {
                 "chart": {
@@ -741,6 +883,30 @@ def _json_response(status: int, body: object) -> tuple[int, dict[str, str], byte
     return status, {"Content-Type": "application/json;charset=utf-8"}, encoded
 
 
+def _unauthorized(description: str) -> tuple[int, dict[str, str], bytes]:
+    error = {"code": "Unauthorized", "description": description}
+    return _json_response(401, {"finance": {"result": None, "error": error}})
+
+
+def _a3_cookie(header: str) -> str | None:
+    """The value of the A3 cookie in a Cookie header (``A3=d=…&S=…``; its value holds ``=`` itself)."""
+    for pair in header.split(";"):
+        name, _, value = pair.strip().partition("=")
+        if name == "A3" and value:
+            return value
+    return None
+
+
+def _daily_span(query: Mapping[str, str]) -> tuple[int, int] | None:
+    """``(period1, period2)`` of a daily chart request that names both; None otherwise."""
+    if query.get("interval", "1d") != "1d" or "period1" not in query or "period2" not in query:
+        return None
+    try:
+        return int(query["period1"]), int(query["period2"])
+    except ValueError:
+        return None
+
+
 def _not_found(path: str, symbols: tuple[str, ...]) -> tuple[int, dict[str, str], bytes]:
     symbol = symbols[0] if symbols else ""
     if path.startswith("/v8/finance/chart/"):
@@ -762,6 +928,13 @@ class _YahooHandler(BaseHTTPRequestHandler):
         super().setup()
         # Headers and body leave in separate writes; with Nagle on, curl's delayed ACK adds ~40 ms each.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with self.owner._lock:
+            self.owner._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.owner._lock:
+            self.owner._connections.discard(self.connection)
+        super().finish()
 
     def do_GET(self) -> None:
         self._answer()
@@ -775,7 +948,8 @@ class _YahooHandler(BaseHTTPRequestHandler):
     def _answer(self) -> None:
         host = (self.headers.get("Host") or "").rsplit(":", 1)[0].lower()
         try:
-            status, headers, body = self.owner._respond(self.command, host, self.path)
+            cookies = self.headers.get("Cookie") or ""
+            status, headers, body = self.owner._respond(self.command, host, self.path, cookies)
         except Exception as exc:  # a bug in the replay must fail the test, not look like a Yahoo outage
             logger.exception("Yahoo replay failed on %s %s%s", self.command, host, self.path)
             with self.owner._lock:
@@ -812,6 +986,9 @@ class ReplaySession(curl_requests.Session):
         options[CurlOpt.NOPROXY] = "*"  # an http_proxy in the environment must not see test traffic
         super().__init__(curl_options=options, **kwargs)
         self.replay = replay
+        # Kept, not read from the replay each time: once the replay stops, requests meet a closed port,
+        # as they would meet an unreachable Yahoo.
+        self.port = replay.port
 
     def request(self, method: Any, url: str, *args: Any, **kwargs: Any) -> Any:
         response = super().request(method, self.to_replay(url), *args, **kwargs)
@@ -824,7 +1001,7 @@ class ReplaySession(curl_requests.Session):
         host = (parts.hostname or "").lower()
         if parts.scheme not in {"http", "https"} or not (host == "yahoo.com" or host.endswith(".yahoo.com")):
             raise ValueError(f"ReplaySession only talks to *.yahoo.com, not {url!r}")
-        return urlunsplit(("http", f"{host}:{self.replay.port}", parts.path or "/", parts.query, ""))
+        return urlunsplit(("http", f"{host}:{self.port}", parts.path or "/", parts.query, ""))
 
 
 class ManualClock:
@@ -896,9 +1073,13 @@ def yahoo_source(yahoo_replay: YahooReplay, yahoo_clock: Callable[[], datetime])
 
 
 __all__ = [
+    "BLANK",
     "DEFAULT_DATA_DIR",
     "EMPTY",
+    "HTML",
+    "LONGEST_DAILY_SPAN",
     "REPLAY_NOW",
+    "TIMEZONE_LOOKUP",
     "ManualClock",
     "ReplayRequest",
     "ReplaySession",
