@@ -39,6 +39,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from market.model import FundFacts, MarketData, MarketRateLimited, MarketUnavailable, Quote
+from market.plausibility import EXPENSE_RATIO_CEILING, PRICE_TO_BOOK_RANGE
 
 if TYPE_CHECKING:
     from curl_cffi.requests import Session
@@ -52,10 +53,6 @@ Clock = Callable[[], datetime]
 HISTORY_YEARS: Final = 99
 FIRST_BACKOFF: Final = timedelta(seconds=60)
 LONGEST_BACKOFF: Final = timedelta(minutes=30)
-# A fund's price-to-book outside this range is a data error, not a valuation.
-PRICE_TO_BOOK_RANGE: Final = (0.2, 50.0)
-# An expense ratio (as a fraction) at or above this is a unit mix-up, not a fee.
-EXPENSE_RATIO_CEILING: Final = 0.1
 
 _NEW_YORK: Final = ZoneInfo("America/New_York")
 _SESSION_CLOSE: Final = time(16, 0)
