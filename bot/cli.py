@@ -253,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     from bot.config import ConfigError
     from bot.database import DatabaseBusy, NotABackup
+    from market.model import MarketUnavailable
 
     try:
         config = load()
@@ -274,6 +275,8 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc), EXIT_FAILURE)
     except ValueError as exc:  # e.g. --as-of with the Yahoo source
         return fail(str(exc))
+    except MarketUnavailable as exc:  # e.g. a history file with no usable row
+        return fail(str(exc), EXIT_FAILURE)
     return fail(f"unknown command {args.command!r}")
 
 

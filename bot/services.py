@@ -53,7 +53,9 @@ def market_source(config: Config, as_of: date | None = None) -> MarketSource:
     if config.csv_dir is not None:
         from market.csv_source import CsvSource
 
-        return CsvSource(config.csv_dir, as_of=as_of)
+        source = CsvSource(config.csv_dir, as_of=as_of)
+        source.check()  # a history file with no usable row stops the start, in one line
+        return source
     if as_of is not None:
         raise ValueError("--as-of needs CAPGAP_MARKET=csv:DIR (Yahoo only serves the present)")
     from market.yahoo import YahooSource

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, date, datetime
@@ -25,12 +26,87 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+# A broken file must not flood the log: its first few problems are named, the rest counted.
+LOGGED_PROBLEMS = 5
+
+
 @lru_cache(maxsize=32)
 def _read_closes(path: Path, mtime: float) -> pd.Series:
+    """The ``date`` and ``close`` columns of a history file, skipping malformed rows with a warning.
+
+    A row is malformed when its date is not YYYY-MM-DD, its close is not a number, or it has too few
+    fields; an empty close is a day the source had no value for, not a fault. Whether a number is a
+    plausible price is not judged here (``market.plausibility`` does that for every source). A file that
+    exists but has no usable row raises ``MarketUnavailable``. Read once per file version (``mtime``).
+    """
+    import warnings
+
+    import numpy as np
     import pandas as pd
 
-    frame = pd.read_csv(path, usecols=["date", "close"], parse_dates=["date"])
-    series = frame.set_index("date")["close"].astype("float64").dropna()
+    def unusable() -> MarketUnavailable:
+        return MarketUnavailable(f"{path.name} has no usable rows (it needs date and close columns)")
+
+    problems: list[str] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            # Text first, so one bad cell cannot fail the whole file; pandas' C parser keeps this fast.
+            frame = pd.read_csv(
+                path,
+                usecols=lambda name: str(name).strip() in ("date", "close"),
+                dtype=str,
+                keep_default_na=False,
+                on_bad_lines="warn",
+            )
+        except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+            raise unusable() from exc
+    skipped: list[int] = []
+    for warning in caught:
+        # pandas reports a ragged line as "Skipping line 9604: expected 7 fields, saw 8".
+        for message in str(warning.message).splitlines():
+            found = re.match(r"\s*Skipping line (\d+): (.*)", message)
+            if found:
+                skipped.append(int(found[1]))
+                problems.append(f"line {found[1]}: {found[2].rstrip('.')}")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if "date" not in frame.columns or "close" not in frame.columns:
+        raise unusable()
+
+    def line_of(position: int) -> int:
+        line = position + 2  # the header is line 1; each ragged line skipped before moves the rest down
+        for ragged in sorted(skipped):
+            if ragged <= line:
+                line += 1
+        return line
+
+    dates = pd.to_datetime(frame["date"].str.strip(), format="%Y-%m-%d", errors="coerce")
+    text = frame["close"].fillna("").str.strip()
+    values = pd.to_numeric(text, errors="coerce")
+    bad_date = dates.isna().to_numpy()
+    bad_close = (~bad_date) & values.isna().to_numpy() & (text != "").to_numpy()
+    # Spelled-out NaN and infinities parse: whether such a value is a price is the plausibility guard's call.
+    for position in np.flatnonzero(bad_date | bad_close):
+        line = line_of(int(position))
+        if bad_date[position]:
+            problems.append(f"line {line}: date {frame['date'].iloc[position]!r} is not a YYYY-MM-DD date")
+        else:
+            problems.append(f"line {line}: close {text.iloc[position]!r} is not a number")
+    keep = ~bad_date & values.notna().to_numpy()
+    series = pd.Series(values.to_numpy()[keep], index=pd.DatetimeIndex(dates[keep]), dtype="float64")
+    days_found = bool(keep.any())
+    if problems:
+        shown = "; ".join(problems[:LOGGED_PROBLEMS])
+        more = len(problems) - LOGGED_PROBLEMS
+        log.warning(
+            "%s: %d malformed row(s) skipped: %s%s",
+            path.name,
+            len(problems),
+            shown,
+            f"; and {more} more" if more > 0 else "",
+        )
+    if not days_found:
+        raise unusable()
     series = series[~series.index.duplicated(keep="last")].sort_index()
     series.index.name = None
     return series
@@ -55,6 +131,14 @@ class CsvSource:
             )
             return close + calendar.CLOSE_SETTLE
         return self._clock()
+
+    def check(self) -> None:
+        """Read every history file there is: MarketUnavailable, naming the file, if one has no usable row.
+        (Malformed rows are only skipped and logged; a missing file is not an error.)"""
+        from market.instruments import SYMBOLS
+
+        for symbol in SYMBOLS:
+            self._series(symbol)
 
     def _series(self, symbol: str) -> pd.Series | None:
         path = self.directory / f"{by_symbol(symbol).file_stem}_daily.csv"
@@ -99,22 +183,37 @@ class CsvSource:
         wanted = set(symbols)
         facts = []
         with path.open(newline="", encoding="utf-8") as handle:
-            for row in csv.DictReader(handle):
+            for line, row in enumerate(csv.DictReader(handle), start=2):
                 symbol = (row.get("symbol") or "").strip().upper()
                 if symbol not in wanted:
                     continue
                 try:
                     as_of = date.fromisoformat((row.get("as_of") or "").strip())
                 except ValueError:
-                    log.warning("funds.csv: skipping %s row with a bad as_of %r", symbol, row.get("as_of"))
+                    log.warning(
+                        "funds.csv line %d: %s row skipped, as_of %r is not a date",
+                        line,
+                        symbol,
+                        row.get("as_of"),
+                    )
                     continue
+
+                def cell(column: str, line: int = line, row: dict[str, str | None] = row) -> float | None:
+                    text = row.get(column)
+                    value = _number(text)
+                    if value is None and text is not None and text.strip():
+                        log.warning(
+                            "funds.csv line %d: %s %r is not a number; left unknown", line, column, text
+                        )
+                    return value
+
                 facts.append(
                     FundFacts(
                         symbol=symbol,
                         as_of=as_of,
-                        expense_ratio=_number(row.get("expense_ratio")),
-                        total_assets=_number(row.get("total_assets")),
-                        price_to_book=_number(row.get("price_to_book")),
+                        expense_ratio=cell("expense_ratio"),
+                        total_assets=cell("total_assets"),
+                        price_to_book=cell("price_to_book"),
                         source=f"funds.csv: {(row.get('source') or '').strip()}".rstrip(": "),
                     )
                 )

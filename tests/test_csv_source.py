@@ -297,3 +297,116 @@ def test_an_as_of_source_never_truncates_the_shared_parsed_file(shared_data: Pat
     assert earlier.closes.index[-1].date() == AS_OF
     assert len(again.closes) == len(later.closes) > len(earlier.closes)
     assert again.closes.index[-1] - earlier.closes.index[-1] > timedelta(days=365)
+
+
+# -- malformed rows -----------------------------------------------------------------------------------
+
+
+def spoiled_copy(tmp_path: Path, shared_data: Path, stem: str, edits: dict[int, str]) -> Path:
+    """A copy of the history directory whose ``stem`` file has the given 1-based lines replaced."""
+    directory = tmp_path / "data"
+    shutil.copytree(shared_data, directory)
+    path = directory / f"{stem}_daily.csv"
+    lines = path.read_text(encoding="utf-8").splitlines()
+    for number, text in edits.items():
+        lines[number - 1] = text
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o644)
+    return directory
+
+
+def line_of(path: Path, day: str) -> tuple[int, str]:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if line.startswith(day + ","):
+            return number, line
+    raise LookupError(day)
+
+
+def test_malformed_rows_are_skipped_with_a_warning_naming_file_and_line(
+    tmp_path: Path, shared_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    original = shared_data / "RUT_daily.csv"
+    bad_close, close_line = line_of(original, "2024-01-19")
+    bad_date, date_line = line_of(original, "2023-06-01")
+    fields = close_line.split(",")
+    fields[4] = "notanumber"
+    directory = spoiled_copy(
+        tmp_path,
+        shared_data,
+        "RUT",
+        {bad_close: ",".join(fields), bad_date: "2023-13-45" + date_line[len("2023-06-01") :]},
+    )
+
+    with caplog.at_level("WARNING", logger="market.csv_source"):
+        closes = CsvSource(directory).fetch(["^RUT"]).closes["^RUT"].dropna()
+
+    expected = csv_closes(original)
+    for gone in (date(2024, 1, 19), date(2023, 6, 1)):
+        assert pd_missing(closes, gone)
+        del expected[gone]
+    assert {d.date(): v for d, v in closes.items()} == expected
+    (message,) = [r.getMessage() for r in caplog.records if "RUT_daily.csv" in r.getMessage()]
+    assert f"line {bad_close}: close 'notanumber' is not a number" in message
+    assert f"line {bad_date}: date '2023-13-45' is not a YYYY-MM-DD date" in message
+
+
+def pd_missing(closes: object, day: date) -> bool:
+    import pandas as pd
+
+    assert isinstance(closes, pd.Series)
+    return pd.Timestamp(day) not in closes.index
+
+
+def test_a_malformed_row_after_as_of_changes_nothing_before_it(tmp_path: Path, shared_data: Path) -> None:
+    original = shared_data / "RUT_daily.csv"
+    number, line = line_of(original, "2024-06-03")
+    directory = spoiled_copy(tmp_path, shared_data, "RUT", {number: line.replace(",", ",x", 4)})
+    spoiled = CsvSource(directory, as_of=AS_OF).fetch(["^RUT"]).closes["^RUT"].dropna()
+    clean = CsvSource(shared_data, as_of=AS_OF).fetch(["^RUT"]).closes["^RUT"].dropna()
+    assert spoiled.equals(clean)
+
+
+def test_a_history_file_with_no_usable_row_refuses_with_its_name(tmp_path: Path, shared_data: Path) -> None:
+    directory = tmp_path / "data"
+    shutil.copytree(shared_data, directory)
+    (directory / "IWM_daily.csv").chmod(0o644)
+    (directory / "IWM_daily.csv").write_text("when,price\n2024-01-02,190\n", encoding="utf-8")
+    with pytest.raises(MarketUnavailable, match=r"^IWM_daily.csv has no usable rows"):
+        CsvSource(directory).check()
+    (directory / "IWM_daily.csv").write_text("date,close\n2024-13-01,abc\n", encoding="utf-8")
+    with pytest.raises(MarketUnavailable, match=r"^IWM_daily.csv has no usable rows"):
+        CsvSource(directory).fetch(["IWM"])
+
+
+def test_capgap_ask_with_an_unusable_history_file_prints_one_line(tmp_path: Path, shared_data: Path) -> None:
+    from tests.test_cli import capgap
+
+    directory = tmp_path / "data"
+    shutil.copytree(shared_data, directory)
+    (directory / "RUT_daily.csv").chmod(0o644)
+    (directory / "RUT_daily.csv").write_text("", encoding="utf-8")
+    result = capgap(["ask", "--as-of", "2024-01-18", "/standing"], tmp_path, CAPGAP_MARKET=f"csv:{directory}")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "capgap: RUT_daily.csv has no usable rows (it needs date and close columns)"
+    ]
+
+
+def test_a_bad_number_in_funds_csv_is_named_with_its_line(
+    tmp_path: Path, shared_data: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    directory = tmp_path / "data"
+    shutil.copytree(shared_data, directory)
+    funds = directory / "funds.csv"
+    funds.chmod(0o644)
+    lines = funds.read_text(encoding="utf-8").splitlines()
+    (number,) = [i for i, line in enumerate(lines, start=1) if line.startswith("IWM,")]
+    fields = lines[number - 1].split(",")
+    fields[2] = "0.19%"
+    lines[number - 1] = ",".join(fields)
+    funds.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with caplog.at_level("WARNING", logger="market.csv_source"):
+        (iwm,) = CsvSource(directory).fetch_funds(["IWM"])
+    assert iwm.expense_ratio is None
+    assert f"funds.csv line {number}: expense_ratio '0.19%' is not a number; left unknown" in caplog.text
