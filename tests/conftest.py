@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
+from hypothesis import HealthCheck, settings
 
 from bot.config import Config, Secret
 from bot.services import Services, build_services
@@ -24,6 +25,17 @@ from market.csv_source import CsvSource
 # PTB 22 hands out RetryAfter.retry_after as a timedelta under this flag and warns without it; the bot
 # sets it at start too (bot/cli.py), so tests see what production sees.
 os.environ.setdefault("PTB_TIMEDELTA", "true")
+
+# Property tests must not depend on the machine's speed: a shared 2-core box under load ran one example in
+# 546 ms against hypothesis' default 200 ms deadline. Under CI hypothesis' own "ci" profile (derandomised, no
+# example database) is the base; HYPOTHESIS_PROFILE picks another registered profile.
+settings.register_profile(
+    "capgap",
+    parent=settings.get_profile("ci" if os.environ.get("CI") else "default"),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "capgap"))
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 # Clearly fake, and not shaped like a real token (digits, colon, 35 characters).
