@@ -1,6 +1,8 @@
 """The words of an alert: the rule, the value that crossed, when and from where, and context.
 
-Telegram HTML, built here from plain strings (``alerts/`` knows nothing of Telegram itself).
+Telegram HTML, built here from plain strings (``alerts/`` knows nothing of Telegram itself). Every plain
+string goes into the HTML through ``esc``, the one escape for text sent as Telegram HTML (``bot.format``
+re-exports it for the command answers): names such as "S&P 500" stay plain text until then.
 """
 
 from __future__ import annotations
@@ -25,6 +27,12 @@ NEW_YORK = ZoneInfo("America/New_York")
 MAX_MESSAGE = 4096  # Telegram's limit for one message's text
 
 
+def esc(text: object) -> str:
+    """``text`` as Telegram HTML text: ``&``, ``<`` and ``>`` become entities, as the Bot API asks of every
+    such character that is not part of a tag or an entity (core.telegram.org/bots/api#html-style)."""
+    return html.escape(str(text), quote=False)
+
+
 def format_value(key: str, value: float) -> str:
     if key == RATIO_KEY:
         return f"{value:.4f}"
@@ -40,6 +48,7 @@ def format_value(key: str, value: float) -> str:
 
 
 def _what(hit: Mapping[str, Any]) -> str:
+    """What happened, in plain text (escaped where it joins the message)."""
     key, kind = str(hit["key"]), str(hit["kind"])
     name = _name(key)
     level = format_value(key, float(hit["level"])) if not math.isnan(float(hit["level"])) else ""
@@ -62,12 +71,13 @@ def _what(hit: Mapping[str, Any]) -> str:
 
 @lru_cache(maxsize=256)  # a handful of keys, named once per process
 def _name(key: str) -> str:
+    """A key's name in plain text: "The S&P 500", not HTML."""
     if key == RATIO_KEY:
         return "The RUT/SPX ratio"
     if key == GAP_KEY:
         return "The valuation gap"
     if key.startswith(LEAD_PREFIX):
-        return f"The Russell's lead over the S&amp;P ({key[len(LEAD_PREFIX) :].upper()})"
+        return f"The Russell's lead over the S&P ({key[len(LEAD_PREFIX) :].upper()})"
     _, symbol = parse_key(key)
     return by_symbol(symbol).name if symbol else key
 
@@ -128,8 +138,9 @@ def alert_text(
         local = moment.astimezone(NEW_YORK)
         when = f"{'close' if hit['source'] == 'close' else 'live'}, {local.day} {local:%b %Y %H:%M} ET"
         lines = [
-            f"🔔 <b>{html.escape(str(hit['spec']).split(' · ')[0], quote=False)}</b>",
-            f"{_what(hit)}: <b>{format_value(key, float(hit['value']))}</b> ({when} · {html.escape(source or 'market data', quote=False)})",
+            f"🔔 <b>{esc(str(hit['spec']).split(' · ')[0])}</b>",
+            f"{esc(_what(hit))}: <b>{esc(format_value(key, float(hit['value'])))}</b> "
+            f"({esc(when)} · {esc(source or 'market data')})",
         ]
         context = None if contexts is None else contexts.get(key)
         if context is None:
@@ -141,7 +152,7 @@ def alert_text(
             if contexts is not None:
                 contexts[key] = context
         if context:
-            lines.append(context)
+            lines.append(esc(context))
         tail = (
             "This was a one-time alert; it is now deleted."
             if hit.get("once")
@@ -162,7 +173,7 @@ def plain_alert_text(hits: Sequence[Mapping[str, Any]]) -> list[str]:
         except (TypeError, ValueError):
             value = str(hit.get("value"))
         rule = str(hit.get("spec") or hit.get("key")).split(" · ")[0]
-        blocks.append(f"🔔 <b>{html.escape(rule, quote=False)}</b>: {html.escape(value, quote=False)}")
+        blocks.append(f"🔔 <b>{esc(rule)}</b>: {esc(value)}")
     return pack(blocks)
 
 

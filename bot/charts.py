@@ -64,7 +64,7 @@ def render_comparison(
     as_of = shared.index[-1]
     base = base_date(pd.DatetimeIndex(shared.index), as_of, period)
     if base is None:
-        raise ValueError(f"the history does not cover {_period_label(period)} as of {as_of:%Y-%m-%d}")
+        raise ValueError(_not_covered(period, shared.index[0], as_of))
 
     levels = rebased(shared, base)
     # Drawdown needs each index's own full history: the all-time high may predate the window.
@@ -195,6 +195,17 @@ def _with_crossings(x: np.ndarray, a: np.ndarray, b: np.ndarray) -> tuple[np.nda
     y_cross = a[before] + share * (a[before + 1] - a[before])
     at = before + 1
     return np.insert(x, at, x_cross), np.insert(a, at, y_cross), np.insert(b, at, y_cross)
+
+
+def _not_covered(period: str | date, first: pd.Timestamp, as_of: pd.Timestamp) -> str:
+    """Why ``period`` has no base date, in the reader's terms: the dates the history has."""
+    starts = f"the history both indices share starts on {_long_date(first)}"
+    if isinstance(period, date):
+        since = _day(period)
+        if since > as_of:
+            return f"{_long_date(since)} is after the latest close ({_long_date(as_of)})"
+        return f"{starts}, after {_long_date(since)}: ask for {first:%Y-%m-%d} or max"
+    return f"{starts}: {period.strip().upper()} back from {_long_date(as_of)} reaches before it"
 
 
 def _period_label(period: str | date) -> str:

@@ -145,9 +145,12 @@ class AnswerCache:
 
 
 def unknown(name: str) -> Answer:
+    from bot.commands.basics import closest_command
     from bot.format import esc
 
-    return Answer(f"I don't know /{esc(name[:32])}. Send /help to see what I can do.")
+    guess = closest_command(name[:32])
+    hint = f" Did you mean /{guess}?" if guess else ""
+    return Answer(f"I don't know /{esc(name[:32])}.{hint} Send /help to see what I can do.")
 
 
 async def run(request: Request, handler: Handler) -> Answer:

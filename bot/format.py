@@ -8,12 +8,12 @@ import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+# The one escape for text sent as Telegram HTML, shared with the alert messages (``alerts`` cannot import
+# ``bot``, so it lives there).
+from alerts.messages import esc as esc
+
 NEW_YORK = ZoneInfo("America/New_York")
 DASH = "–"  # shown where a figure is unavailable
-
-
-def esc(text: object) -> str:
-    return html.escape(str(text), quote=False)
 
 
 def _finite(value: float | None) -> bool:

@@ -12,10 +12,11 @@ no Telegram. The conventions are those of ``market.model``:
 
 The period convention: an N-period return compares the latest close with the last close on or before the
 same calendar date N periods earlier. 1D is one calendar day, 1W seven days, 1M/3M/6M whole calendar
-months with the day clipped to the month's end, 1Y/3Y/5Y/10Y whole years (Feb 29 becomes Feb 28). YTD
-compares with the last close of the previous year, and a date with the last close on or before it. When
-the history starts after that target date there is no return: a later base would silently shorten the
-period.
+months with the day clipped to the month's end, 1Y/3Y/5Y/10Y/20Y whole years (Feb 29 becomes Feb 28). YTD
+compares with the last close of the previous year, and a date with the last close on or before it. MAX
+compares with the first close of the history (for two series, ``relative_performance`` takes the first
+date both have). When the history starts after that target date there is no return: a later base would
+silently shorten the period.
 """
 
 from __future__ import annotations
@@ -30,9 +31,25 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-PERIODS: tuple[str, ...] = ("1d", "1w", "1m", "ytd", "1y", "3y", "5y", "10y")
+PERIODS: tuple[str, ...] = ("1d", "1w", "1m", "ytd", "1y", "3y", "5y", "10y", "20y", "max")
 # Spans users may ask for beyond the standard table.
 EXTRA_PERIODS: tuple[str, ...] = ("3m", "6m")
+# Every period key a user may give, in the order a list of them reads best.
+ACCEPTED_PERIODS: tuple[str, ...] = (
+    "1d",
+    "1w",
+    "1m",
+    "3m",
+    "6m",
+    "ytd",
+    "1y",
+    "3y",
+    "5y",
+    "10y",
+    "20y",
+    "max",
+)
+WHOLE_HISTORY = "max"
 
 Period = str | date
 
@@ -54,11 +71,11 @@ MAX_EXPENSE_RATIO = 0.05
 
 
 def parse_period(text: str) -> str | date | None:
-    """The period a user means: a canonical key from ``PERIODS`` (or "3m"/"6m"), a date for "YYYY-MM-DD"
+    """The period a user means: a canonical key from ``ACCEPTED_PERIODS``, a date for "YYYY-MM-DD"
     (meaning "since that date"), or None when the text is not understood. Case and surrounding blanks
     do not matter."""
     key = text.strip().lower()
-    if key in PERIODS or key in EXTRA_PERIODS:
+    if key in ACCEPTED_PERIODS:
         return key
     if _ISO_DATE.fullmatch(key):
         try:
@@ -72,13 +89,15 @@ def base_date(index: pd.DatetimeIndex, end: pd.Timestamp, period: Period) -> pd.
     """The date of the base close for ``period`` as of ``end``, per the module's period convention.
 
     The period is counted back from the latest date in ``index`` on or before ``end`` (the date of the
-    latest close), so "1D as of a Saturday" compares Friday with Thursday. None when ``index`` has no
-    date by then, when the history starts after the target date, or when a "since" date lies after the
-    latest close.
+    latest close), so "1D as of a Saturday" compares Friday with Thursday; "max" is the first date. None
+    when ``index`` has no date by then (or, for "max", only that one), when the history starts after the
+    target date, or when a "since" date lies after the latest close.
     """
     dates = index[index <= _timestamp(end)]
     if len(dates) == 0:
         return None
+    if not isinstance(period, date) and parse_period(period) == WHOLE_HISTORY:
+        return dates[0] if len(dates) > 1 else None  # one close alone has nothing to compare with
     latest = dates[-1]
     target = pd.Timestamp(_target_date(latest.date(), period))
     if target > latest:
@@ -91,15 +110,13 @@ def _target_date(latest: date, period: Period) -> date:
         return _timestamp(period).date()
     key = parse_period(period)
     if key is None:
-        raise ValueError(
-            f"unknown period {period!r}: use one of {', '.join(PERIODS + EXTRA_PERIODS)} or YYYY-MM-DD"
-        )
+        raise ValueError(f"unknown period {period!r}: use one of {', '.join(ACCEPTED_PERIODS)} or YYYY-MM-DD")
     if isinstance(key, date):
         return key
     if key == "ytd":
         return date(latest.year - 1, 12, 31)
     span = _SPAN.fullmatch(key)
-    assert span is not None, key  # every canonical key but "ytd" is a span
+    assert span is not None, key  # every canonical key but "ytd" and "max" (see base_date) is a span
     count, unit = int(span[1]), span[2]
     if unit == "d":
         return latest - timedelta(days=count)
@@ -200,13 +217,16 @@ def relative_performance(
 
     Both returns are measured as of the latest date on which both series have a close, so a series that
     is a day ahead of the other cannot tilt the comparison; each then takes its own base close per the
-    period convention.
+    period convention. "max" starts both at the first date both have a close: two histories of different
+    lengths are compared over the same span.
     """
     small_values, large_values = _valid(small, end), _valid(large, end)
     shared = small_values.index.intersection(large_values.index)
     if len(shared) == 0:
         return None
     as_of = shared.max()
+    if not isinstance(period, date) and parse_period(period) == WHOLE_HISTORY:
+        period = shared.min().date()
     small_return = period_return(small_values, period, as_of)
     large_return = period_return(large_values, period, as_of)
     if small_return is None or large_return is None:
@@ -344,10 +364,14 @@ def target_distance(
 
 @dataclass(frozen=True)
 class FeeCost:
-    """What an expense ratio takes from ``amount`` held for some years."""
+    """What an expense ratio takes from ``amount`` held for some years.
+
+    The fee is taken at the end of each year from the balance after that year's growth, so the first
+    year's fee is ``amount × (1 + g) × expense ratio`` and equals ``cost`` for a one-year holding.
+    """
 
     expense_ratio: float
-    annual_fee: float  # the first year's fee on the amount invested: amount × expense ratio
+    first_year_fee: float  # amount × (1 + g) × expense ratio: the fee the first year's end takes
     final_value: float
     final_value_without_fee: float
     cost: float  # final_value_without_fee - final_value
@@ -355,8 +379,9 @@ class FeeCost:
 
 def fee_cost(amount: float, years: float, expense_ratio: float, gross_return: float = 0.07) -> FeeCost:
     """The value of ``amount`` after ``years`` (fractional years allowed) in a fund that grows at
-    ``gross_return`` a year and charges ``expense_ratio`` on the balance each year:
-    ``amount × ((1 + g) × (1 − er)) ** years``, against ``amount × (1 + g) ** years`` without the fee."""
+    ``gross_return`` a year and charges ``expense_ratio`` on the grown balance at the end of each year:
+    ``amount × ((1 + g) × (1 − er)) ** years``, against ``amount × (1 + g) ** years`` without the fee.
+    The first year's fee is the same rule applied once, so a one-year cost and the first year's fee agree."""
     _require(amount, "amount", minimum=0.0)
     _require(years, "years", minimum=0.0)
     _require(expense_ratio, "expense ratio", minimum=0.0)
@@ -373,7 +398,7 @@ def fee_cost(amount: float, years: float, expense_ratio: float, gross_return: fl
     without_fee = amount * growth**years
     return FeeCost(
         expense_ratio=float(expense_ratio),
-        annual_fee=amount * expense_ratio,
+        first_year_fee=amount * growth * expense_ratio,
         final_value=final_value,
         final_value_without_fee=without_fee,
         cost=without_fee - final_value,

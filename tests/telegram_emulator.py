@@ -299,7 +299,9 @@ _HTML_ENTITY_TYPES: Final = {
 }
 _NAMED_HTML_ENTITIES: Final = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
 _HTML_TEXT_RUN = re.compile(r"[^<&]+")
-_HTML_ENTITY = re.compile(r"&(?:#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,8})|([A-Za-z0-9]+));?")
+# A named entity is the run of letters after "&" (tdlib's decode_html_entity stops at the first non-letter,
+# so "&amp1" is "&" then "1").
+_HTML_ENTITY = re.compile(r"&(?:#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,8})|([A-Za-z]+));?")
 _HTML_SPACE: Final = frozenset(" \t\n\r\v\f")
 _NAME_TOKEN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 
@@ -368,7 +370,12 @@ class _HtmlParser:
                 i = run.end()
             elif html[i] == "&":
                 decoded = _decode_html_entity(html, i)
-                # Telegram keeps a lone ampersand as text rather than rejecting the message.
+                # Telegram keeps a lone ampersand as text rather than rejecting the message: the Bot API
+                # parses HTML with tdlib, whose decode_html_entity returns 0 for "&" not starting lt, gt,
+                # amp, quot or a numeric reference ("unsupported literal entity"), and parse_html then
+                # keeps the "&" as a character (tdlib/td td/telegram/MessageEntity.cpp). So "S&P 500"
+                # arrives whole; only a tag-like "<" is refused. The Bot API docs still ask for every
+                # such "&" as &amp; (core.telegram.org/bots/api#html-style), and capgap escapes them.
                 char, i = decoded if decoded is not None else ("&", i + 1)
                 self.emit(char)
             elif i + 1 < n and html[i + 1] == "/":

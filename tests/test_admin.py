@@ -30,7 +30,7 @@ async def test_a_non_admin_gets_exactly_the_unknown_command_reply(bot: DirectBot
     to_stats = reply_params(await bot.message(USER, "/stats"))
     to_nothing = reply_params(await bot.message(USER, "/statz"))
     assert to_stats == {**to_nothing, "text": to_nothing["text"].replace("/statz", "/stats")}
-    assert to_stats["text"] == "I don't know /stats. Send /help to see what I can do."
+    assert to_stats["text"] == "I don't know /stats. Did you mean /start? Send /help to see what I can do."
     in_group = reply_params(
         await bot.message(-100999, "/stats@capgap_test_bot", chat_type="supergroup", user_id=USER)
     )

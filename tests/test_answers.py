@@ -45,7 +45,7 @@ async def test_standing_shows_both_closes_and_the_selected_period(csv_services: 
     assert "21.25% below its high of 2,442.74 (8 Nov 2021)" in text
     assert "as of 18 Jan 2024 close" in text
     labels = [b.label for row in answer.keyboard for b in row]
-    assert "• 10Y •" in labels and len(labels) == 8
+    assert "• 10Y •" in labels and labels[-2:] == ["20Y", "MAX"] and len(labels) == 10
 
 
 async def test_standing_defaults_to_one_year_and_accepts_a_since_date(csv_services: Services) -> None:
@@ -87,9 +87,17 @@ async def test_target_gives_the_gain_needed_and_the_iwm_price(csv_services: Serv
     assert f"${3000 * iwm[day] / rut[day]:,.2f} a share of IWM" in text
 
 
-async def test_target_below_the_close_says_how_far_a_fall_would_be(csv_services: Services) -> None:
+async def test_target_below_the_close_says_how_far_above_it_is_and_the_fall_needed(
+    csv_services: Services,
+) -> None:
+    """Above the level is close ÷ level − 1; the fall needed is 1 − level ÷ close: two figures, both positive."""
+    last = closes("GSPC")[date(2024, 1, 18)]
     text = plain((await ask(csv_services, "/target 4000 spx")).text)
-    assert "S&P 500 is" in text and "above 4,000" in text and "a fall of -" in text
+    assert (
+        f"S&P 500 is {(last / 4000 - 1) * 100:.2f}% above 4,000: a fall of {(1 - 4000 / last) * 100:.2f}% "
+        f"from {last:,.2f} (18 Jan 2024 close)"
+    ) in text
+    assert "-" not in text.splitlines()[0]
 
 
 async def test_etf_costs_follow_the_stated_compounding(csv_services: Services) -> None:
@@ -97,7 +105,7 @@ async def test_etf_costs_follow_the_stated_compounding(csv_services: Services) -
     for symbol, fee in (("IWM", 0.0019), ("VTWO", 0.0010), ("VOO", 0.0003)):
         cost = 25000 * (1.07**20 - (1.07 * (1 - fee)) ** 20)
         row = next(line for line in text.splitlines() if line.startswith(symbol + " "))
-        assert f"${25000 * fee:,.0f}" in row and f"${cost:,.0f}" in row
+        assert f"${25000 * 1.07 * fee:,.0f}" in row and f"${cost:,.0f}" in row
     assert "VTWO instead of IWM keeps" in text
     assert "Total assets: IWM $62.0B" in text
 

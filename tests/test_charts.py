@@ -99,12 +99,14 @@ def test_renders_the_same_bytes_from_worker_threads():
 
 
 def test_a_period_longer_than_the_history_is_a_readable_error():
-    with pytest.raises(ValueError, match="does not cover 10Y as of 2024-01-10"):
+    with pytest.raises(
+        ValueError, match="history both indices share starts on 1 Jan 2024: 10Y back from 10 Jan 2024"
+    ):
         render_comparison(tiny_closes(), "10y")
 
 
 def test_a_date_before_the_history_is_a_readable_error():
-    with pytest.raises(ValueError, match="does not cover Since 1 Dec 2023"):
+    with pytest.raises(ValueError, match="starts on 1 Jan 2024, after 1 Dec 2023: ask for 2024-01-01 or max"):
         render_comparison(tiny_closes(), date(2023, 12, 1))
 
 

@@ -446,7 +446,9 @@ def test_fee_cost_closed_form_with_growth():
     assert result.final_value == pytest.approx(10_000 * (1.07 * 0.9981) ** 10, rel=1e-12)
     assert result.final_value_without_fee == pytest.approx(10_000 * 1.07**10, rel=1e-12)
     assert result.cost == pytest.approx(result.final_value_without_fee - result.final_value)
-    assert result.annual_fee == pytest.approx(19.0)
+    # The first year's fee comes out of the grown balance: 10,000 × 1.07 × 0.19%, what one year costs.
+    assert result.first_year_fee == pytest.approx(10_000 * 1.07 * 0.0019)
+    assert result.first_year_fee == pytest.approx(fee_cost(10_000, 1, 0.0019).cost)
     assert result.expense_ratio == 0.0019
 
 
@@ -458,7 +460,9 @@ def test_fee_cost_without_growth_is_the_fee_compounded_on_the_balance():
 
 def test_fee_cost_of_a_free_fund_or_no_time_or_no_money_is_zero():
     assert fee_cost(1000, 5, 0.0).cost == 0.0
-    assert fee_cost(1000, 0, 0.0019) == FeeCost(0.0019, 1.9, 1000.0, 1000.0, 0.0)
+    assert fee_cost(1000, 0, 0.0019) == FeeCost(
+        0.0019, pytest.approx(1000 * 1.07 * 0.0019), 1000.0, 1000.0, 0.0
+    )
     assert fee_cost(0, 5, 0.0019).cost == 0.0
 
 

@@ -94,3 +94,24 @@ async def test_in_a_group_only_administrators_forget_and_confirm(direct_bot: Dir
     )  # another admin
     assert "no longer keeps anything about this group" in shown(calls)
     assert stored_about(direct_bot, GROUP) == {"chats": 0, "rules": 0, "outbox": 0, "in memory": 0}
+
+
+async def test_forget_counts_alerts_as_alerts_lists_them_and_names_what_else_went(
+    direct_bot: DirectBot,
+) -> None:
+    """A "cross" is one alert in /alerts though it is stored as two rules: /forget counts two alerts, not
+    three rule rows, and says in words that the settings and the queued message went too."""
+    await fill(direct_bot, ALICE)
+    listed = (await direct_bot.replies(ALICE, "/alerts"))[0]
+    assert "(2)" in listed and stored_about(direct_bot, ALICE)["rules"] == 3
+    (prompt,) = [c for c in await direct_bot.message(ALICE, "/forget") if c.method == "sendMessage"]
+    assert (
+        "everything capgap keeps about this chat: its 2 alerts, its time zone and digest setting"
+        in (prompt.params["text"])
+    )
+    _, calls = await direct_bot.press(ALICE, prompt.result["message_id"], f"forget:yes:{ALICE}")
+    assert shown(calls) == (
+        "Done: capgap no longer keeps anything about this chat. Deleted its 2 alerts, its time zone and "
+        "digest setting and 1 message it had queued or sent here. /start to begin again."
+    )
+    assert "row" not in shown(calls)

@@ -263,6 +263,11 @@ def resume(request: Request) -> Answer:
 def digest(request: Request) -> Answer:
     store = store_of(request)
     usage = "Usage: <code>/digest HH:MM</code> (your local time, see /tz) or <code>/digest off</code>."
+    if not request.args:
+        from bot.zones import digest_setting
+
+        chat = store.chat(request.chat_id)
+        return Answer(digest_setting(chat.zone if chat else None, chat.digest_time if chat else None))
     if len(request.args) != 1:
         raise UsageError(usage)
     arg = request.args[0].lower()
@@ -283,7 +288,7 @@ def digest(request: Request) -> Answer:
 
 
 def tz(request: Request) -> Answer:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+    from bot.zones import parse_zone
 
     store = store_of(request)
     if len(request.args) != 1:
@@ -293,17 +298,7 @@ def tz(request: Request) -> Answer:
             f"Your time zone is {esc(zone)}. Usage: <code>/tz Europe/Berlin</code> (IANA names: "
             f'<a href="{ZONES_LINK}">the list</a>).'
         )
-    name = request.args[0]
-    try:
-        if "/" not in name and name.upper() != "UTC":
-            raise ZoneInfoNotFoundError(name)
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise UsageError(
-            f"“{esc(name[:40])}” is not a time zone name. Use an IANA name such as "
-            f"<code>Europe/Berlin</code> or <code>America/New_York</code>: "
-            f'<a href="{ZONES_LINK}">the list</a>.'
-        ) from None
+    name = parse_zone(request.args[0])  # the tz database's spelling, or a reply naming the closest
     store.set_zone(request.chat_id, name)
     return Answer(f"🕰 Time zone set to {esc(name)}.")
 

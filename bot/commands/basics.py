@@ -13,9 +13,12 @@ if TYPE_CHECKING:
 CONVENTIONS = (
     "<b>How the numbers work</b>\n"
     "• An N-period return compares the latest close with the last close on or before the same calendar "
-    "date N periods earlier; YTD compares with the last close of the previous year.\n"
+    "date N periods earlier; YTD compares with the last close of the previous year; MAX starts at the first "
+    "close both indices share.\n"
     "• Index returns are price returns (no dividends). Highs are closing highs.\n"
-    "• RUT−SPX is the Russell 2000's return minus the S&amp;P 500's, in percentage points.\n"
+    f"• RUT−SPX is the Russell 2000's return minus the {esc('S&P 500')}'s, in percentage points.\n"
+    "• ETF costs assume 7% growth a year before fees, each year's fee taken from the balance at the year's "
+    "end: the first year's fee is what a one-year holding costs.\n"
     "• Valuation gap = 1 − (P/B of IWM's holdings ÷ P/B of SPY's)."
 )
 
@@ -25,7 +28,8 @@ def start(request: Request) -> Answer:
     if register_chat is not None:
         register_chat(request.chat_id, request.chat_type)
     return Answer(
-        "👋 <b>capgap</b> follows the small-cap vs large-cap story: the Russell 2000 against the S&amp;P 500, "
+        "👋 <b>capgap</b> follows the small-cap vs large-cap story: the Russell 2000 against the "
+        f"{esc('S&P 500')}, "
         "what the ETFs that track them cost, and how wide the valuation gap is.\n\n"
         "Try <code>/standing</code> for where both indices stand, <code>/target 3000</code> for how far the "
         "Russell is from 3,000, <code>/etf</code> for fund costs, or <code>/chart 10y</code> for a picture.\n"
@@ -42,6 +46,16 @@ def help_(request: Request) -> Answer:
         lines.append(f"<b>{esc(command.usage)}</b> — {esc(command.summary)}. e.g. {examples}")
     lines += ["", CONVENTIONS]
     return Answer("\n".join(lines))
+
+
+def closest_command(name: str) -> str | None:
+    """The command a mistyped name most likely meant ('stading' -> 'standing'), among those everyone sees,
+    or None when nothing is close."""
+    import difflib
+
+    names = [c.name for c in registry() if not c.admin_only]
+    found = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
+    return found[0] if found else None
 
 
 COMMANDS = (

@@ -77,7 +77,8 @@ def etf(request: Request) -> Answer:
 
     lines = [
         f"<b>ETF costs</b> · {money(amount)} held {span}",
-        f"<i>growing {GROSS_RETURN:.0%} a year before fees; the fee is taken from the balance each year</i>",
+        f"<i>growing {GROSS_RETURN:.0%} a year before fees; each year's fee comes out of the balance at the "
+        f"year's end, so the 1st year's is {money(amount * (1 + GROSS_RETURN))} × the fee</i>",
         "",
     ]
     table = [f"{'':<5} {'fee/yr':>7} {'1st yr':>9} {'over ' + span:>13}"]
@@ -92,7 +93,7 @@ def etf(request: Request) -> Answer:
                 table.append(f"{symbol:<5} {'unknown':>7}")
                 continue
             table.append(
-                f"{symbol:<5} {rate(cost.expense_ratio):>7} {money(cost.annual_fee):>9} {money(cost.cost):>13}"
+                f"{symbol:<5} {rate(cost.expense_ratio):>7} {money(cost.first_year_fee):>9} {money(cost.cost):>13}"
             )
     lines.append(f"<pre>{esc(chr(10).join(table))}</pre>")
 

@@ -25,8 +25,8 @@ def forget(request: Request) -> Answer:
     alerts = store.count_groups(request.chat_id)
     return Answer(
         f"🗑 <b>Forget {where}?</b>\n"
-        f"This deletes everything capgap keeps about {where}: its {alerts} alert(s), its time zone and digest "
-        "setting, and its queued and sent alert messages. It cannot be undone.",
+        f"This deletes everything capgap keeps about {where}: {_alerts(alerts)}, its time zone and "
+        "digest setting, and the messages it has queued or sent here. It cannot be undone.",
         keyboard=(
             (
                 Button("Yes, delete everything", f"forget:yes:{request.user_id}"),
@@ -45,11 +45,29 @@ def confirm(request: Request, data: str) -> Answer:
     in_group = request.chat_type in GROUP_CHATS
     if int(match.group(1)) != request.user_id and not (in_group and request.is_group_admin):
         return Answer(f"Only the person who sent /forget can confirm it. {CANCELLED}")
-    deleted = request.services.alerts.forget_chat(request.chat_id)
+    store = request.services.alerts
+    # Counted as /alerts shows them (a "cross" is one alert, though stored as two rules).
+    alerts = store.count_groups(request.chat_id)
+    deleted = store.forget_chat(request.chat_id)
+    erased = [_alerts(alerts)] if alerts else []
+    if deleted["chats"]:
+        erased.append("its time zone and digest setting")
+    messages = deleted["outbox"]
+    if messages:
+        erased.append(f"{messages} message{'s' if messages != 1 else ''} it had queued or sent here")
+    if erased:
+        what = "Deleted " + ", ".join(erased[:-1]) + (" and " if len(erased) > 1 else "") + erased[-1] + "."
+    else:
+        what = "There was nothing to delete."
     return Answer(
-        f"Done: capgap no longer keeps anything about this {'group' if in_group else 'chat'} "
-        f"({deleted['rules']} alert rule row(s), {deleted['outbox']} message(s)). /start to begin again."
+        f"Done: capgap no longer keeps anything about this {'group' if in_group else 'chat'}. "
+        f"{what} /start to begin again."
     )
+
+
+def _alerts(count: int) -> str:
+    """Alerts as /alerts counts them: 'its 3 alerts', 'its 1 alert', 'no alerts'."""
+    return f"its {count} alert{'s' if count != 1 else ''}" if count else "no alerts"
 
 
 COMMANDS = (
