@@ -363,3 +363,17 @@ def test_moving_into_a_chat_with_alerts_of_its_own_gives_the_moved_ones_new_numb
     assert sorted(store.rules["group_id"].tolist()) == [1, 2, 2, 3]
     assert store.add_rule(new, parse_rule("spx above 7000"), None, NOW)[0] == 4
     store.db.close()
+
+
+def test_an_alert_message_tells_the_chats_own_number_to_delete(csv_services: Any, clock: Any) -> None:
+    """Another chat's rules take the first rows; this chat's #2 fires at the 19 Jan close (RUT 1,950.35)
+    and its message says /delete 2, the number /alerts shows."""
+    from tests.test_alert_engine import JAN_17, JAN_19, advance_market, refresh, set_rules, texts_to
+
+    set_rules(csv_services, 9999, ["rut cross 1800", "spx above 6000"], at_close_of=JAN_17)
+    numbers = set_rules(csv_services, CHAT, ["spx above 6000", "rut above 1940 close"], at_close_of=JAN_17)
+    assert numbers == [1, 2]
+    advance_market(csv_services, clock, JAN_19)
+    assert refresh(csv_services).fired == 1
+    (text,) = texts_to(csv_services, CHAT)
+    assert "RUT above 1,940" in text and "/delete 2 to stop it" in text
