@@ -1,4 +1,5 @@
-"""Rules run over history: what ``capgap replay`` prints and what the ``/alert`` preview counts.
+"""Rules run over history: what ``capgap replay`` prints, what the ``/alert`` preview counts, and which
+rules history cannot judge (``without_data``).
 
 Each step is one trading date's closes fed to ``alerts.evaluate.evaluate`` — the code the scheduler runs —
 so a replay cannot disagree with what the bot would have sent at the close.
@@ -12,10 +13,19 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from alerts.evaluate import apply_state, evaluate, rule_rows, rules_frame
-from alerts.observations import close_observations, close_time, derived_series, observations_at, parse_key
+from alerts.observations import (
+    GAP_KEY,
+    GAP_MAX_AGE,
+    close_observations,
+    close_time,
+    derived_series,
+    observations_at,
+    parse_key,
+)
 from alerts.rules import RuleSpec
 
 
@@ -136,3 +146,41 @@ def preview(
     """``replay`` of one rule over the ``days`` calendar days ending at ``end`` (inclusive)."""
     start = end - timedelta(days=days - 1)
     return Preview(start, end, tuple(replay([spec], closes, start, end, gap=gap)))
+
+
+# A price key whose newest close is more than this older than the newest close of the two indices has
+# stopped (a long weekend and a late feed stay under it); the valuation gap is not judged on a snapshot
+# older than GAP_MAX_AGE, so that is its limit.
+PRICE_DATA_MAX_AGE = timedelta(days=5)
+
+
+def without_data(
+    keys: Sequence[str], closes: pd.DataFrame, as_of: date | None, *, gap: pd.Series | None = None
+) -> dict[str, date | None]:
+    """The keys among ``keys`` a rule cannot be judged on as of ``as_of`` (the newest close): each with the
+    date of its last value, or None when it never had one. Keys with recent data are left out.
+
+    The last value of the valuation gap is the date of its newest P/B snapshot (``gap``, as a fraction);
+    a price, move or drawdown key's is its symbol's last close; the ratio's and a lead's need both indices.
+    """
+    last: dict[str, date | None] = {}
+    for key in dict.fromkeys(keys):
+        if key == GAP_KEY:
+            known = None if gap is None else gap[np.isfinite(gap.to_numpy(dtype="float64"))]
+            last[key] = None if known is None or known.empty else pd.Timestamp(known.index.max()).date()
+            continue
+        try:
+            series = derived_series(closes, [key])[key]
+        except ValueError:  # the closes have no column for the key's symbol
+            last[key] = None
+            continue
+        found = series.last_valid_index()
+        last[key] = None if found is None else pd.Timestamp(found).date()  # type: ignore[arg-type]
+    if as_of is None:
+        return last
+    out: dict[str, date | None] = {}
+    for key, day in last.items():
+        limit = GAP_MAX_AGE if key == GAP_KEY else PRICE_DATA_MAX_AGE
+        if day is None or as_of - day > limit:
+            out[key] = day
+    return out

@@ -132,6 +132,20 @@ class RuleSpec:
             parts.append(f"for {self.expires_after.days}d")
         return " · ".join(parts)
 
+    @property
+    def level_text(self) -> str:
+        """The level as the canonical text writes it ("1,500", "0.4", "45%", "+5%", "10%"); "" for high."""
+        level = self.level
+        if self.kind == "high" or level is None:
+            return ""
+        if self.target == LEAD:
+            return f"{_plain(level, signed=True)}%"
+        if self.target == RATIO or (self.target == GAP and self.kind == "shift"):
+            return _plain(level)
+        if self.target == GAP or self.kind in ("move", "drawdown"):
+            return f"{_plain(level)}%"
+        return _plain(level, grouped=True)
+
     def _rule_text(self) -> str:
         level = self.level
         if self.kind == "high" or level is None:

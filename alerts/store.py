@@ -45,6 +45,16 @@ class QuotaExceeded(Exception):
     """A chat already has the most rules it may have."""
 
 
+class DuplicateRule(Exception):
+    """The chat already has this very rule (the same canonical text), active: ``number`` and ``spec`` say
+    which."""
+
+    def __init__(self, number: int, spec: str) -> None:
+        super().__init__(f"#{number}: {spec}")
+        self.number = number
+        self.spec = spec
+
+
 def _m001_alerts(db: sqlite_utils.Database) -> None:
     db.table("chats").create(
         {
@@ -123,9 +133,45 @@ def _m002_digest_day(db: sqlite_utils.Database) -> None:
         db.table("chats").add_column("last_digest_day", str)
 
 
+def _m003_alert_numbers(db: sqlite_utils.Database) -> None:
+    """Alert numbers become each chat's own (#1, #2 … in the order it set them) and are never handed out
+    twice; the stored row key (``rule_id``) is never reused either.
+
+    Until now a rule's number was its first ``rule_id``, ``MAX(rule_id) + 1`` at creation: shared by all
+    chats, two numbers for a cross, and the number of a deleted newest rule went to the next one, so an old
+    delete button hit a newer alert. Existing rules are numbered per chat in creation order (done and expired
+    ones too), and each chat's counter starts after them. Runs once, in one transaction (``migrate``).
+    """
+    if "alert_numbers" not in db.table("chats").columns_dict:
+        # The last number this chat handed out: the next alert gets the one after, whatever was deleted.
+        db.table("chats").add_column("alert_numbers", int, not_null_default=0)
+    db.execute("CREATE TABLE IF NOT EXISTS sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+    db.execute(
+        "INSERT OR IGNORE INTO sequences (name, value) SELECT 'rule_id', COALESCE(MAX(rule_id), 0) FROM rules"
+    )
+    db.execute("DROP TABLE IF EXISTS temp.alert_numbers")
+    db.execute(
+        "CREATE TEMP TABLE alert_numbers AS SELECT chat_id, group_id AS old, "
+        "ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY MIN(rule_id)) AS new "
+        "FROM rules GROUP BY chat_id, group_id"
+    )
+    db.execute("CREATE UNIQUE INDEX temp.alert_numbers_old ON alert_numbers (chat_id, old)")
+    db.execute(
+        "UPDATE rules SET group_id = (SELECT new FROM temp.alert_numbers AS n "
+        "WHERE n.chat_id = rules.chat_id AND n.old = rules.group_id)"
+    )
+    db.execute(
+        "UPDATE chats SET alert_numbers = COALESCE((SELECT MAX(new) FROM temp.alert_numbers AS n "
+        "WHERE n.chat_id = chats.chat_id), 0)"
+    )
+    db.execute("DROP TABLE temp.alert_numbers")
+    db.table("rules").create_index(["chat_id", "group_id"], if_not_exists=True)
+
+
 MIGRATIONS: list[Migration] = [
     ("alerts-001-tables", _m001_alerts),
     ("alerts-002-digest-day", _m002_digest_day),
+    ("alerts-003-alert-numbers", _m003_alert_numbers),
 ]
 
 
@@ -285,28 +331,77 @@ class AlertStore:
         *,
         all_time_high: float | None = None,
     ) -> tuple[int, InitialState]:
-        """Store ``spec`` for ``chat_id``; returns its id (the group id /delete takes) and initial state."""
+        """Store ``spec`` for ``chat_id``; returns its number (the chat's own, what /alerts shows and /delete
+        takes) and its initial state.
+
+        The number is the one after the last this chat was given, so it is never handed out twice in the
+        chat, whatever was deleted; a cross is one number. QuotaExceeded past ``MAX_GROUPS_PER_CHAT``;
+        DuplicateRule when the chat already has the same rule, active. Either way nothing is stored.
+        """
         import pandas as pd
 
         with self._write:
             if self.count_groups(chat_id) >= MAX_GROUPS_PER_CHAT:
                 raise QuotaExceeded(f"a chat can keep at most {MAX_GROUPS_PER_CHAT} alerts")
-            first_id = int(self.db.execute("SELECT COALESCE(MAX(rule_id), 0) + 1 FROM rules").fetchone()[0])
-            rows, start = rule_rows(
-                spec,
-                current,
-                first_rule_id=first_id,
-                chat_id=chat_id,
-                created_at=now,
-                all_time_high=all_time_high,
-            )
-            records = [self._record(row, spec, now) for row in rows]
+            same = self.db.execute(
+                "SELECT group_id FROM rules WHERE chat_id = ? AND status = 'active' AND spec = ? LIMIT 1",
+                [chat_id, spec.canonical],
+            ).fetchone()
+            if same is not None:
+                raise DuplicateRule(int(same[0]), spec.canonical)
             with self.db.atomic():
                 self.register_chat(chat_id, now=now)
+                number = self._next_number(chat_id)
+                first_id = self._next_rule_id()
+                rows, start = rule_rows(
+                    spec,
+                    current,
+                    first_rule_id=first_id,
+                    chat_id=chat_id,
+                    created_at=now,
+                    all_time_high=all_time_high,
+                )
+                for row in rows:
+                    row["group_id"] = number
+                records = [self._record(row, spec, now) for row in rows]
                 self.db.table("rules").insert_all(records, pk="rule_id")
+                self.db.execute(
+                    "UPDATE sequences SET value = ? WHERE name = 'rule_id'", [first_id + len(rows) - 1]
+                )
+                self.db.execute("UPDATE chats SET alert_numbers = ? WHERE chat_id = ?", [number, chat_id])
             self.rules = pd.concat([self.rules, rules_frame(rows)]) if len(self.rules) else rules_frame(rows)
             self.rules["key"] = self.rules["key"].astype("category")
-            return first_id, start
+            return number, start
+
+    def _next_number(self, chat_id: int) -> int:
+        # Rows written around add_rule (bench/population.py) may carry numbers the counter never saw.
+        (number,) = self.db.execute(
+            "SELECT MAX(COALESCE((SELECT alert_numbers FROM chats WHERE chat_id = ?), 0), "
+            "COALESCE((SELECT MAX(group_id) FROM rules WHERE chat_id = ?), 0)) + 1",
+            [chat_id, chat_id],
+        ).fetchone()
+        return int(number)
+
+    def _next_rule_id(self) -> int:
+        (rule_id,) = self.db.execute(
+            "SELECT MAX(COALESCE((SELECT value FROM sequences WHERE name = 'rule_id'), 0), "
+            "COALESCE((SELECT MAX(rule_id) FROM rules), 0)) + 1"
+        ).fetchone()
+        return int(rule_id)
+
+    def last_number(self, chat_id: int) -> int:
+        """The newest alert number the chat was given (0: none yet)."""
+        row = self.db.execute("SELECT alert_numbers FROM chats WHERE chat_id = ?", [chat_id]).fetchone()
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def finished(self, chat_id: int, number: int) -> str | None:
+        """How the chat's alert ``number`` ended when it is kept but no longer active: "done" (a once alert
+        that fired) or "expired"; None otherwise."""
+        row = self.db.execute(
+            "SELECT status FROM rules WHERE chat_id = ? AND group_id = ? AND status != 'active' LIMIT 1",
+            [chat_id, number],
+        ).fetchone()
+        return None if row is None else str(row[0])
 
     @staticmethod
     def _record(row: dict[str, Any], spec: RuleSpec, now: datetime) -> dict[str, Any]:
@@ -320,18 +415,21 @@ class AlertStore:
         return record
 
     def groups(self, chat_id: int) -> list[dict[str, Any]]:
-        """The chat's active rules, one entry per group (a cross is one), oldest first."""
+        """The chat's active rules, one entry per group (a cross is one), oldest first: ``id`` is the
+        chat's number for it, ``rule_id`` its first row's key."""
         rows = self.db.execute(
-            "SELECT group_id, spec, armed, paused, last_value, last_fired_at, expires_at, key, level "
-            "FROM rules WHERE chat_id = ? AND status = 'active' ORDER BY group_id, rule_id",
+            "SELECT group_id, (SELECT MIN(g.rule_id) FROM rules AS g WHERE g.chat_id = rules.chat_id "
+            "AND g.group_id = rules.group_id), spec, armed, paused, last_value, last_fired_at, expires_at, "
+            "key, level FROM rules WHERE chat_id = ? AND status = 'active' ORDER BY group_id, rule_id",
             [chat_id],
         ).fetchall()
         groups: dict[int, dict[str, Any]] = {}
-        for group_id, spec, armed, paused, last_value, last_fired_at, expires_at, key, level in rows:
+        for group_id, rule_id, spec, armed, paused, last_value, last_fired_at, expires_at, key, level in rows:
             entry = groups.setdefault(
                 group_id,
                 {
                     "id": group_id,
+                    "rule_id": rule_id,  # the group's first row: never reused, so it names this very alert
                     "spec": spec,
                     "armed": [],
                     "paused": bool(paused),
@@ -362,16 +460,28 @@ class AlertStore:
             found.update(self.db.execute(sql, chunk).fetchall())
         return found
 
-    def delete_group(self, chat_id: int, group_id: int) -> bool:
-        """Delete one of the chat's rules. Another chat's id deletes nothing: every change is scoped."""
+    def delete_group(self, chat_id: int, group_id: int, rule_id: int | None = None) -> str | None:
+        """Delete the chat's active alert number ``group_id``; returns its canonical text, or None when
+        the chat has no such active alert. Another chat's number deletes nothing: every change is scoped.
+
+        With ``rule_id`` (what a delete button carries), only the alert whose first row is ``rule_id`` is
+        deleted: a number can come back after /forget, a row key never does."""
         with self._write, self.db.atomic():
-            cursor = self.db.execute(
-                "DELETE FROM rules WHERE chat_id = ? AND group_id = ?", [chat_id, group_id]
+            # The group's first row, whatever its status: half of a once cross may be done already.
+            first, spec, active = self.db.execute(
+                "SELECT MIN(rule_id), MIN(spec), SUM(status = 'active') FROM rules "
+                "WHERE chat_id = ? AND group_id = ?",
+                [chat_id, group_id],
+            ).fetchone()
+            if not active or (rule_id is not None and int(first) != rule_id):
+                return None
+            self.db.execute(
+                "DELETE FROM rules WHERE chat_id = ? AND group_id = ? AND status = 'active'",
+                [chat_id, group_id],
             )
-            if cursor.rowcount:
-                keep = ~((self.rules["chat_id"] == chat_id) & (self.rules["group_id"] == group_id))
-                self.rules = self.rules[keep]
-            return cursor.rowcount > 0
+            keep = ~((self.rules["chat_id"] == chat_id) & (self.rules["group_id"] == group_id))
+            self.rules = self.rules[keep]
+            return str(spec)
 
     def set_paused(self, chat_id: int, paused: bool, group_id: int | None = None) -> int:
         """Pause or resume the chat's rules (one group, or all); returns how many groups changed."""
@@ -661,17 +771,40 @@ class AlertStore:
         """
         if old_chat_id == new_chat_id:
             return {"chats": 0, "rules": 0, "outbox": 0}
+        renumbered: dict[int, int] = {}
         with self._write:
             with self.db.atomic():
+                rules = 0
                 if self.chat(new_chat_id) is None:
-                    # Telegram only ever moves a group to a supergroup.
+                    # Telegram only ever moves a group to a supergroup. Its numbers come along unchanged.
                     chats = self.db.execute(
                         "UPDATE chats SET chat_id = ?, type = 'supergroup' WHERE chat_id = ?",
                         [new_chat_id, old_chat_id],
                     ).rowcount
                 else:
+                    # The new id has numbers of its own: the old chat's alerts take the next ones, in the
+                    # order they were set, so no number in the new chat means two alerts.
+                    old_numbers = [
+                        int(n)
+                        for (n,) in self.db.execute(
+                            "SELECT group_id FROM rules WHERE chat_id = ? GROUP BY group_id ORDER BY MIN(rule_id)",
+                            [old_chat_id],
+                        ).fetchall()
+                    ]
+                    start = self._next_number(new_chat_id)
+                    renumbered = {old: start + i for i, old in enumerate(old_numbers)}
+                    for old, number in renumbered.items():
+                        rules += self.db.execute(
+                            "UPDATE rules SET chat_id = ?, group_id = ? WHERE chat_id = ? AND group_id = ?",
+                            [new_chat_id, number, old_chat_id, old],
+                        ).rowcount
+                    if renumbered:
+                        self.db.execute(
+                            "UPDATE chats SET alert_numbers = ? WHERE chat_id = ?",
+                            [start + len(renumbered) - 1, new_chat_id],
+                        )
                     chats = self.db.execute("DELETE FROM chats WHERE chat_id = ?", [old_chat_id]).rowcount
-                rules = self.db.execute(
+                rules += self.db.execute(
                     "UPDATE rules SET chat_id = ? WHERE chat_id = ?", [new_chat_id, old_chat_id]
                 ).rowcount
                 outbox = self.db.execute(
@@ -680,6 +813,9 @@ class AlertStore:
             # After the commit: a failed transaction leaves memory as it was, matching the disk.
             moved = self.rules["chat_id"] == old_chat_id
             if moved.any():
+                if renumbered:
+                    groups = self.rules.loc[moved, "group_id"]
+                    self.rules.loc[moved, "group_id"] = groups.map(renumbered).fillna(groups).astype("int64")
                 self.rules.loc[moved, "chat_id"] = new_chat_id
         return {"chats": chats, "rules": rules, "outbox": outbox}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bot import core
@@ -79,7 +81,7 @@ async def test_list_pause_resume_and_delete_are_scoped_to_the_chat(csv_services:
     assert "Paused alert #1" in await ask(csv_services, "/pause 1")
     assert "— paused" in await ask(csv_services, "/alerts")
     assert "Resumed your alerts" in await ask(csv_services, "/resume")
-    assert "Alert #1 deleted" in await ask(csv_services, "/delete 1")
+    assert "Deleted #1: RUT cross 2,000 · close · band 1%" in await ask(csv_services, "/delete 1")
     assert stored_rules(csv_services) == 0
     assert "/delete ID" in await ask(csv_services, "/delete one")
 
@@ -115,18 +117,94 @@ async def test_guided_alert_flow_with_buttons_creates_the_rule(running_bot: Runn
     assert stored_rules(running_bot.services) == 1
 
 
+def buttons_of(message: object) -> list[str]:
+    markup = getattr(message, "reply_markup", None) or {}
+    return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]
+
+
 async def test_delete_button_under_the_list_deletes_only_this_chats_rule(running_bot: RunningBot) -> None:
     emu = running_bot.emulator
     await running_bot.ask(CHAT, "/alert rut above 2500")
     await running_bot.ask(CHAT + 1, "/alert spx above 6000")
     await running_bot.ask(CHAT, "/alerts")
     listing = emu.sent_to(CHAT)[-1]
-    # A tampering client asks to delete the other chat's rule (#2) from this chat's message.
-    emu.press_button(CHAT, listing.message_id, "del:2", forged=True)
+    (mine,) = buttons_of(listing)
+    await running_bot.ask(CHAT + 1, "/alerts")
+    (theirs,) = buttons_of(emu.sent_to(CHAT + 1)[-1])
+    # A tampering client presses the other chat's button (its #1, its row key) on this chat's message.
+    emu.press_button(CHAT, listing.message_id, theirs, forged=True)
     await emu.wait_for(chat_id=CHAT, method="editMessageText")
-    assert "You have no alert #2" in emu.chat_messages(CHAT)[-1].plain_text
+    assert "That button is for an alert that no longer exists: nothing was deleted" in (
+        emu.chat_messages(CHAT)[-1].plain_text
+    )
     assert stored_rules(running_bot.services) == 2
-    emu.press_button(CHAT, listing.message_id, "del:1")
+    emu.press_button(CHAT, listing.message_id, mine)
     await emu.wait_for(chat_id=CHAT, method="editMessageText")
-    assert "Alert #1 deleted" in emu.chat_messages(CHAT)[-1].plain_text
+    assert "Deleted #1: RUT above 2,500 · live · band 1%" in emu.chat_messages(CHAT)[-1].plain_text
     assert stored_rules(running_bot.services) == 1
+
+
+def last_close(shared_data: Path, name: str) -> tuple[str, float, float]:
+    """(date, close, highest close up to then) of the last row on or before the 2024-01-18 as-of day."""
+    rows = [
+        line.split(",")
+        for line in (shared_data / f"{name}_daily.csv").read_text().splitlines()[1:]
+        if line.split(",")[0] <= "2024-01-18" and line.split(",")[4]
+    ]
+    closes = [float(r[4]) for r in rows]
+    return rows[-1][0], closes[-1], max(closes)
+
+
+async def test_a_drawdown_that_already_holds_says_how_far_below_the_high_it_is(
+    csv_services: Services, shared_data: Path
+) -> None:
+    """Was "RUT is already there 10%"; the figure is the distance of the close from the highest close."""
+    _, close, high = last_close(shared_data, "RUT")
+    text = await ask(csv_services, "/alert rut drawdown 10%")
+    drawdown = (1 - close / high) * 100
+    assert (
+        f"RUT is already {drawdown:.1f}% below its all-time closing high of {high:,.2f}, more than the 10%"
+        in (text)
+    )
+    assert f"{drawdown:.1f}" == "21.3" and f"{high:,.2f}" == "2,442.74"  # 18 Jan 2024 against 8 Nov 2021
+    assert "already there" not in text
+
+
+async def test_a_move_and_a_lead_that_already_hold_are_told_in_a_sentence(csv_services: Services) -> None:
+    move = await ask(csv_services, "/alert rut move 0.5%")
+    assert (
+        "RUT has already moved +0.55% today, at least the 0.5% it watches for" in move
+    )  # 1,923.65 / 1,913.17
+    ratio = await ask(csv_services, "/alert ratio above 0.3")
+    assert "The RUT/SPX ratio (0.4024) is already above 0.3: you will be told" in ratio
+
+
+async def test_a_rule_on_data_that_ended_says_since_when_and_is_listed_so(
+    csv_services: Services, shared_data: Path
+) -> None:
+    """VTWO's history ends on 14 Apr 2023, months before the 18 Jan 2024 as-of day."""
+    ended, _, _ = last_close(shared_data, "VTWO")
+    assert ended == "2023-04-14"
+    text = await ask(csv_services, "/alert vtwo below 70")
+    assert "Alert #1 set: VTWO below 70" in text
+    assert "There is no VTWO close since 14 Apr 2023. The alert cannot be judged until data arrives" in text
+    assert "Over the last year, up to 14 Apr 2023, it would have fired" in text
+    assert stored_rules(csv_services) == 1  # kept: judged when data comes
+    listing = await ask(csv_services, "/alerts")
+    assert "#1 VTWO below 70 · live · band 1% — no data since 14 Apr 2023" in listing
+    assert "waiting to re-arm" not in listing
+
+
+async def test_a_gap_rule_without_any_price_to_book_says_there_is_no_data_yet(csv_services: Services) -> None:
+    """funds.csv has no P/B: the gap is unknown, so nothing can be said of the last year either."""
+    assert csv_services.market.snapshot.funds["price_to_book"].isna().all()
+    text = await ask(csv_services, "/alert gap above 45%")
+    assert "Alert #1 set: gap above 45%" in text
+    assert "There is no valuation gap yet: no price-to-book data for IWM and SPY" in text
+    assert "would not have fired" not in text and "Over the last year" not in text
+    await ask(csv_services, "/alert rut above 2500")
+    listing = await ask(csv_services, "/alerts")
+    assert "#1 gap above 45% · close · band 1% — no data yet" in listing
+    assert "#2 RUT above 2,500 · live · band 1% — armed · last 1,923.65" in listing
+    await ask(csv_services, "/pause 1")
+    assert "#1 gap above 45% · close · band 1% — paused · no data yet" in await ask(csv_services, "/alerts")

@@ -115,18 +115,23 @@ def test_the_51st_rule_is_refused_and_nothing_is_stored(store: AlertStore, db: s
 
 
 def test_another_chats_id_deletes_pauses_and_lists_nothing(store: AlertStore, db_path: Path) -> None:
-    """groups, delete_group and set_paused act only on the asking chat's rules."""
-    mine, _ = store.add_rule(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
-    store.add_rule(OTHER, parse_rule("spx above 5000"), 4780.94, NOW)
+    """groups, delete_group and set_paused act only on the asking chat's rules: a number the chat never had
+    (the other chat's #2), or its own #1 with the row key of the other chat's #1, changes nothing."""
+    store.add_rule(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
+    mine, _ = store.add_rule(CHAT, parse_rule("rut above 2500"), RUT_JAN_18, NOW)
+    theirs, _ = store.add_rule(OTHER, parse_rule("spx above 5000"), 4780.94, NOW)
+    assert (mine, theirs) == (2, 1)
     disk_before, frame_before = rule_rows_on_disk(db_path), store.rules.copy()
+    (first_of_mine, *_) = store.groups(CHAT)
 
-    assert not store.delete_group(OTHER, mine)
+    assert store.delete_group(OTHER, mine) is None
+    assert store.delete_group(OTHER, theirs, rule_id=first_of_mine["rule_id"]) is None
     assert store.set_paused(OTHER, True, mine) == 0
     assert [g["spec"].split(" · ")[0] for g in store.groups(OTHER)] == ["SPX above 5,000"]
 
     assert rule_rows_on_disk(db_path) == disk_before
     pd.testing.assert_frame_equal(store.rules, frame_before)
-    assert [g["id"] for g in store.groups(CHAT)] == [mine]
+    assert [g["id"] for g in store.groups(CHAT)] == [1, mine]
 
 
 def test_set_paused_changes_one_group_or_all_and_counts_groups(
@@ -137,15 +142,17 @@ def test_set_paused_changes_one_group_or_all_and_counts_groups(
     single, _ = store.add_rule(CHAT, parse_rule("spx above 5000"), 4780.94, NOW)
     theirs, _ = store.add_rule(OTHER, parse_rule("spx above 5000"), 4780.94, NOW)
 
+    mine = store.rules["chat_id"] == CHAT
     assert store.set_paused(CHAT, True, cross) == 1
-    assert store.rules.loc[store.rules["group_id"] == cross, "paused"].tolist() == [True, True]
-    assert not store.rules.loc[store.rules["group_id"] == single, "paused"].item()
+    assert store.rules.loc[mine & (store.rules["group_id"] == cross), "paused"].tolist() == [True, True]
+    assert not store.rules.loc[mine & (store.rules["group_id"] == single), "paused"].item()
     assert store.set_paused(CHAT, True) == 1  # only the single rule was still running
     assert store.set_paused(CHAT, True) == 0
     assert (
         db.execute("SELECT COUNT(*) FROM rules WHERE chat_id = ? AND paused = 1", [CHAT]).fetchone()[0] == 3
     )
-    assert not store.rules.loc[store.rules["group_id"] == theirs, "paused"].item()
+    assert not store.rules.loc[store.rules["chat_id"] == OTHER, "paused"].item()
+    assert theirs == cross == 1  # each chat numbers its own alerts
 
     assert store.set_paused(CHAT, False) == 2
     assert not store.rules["paused"].any()

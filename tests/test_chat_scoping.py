@@ -69,10 +69,16 @@ async def test_guessed_ids_never_reach_another_chats_rules(direct_bot: DirectBot
         "del:99999999999999999999",
         "del:",
         "del:1:2",
+        "delete:1 1 1",  # the button under Alice's list: her #1, its first row, page 1
+        "delete:1 1 1 OR 1=1",
+        "delete:1 -1 1",
+        "delete:1 99999999999999999999 1",
+        "delete:#1 1 1",
     ],
 )
 async def test_forged_delete_buttons_delete_nothing_of_another_chat(direct_bot: DirectBot, data: str) -> None:
-    """Mallory's client sends delete-button callback data no button of hers carries."""
+    """Mallory's client sends delete-button callback data no button of hers carries (``del:`` is the
+    form lists had before numbers were per chat)."""
     await alice_has_a_rule(direct_bot)
     (menu,) = [c for c in await direct_bot.message(MALLORY, "/standing") if c.method == "sendMessage"]
     _, calls = await direct_bot.press(MALLORY, menu.result["message_id"], data, forged=True)
@@ -136,7 +142,7 @@ async def test_group_administrators_and_the_owner_can_change_them(group_bot: Dir
     assert "Alert <b>#1</b> set" in (await group_replies(group_bot, "/alert rut above 3000", ADMIN))[0]
     assert "Alert <b>#2</b> set" in (await group_replies(group_bot, "/alert rut below 1000", OWNER))[0]
     assert "Paused alert #1" in (await group_replies(group_bot, "/pause 1", OWNER))[0]
-    assert "Alert #2 deleted" in (await group_replies(group_bot, "/delete 2", ADMIN))[0]
+    assert "Deleted #2: RUT below 1,000" in (await group_replies(group_bot, "/delete 2", ADMIN))[0]
     assert rules_of(group_bot, GROUP) == [(1, 1)]
     assert "#1</b>" in (await group_replies(group_bot, "/alerts", MEMBER))[0]  # everyone may look
 
@@ -161,14 +167,15 @@ async def test_a_member_pressing_a_delete_button_gets_a_private_refusal(group_bo
     await group_replies(group_bot, "/alert rut above 3000", ADMIN)
     (listing,) = [c for c in await group_message(group_bot, "/alerts", ADMIN) if c.method == "sendMessage"]
     message_id = listing.result["message_id"]
-    query_id, calls = await group_bot.press(GROUP, message_id, "del:1", user_id=MEMBER)
+    (button,) = [b["callback_data"] for row in listing.result["reply_markup"]["inline_keyboard"] for b in row]
+    query_id, calls = await group_bot.press(GROUP, message_id, button, user_id=MEMBER)
     assert sent_texts(calls) == []  # no message to the group, no edit
     assert group_bot.emulator.callback_answers[query_id]["text"] == GROUP_ADMINS_ONLY
     assert group_bot.emulator.callback_answers[query_id]["show_alert"] is True
     assert rules_of(group_bot, GROUP) == [(1, 0)]
 
-    _, calls = await group_bot.press(GROUP, message_id, "del:1", user_id=ADMIN)
-    assert "Alert #1 deleted" in sent_texts(calls)[0]
+    _, calls = await group_bot.press(GROUP, message_id, button, user_id=ADMIN)
+    assert "Deleted #1: RUT above 3,000" in sent_texts(calls)[0]
     assert rules_of(group_bot, GROUP) == []
 
 

@@ -222,7 +222,7 @@ async def test_back_up_a_running_bot_and_restore_only_once_it_has_stopped(
     async with bot_process(emu, db) as bot:
         assert "Alert <b>#1</b> set" in await say(emu, "/alert rut above 3000")
         assert (await cli("backup", str(backup), db=db)).returncode == 0
-        assert "Alert #1 deleted" in await say(emu, "/delete 1")
+        assert "Deleted #1: RUT above 3,000" in await say(emu, "/delete 1")
 
         refused = await cli("restore", str(backup), db=db)
         assert refused.returncode == 1 and "in use by a running capgap" in refused.stderr

@@ -57,7 +57,7 @@ async def test_alert_is_delivered_once_across_kill_9_between_evaluation_and_deli
         assert "#1</b>" in listing.params["text"] and "waiting to re-arm" in listing.params["text"]
         emu.user_message(CHAT, "/delete 1")
         (deleted,) = await emu.wait_for(chat_id=CHAT, method="sendMessage", timeout=30)
-        assert "Alert #1 deleted" in deleted.params["text"]
+        assert "Deleted #1: RUT above 1,950" in deleted.params["text"]
         third.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(third.wait(), 30) == 0
 

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from bot.core import Answer, Button, Command, Request, UsageError
 from bot.format import day, esc
 
 if TYPE_CHECKING:
+    from datetime import date
+
     from telegram.ext import Application
 
+    from alerts.rules import RuleSpec
     from alerts.store import AlertStore
 
 EXAMPLES = (
@@ -48,9 +51,9 @@ def _rule_error(exc: Exception) -> UsageError:
 def create(request: Request, text: str) -> Answer:
     from alerts.engine import current_observation, gap_series
     from alerts.observations import parse_key
-    from alerts.replay import preview
+    from alerts.replay import preview, without_data
     from alerts.rules import RuleError, parse_rule
-    from alerts.store import QuotaExceeded
+    from alerts.store import DuplicateRule, QuotaExceeded
 
     store = store_of(request)
     try:
@@ -62,42 +65,60 @@ def create(request: Request, text: str) -> Answer:
     now = services.now()
     current = current_observation(snapshot, now, spec.key)
     high = None
-    if spec.kind == "high":
+    if spec.kind in ("high", "drawdown"):
         _, symbol = parse_key(spec.key)
         if symbol and not snapshot.series(symbol).empty:
             high = float(snapshot.series(symbol).max())
+    gap = gap_series(snapshot)
     try:
-        group_id, start = store.add_rule(request.chat_id, spec, current, now, all_time_high=high)
+        number, start = store.add_rule(
+            request.chat_id, spec, current, now, all_time_high=high if spec.kind == "high" else None
+        )
     except QuotaExceeded as exc:
         raise UsageError(
             f"You already have the most alerts a chat can keep ({esc(exc)}). "
             "/alerts lists them; /delete ID frees a place."
         ) from None
-    lines = [f"✅ Alert <b>#{group_id}</b> set: <b>{esc(spec.canonical)}</b>", esc(spec.describe())]
+    except DuplicateRule as exc:
+        raise UsageError(
+            f"{_owner(request)} already {_has(request)} <b>#{exc.number}</b>: {esc(exc.spec)}. "
+            "Nothing changed; /alerts lists them."
+        ) from None
+    lines = [f"✅ Alert <b>#{number}</b> set: <b>{esc(spec.canonical)}</b>", esc(spec.describe())]
+    missing = (
+        without_data([spec.key], snapshot.closes, snapshot.latest_day, gap=gap) if current is None else {}
+    )
     if current is not None:
         lines.append(
             f"Now: {_shown(spec.key, current.value)} ({'close' if current.is_close else 'live'}, "
             f"{day(current.session)})."
         )
+    elif spec.key in missing:
+        lines.append(
+            f"⚠️ {esc(_no_data_sentence(spec.key, missing[spec.key]))}. "
+            "The alert cannot be judged until data arrives: it is kept, and judged from then on."
+        )
     else:
         lines.append("There is no fresh value for it right now: it starts judging with the next fresh one.")
     if start.already_holds:
-        lines.append(f"⚠️ {esc(_holds_text(spec))}: you will be told on the next crossing.")
-    if snapshot.latest_day is not None:
+        lines.append(f"⚠️ {esc(_holds_text(spec, start.value, high))}: you will be told on the next crossing.")
+    if snapshot.latest_day is not None and not (spec.key in missing and missing[spec.key] is None):
         try:
-            seen = preview(spec, snapshot.closes, snapshot.latest_day, gap=gap_series(snapshot))
+            seen = preview(spec, snapshot.closes, snapshot.latest_day, gap=gap)
         except ValueError:
             seen = None
-        if seen is not None:
+        ended = missing.get(spec.key)
+        if seen is not None and (ended is None or ended >= seen.start):
+            span = "Over the last year" if ended is None else f"Over the last year, up to {day(ended)},"
             if seen.count == 0:
-                lines.append("Over the last year it would not have fired at any close.")
+                lines.append(f"{span} it would not have fired at any close.")
             else:
                 shown = ", ".join(day(d) for d in seen.dates[:10]) + (" …" if seen.count > 10 else "")
                 lines.append(
-                    f"Over the last year it would have fired {seen.count} time"
+                    f"{span} it would have fired {seen.count} time"
                     f"{'s' if seen.count != 1 else ''} at the close: {shown}."
                 )
-    lines.append(f"<i>/delete {group_id} to remove it · /alerts to list all</i>")
+    lines.append(f"<i>/delete {number} to remove it · /alerts to list all</i>")
     return Answer("\n".join(lines))
 
 
@@ -107,18 +128,64 @@ def _shown(key: str, value: float) -> str:
     return format_value(key, value)
 
 
-def _holds_text(spec: object) -> str:
-    canonical = getattr(spec, "canonical", "")
-    rule = canonical.split(" · ")[0]
-    label, _, rest = rule.partition(" ")
-    verb = {
-        "above": "already above",
-        "below": "already below",
-        "high": "at its high already",
-        "move": "has already moved that much today",
-    }.get(rest.split(" ")[0], "already there")
-    level = " ".join(rest.split(" ")[1:])
-    return f"{label} is {verb} {level}".rstrip()
+def _in_group(request: Request) -> bool:
+    from bot.core import GROUP_CHATS
+
+    return request.chat_type in GROUP_CHATS
+
+
+def _owner(request: Request) -> str:
+    return "This group" if _in_group(request) else "You"
+
+
+def _has(request: Request) -> str:
+    return "has" if _in_group(request) else "have"
+
+
+def _no_data_sentence(key: str, last: date | None) -> str:
+    """Why a rule on ``key`` cannot be judged: "There is no VTWO close since 14 Apr 2023"."""
+    from alerts.observations import parse_key
+    from market.instruments import by_symbol
+
+    measure, arg = parse_key(key)
+    if measure == "gap":
+        if last is None:
+            return "There is no valuation gap yet: no price-to-book data for IWM and SPY"
+        return f"There is no valuation gap since {day(last)}, the last price-to-book data for IWM and SPY"
+    if measure == "ratio":
+        name = "RUT/SPX ratio"
+    elif measure == "lead":
+        name = f"{arg} lead of RUT over SPX"
+    else:
+        name = f"{by_symbol(arg).short if arg else key} close"
+    return f"There is no {name} yet" if last is None else f"There is no {name} since {day(last)}"
+
+
+def _holds_text(spec: RuleSpec, value: float, high: float | None) -> str:
+    """Why a new rule waits for the next crossing: its condition already holds, with the figures."""
+    from alerts.rules import GAP, LEAD, RATIO
+
+    if spec.target == LEAD:
+        subject = f"The {spec.window} lead of RUT over SPX ({_shown(spec.key, value)})"
+    elif spec.target == RATIO:
+        subject = f"The RUT/SPX ratio ({_shown(spec.key, value)})"
+    elif spec.target == GAP:
+        subject = f"The valuation gap ({_shown(spec.key, value)})"
+    else:
+        subject = spec.label
+    if spec.kind == "drawdown":
+        of_high = "" if high is None else f" of {high:,.2f}"
+        return (
+            f"{spec.label} is already {value:.1f}% below its all-time closing high{of_high}, "
+            f"more than the {spec.level_text} this alert watches for"
+        )
+    if spec.kind == "move":
+        return f"{spec.label} has already moved {value:+.2f}% today, at least the {spec.level_text} it watches for"
+    if spec.kind == "high":
+        return f"{spec.label} is at its all-time closing high already"
+    if spec.kind in ("above", "below"):
+        return f"{subject} is already {spec.kind} {spec.level_text}"
+    return f"{subject} is already past {spec.level_text}"
 
 
 def alert(request: Request) -> Answer:
@@ -192,24 +259,72 @@ def _levels(target: str, kind: str, value: float | None) -> list[str]:
     return [str(int(round(base * (1 + o) / unit) * unit)) for o in offsets]
 
 
+PAGE_SIZE = 10  # alerts per /alerts page; more get ◀ ▶ buttons
+_PAGE = re.compile(r"^([1-9]\d{0,2})$")
+# A delete button's data: the alert's number, its first row's key (never reused, so an old button can only
+# ever name the alert it was made for) and the page to show after.
+_DELETE = re.compile(r"^([1-9]\d{0,8}) ([1-9]\d{0,18}) ([1-9]\d{0,2})$")
+
+
 def list_alerts(request: Request) -> Answer:
+    return alerts_page(request, 1)
+
+
+def alerts_page(request: Request, page: int, note: str = "") -> Answer:
+    """One page of the chat's alerts with a delete button for each, ◀ ▶ between pages; ``note`` (the
+    outcome of a button) goes above it. A page past the end shows the last one: the list may have shrunk."""
+    from alerts.engine import gap_series
+    from alerts.replay import without_data
+
     store = store_of(request)
     groups = store.groups(request.chat_id)
+    lead = f"{note}\n\n" if note else ""
     if not groups:
         return Answer(
-            "You have no alerts. Set one with <code>/alert rut above 3000</code>, or /alert for buttons."
+            f"{lead}{_owner(request)} {_has(request)} no alerts. Set one with "
+            "<code>/alert rut above 3000</code>, or /alert for buttons."
         )
-    lines = [f"<b>Your alerts</b> ({len(groups)})"]
+    pages = -(-len(groups) // PAGE_SIZE)
+    page = min(max(page, 1), pages)
+    shown = groups[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    snapshot = request.services.market.snapshot
+    missing = without_data(
+        [g["key"] for g in shown], snapshot.closes, snapshot.latest_day, gap=gap_series(snapshot)
+    )
+    title = "This group's alerts" if _in_group(request) else "Your alerts"
+    where = f" · page {page} of {pages}" if pages > 1 else ""
+    lines = [f"{lead}<b>{title}</b> ({len(groups)}){where}"]
     buttons = []
-    for g in groups:
-        state = "paused" if g["paused"] else ("armed" if any(g["armed"]) else "waiting to re-arm")
-        last = "" if g["last_value"] is None else f" · last {_shown(g['key'], g['last_value'])}"
-        fired = f" · last alert {g['last_fired_at'][:10]}" if g["last_fired_at"] else ""
-        expires = f" · until {g['expires_at'][:10]}" if g["expires_at"] else ""
-        lines.append(f"<b>#{g['id']}</b> {esc(g['spec'])} — {state}{last}{fired}{expires}")
-        buttons.append(Button(f"🗑 #{g['id']}", f"del:{g['id']}"))
-    rows = tuple(tuple(buttons[i : i + 4]) for i in range(0, len(buttons), 4))
-    return Answer("\n".join(lines), keyboard=rows)
+    for g in shown:
+        lines.append(f"<b>#{g['id']}</b> {esc(g['spec'])} — {_state(g, missing)}")
+        buttons.append(Button(f"🗑 #{g['id']}", f"delete:{g['id']} {g['rule_id']} {page}"))
+    rows = [tuple(buttons[i : i + 5]) for i in range(0, len(buttons), 5)]
+    if pages > 1:
+        turn = []
+        if page > 1:
+            turn.append(Button("◀", f"alerts:{page - 1}"))
+        if page < pages:
+            turn.append(Button("▶", f"alerts:{page + 1}"))
+        rows.append(tuple(turn))
+    return Answer("\n".join(lines), keyboard=tuple(rows))
+
+
+def _state(group: dict[str, Any], missing: dict[str, date | None]) -> str:
+    """A listed alert's state: paused, without data to judge, armed or waiting, and what it last saw."""
+    key = str(group["key"])
+    if key in missing:
+        last = missing[key]
+        judged = "no data yet" if last is None else f"no data since {day(last)}"
+        state = f"paused · {judged}" if group["paused"] else judged
+    elif group["paused"]:
+        state = "paused"
+    else:
+        state = "armed" if any(group["armed"]) else "waiting to re-arm"
+    value = group["last_value"]
+    last_seen = "" if value is None or key in missing else f" · last {_shown(key, float(value))}"
+    fired = f" · last alert {group['last_fired_at'][:10]}" if group["last_fired_at"] else ""
+    expires = f" · until {group['expires_at'][:10]}" if group["expires_at"] else ""
+    return f"{state}{last_seen}{fired}{expires}"
 
 
 def _group_id(request: Request, command: str) -> int | None:
@@ -229,35 +344,71 @@ def delete(request: Request) -> Answer:
         raise UsageError(
             "Usage: <code>/delete ID</code>, with the number /alerts shows, e.g. <code>/delete 12</code>."
         )
-    return delete_answer(request, group_id)
+    return Answer(delete_answer(request, group_id))
 
 
-def delete_answer(request: Request, group_id: int) -> Answer:
-    if store_of(request).delete_group(request.chat_id, group_id):
-        return Answer(f"🗑 Alert #{group_id} deleted.")
-    return Answer(f"You have no alert #{group_id}. /alerts lists yours.")
+def delete_answer(request: Request, number: int, rule_id: int | None = None) -> str:
+    """Delete the chat's alert ``number`` (with ``rule_id``: only if it is still the alert a button was made
+    for) and say what was deleted, or why nothing was."""
+    store = store_of(request)
+    deleted = store.delete_group(request.chat_id, number, rule_id)
+    if deleted is not None:
+        return f"🗑 Deleted #{number}: {esc(deleted)}"
+    if rule_id is not None and _active(request, number):
+        return "That button is for an alert that no longer exists: nothing was deleted."
+    reason = _gone(request, number)
+    return f"{reason[0].upper()}{reason[1:]}: nothing to delete. /alerts lists them."
+
+
+def _active(request: Request, number: int) -> dict[str, Any] | None:
+    return next((g for g in store_of(request).groups(request.chat_id) if g["id"] == number), None)
+
+
+def _gone(request: Request, number: int) -> str:
+    """Why the chat's alert ``number`` cannot be acted on: it never existed, or how it ended."""
+    store = store_of(request)
+    if number < 1 or number > store.last_number(request.chat_id):
+        return f"{_owner(request).lower()} {_has(request)} no alert #{number}"
+    ended = store.finished(request.chat_id, number)
+    if ended == "done":
+        return f"alert #{number} already fired and finished (it was set to fire once)"
+    if ended == "expired":
+        return f"alert #{number} has expired"
+    return f"alert #{number} was deleted before"
 
 
 def pause(request: Request) -> Answer:
-    group_id = _group_id(request, "pause")
-    changed = store_of(request).set_paused(request.chat_id, True, group_id)
-    what = f"alert #{group_id}" if group_id is not None else "all your alerts"
-    if not changed:
-        return Answer(
-            f"Nothing to pause: {what} {'is' if group_id else 'are'} paused already or missing. /alerts lists them."
-        )
-    return Answer(f"⏸ Paused {what}. /resume to start again.")
+    return _set_paused(request, True)
 
 
 def resume(request: Request) -> Answer:
-    group_id = _group_id(request, "resume")
-    changed = store_of(request).set_paused(request.chat_id, False, group_id)
-    what = f"alert #{group_id}" if group_id is not None else "your alerts"
+    return _set_paused(request, False)
+
+
+def _set_paused(request: Request, paused: bool) -> Answer:
+    verb = "pause" if paused else "resume"
+    number = _group_id(request, verb)
+    store = store_of(request)
+    if number is not None:
+        group = _active(request, number)
+        if group is None:
+            return Answer(f"Nothing to {verb}: {_gone(request, number)}. /alerts lists them.")
+        if not store.set_paused(request.chat_id, paused, number):
+            return Answer(
+                f"Nothing to {verb}: alert #{number} is {'paused already' if paused else 'not paused'}."
+            )
+        done = f"⏸ Paused alert #{number}" if paused else f"▶️ Resumed alert #{number}"
+        then = " /resume to start again." if paused else ""
+        return Answer(f"{done}: {esc(group['spec'])}.{then}")
+    changed = store.set_paused(request.chat_id, paused, None)
+    whose = "the group's" if _in_group(request) else "your"
     if not changed:
-        return Answer(
-            f"Nothing to resume: {what} {'is' if group_id else 'are'} not paused. /alerts lists them."
-        )
-    return Answer(f"▶️ Resumed {what}.")
+        state = "paused already" if paused else "not paused"
+        return Answer(f"Nothing to {verb}: {whose} alerts are {state} or there are none. /alerts lists them.")
+    count = f"{changed} alert{'s' if changed != 1 else ''}"
+    if paused:
+        return Answer(f"⏸ Paused all {whose} alerts ({count}). /resume to start again.")
+    return Answer(f"▶️ Resumed {whose} alerts ({count}).")
 
 
 def digest(request: Request) -> Answer:
@@ -313,7 +464,11 @@ COMMANDS = (
         group_admin_only=True,
     ),
     Command(
-        "alerts", "Your alerts with their state, and delete buttons", "/alerts", ("/alerts",), list_alerts
+        "alerts",
+        "Your alerts with their state, and delete buttons",
+        "/alerts",
+        ("/alerts",),
+        list_alerts,
     ),
     Command(
         "delete",
@@ -355,16 +510,33 @@ def register(application: Application) -> None:  # type: ignore[type-arg]
     from bot.telegram import add_button_flow, add_commands
 
     add_commands(application, COMMANDS)
-    # In groups only administrators change the group's alerts, by command or by button alike.
+    # In groups only administrators change the group's alerts, by command or by button alike; anyone
+    # may turn the pages of the list.
     add_button_flow(application, "alert", guide_step, group_admin_only=True)
-    add_button_flow(application, "del", _delete_button, group_admin_only=True)
+    add_button_flow(application, "alerts", _page_button)
+    add_button_flow(application, "delete", _delete_button, group_admin_only=True)
+    add_button_flow(application, "del", _old_delete_button, group_admin_only=True)
+
+
+def _page_button(request: Request, data: str) -> Answer:
+    match = _PAGE.match(data)
+    if match is None:
+        return Answer("That button is no longer valid. Send /alerts again.")
+    return alerts_page(request, int(match.group(1)))
 
 
 def _delete_button(request: Request, data: str) -> Answer:
-    """A delete button under /alerts: delete, then show the list as it now stands."""
-    match = _ID.match(data)
+    """A delete button under /alerts: delete that very alert, then show the list as it now stands."""
+    match = _DELETE.match(data)
     if match is None:
         return Answer("That button is no longer valid. Send /alerts again.")
-    done = delete_answer(request, int(match.group(1)))
-    listing = list_alerts(request)
-    return Answer(f"{done.text}\n\n{listing.text}", keyboard=listing.keyboard)
+    number, rule_id, page = (int(part) for part in match.groups())
+    return alerts_page(request, page, note=delete_answer(request, number, rule_id))
+
+
+def _old_delete_button(request: Request, data: str) -> Answer:
+    """Delete buttons from before alert numbers were each chat's own carry an old number that may now
+    name another alert: they delete nothing."""
+    return alerts_page(
+        request, 1, note="That button is from an older list and no longer valid: nothing was deleted."
+    )
