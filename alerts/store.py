@@ -134,13 +134,14 @@ def _m002_digest_day(db: sqlite_utils.Database) -> None:
 
 
 def _m003_alert_numbers(db: sqlite_utils.Database) -> None:
-    """Alert numbers become each chat's own (#1, #2 … in the order it set them) and are never handed out
-    twice; the stored row key (``rule_id``) is never reused either.
+    """Alert numbers become each chat's own and are never handed out twice; the stored row key
+    (``rule_id``) is never reused either.
 
     Until now a rule's number was its first ``rule_id``, ``MAX(rule_id) + 1`` at creation: shared by all
-    chats, two numbers for a cross, and the number of a deleted newest rule went to the next one, so an old
-    delete button hit a newer alert. Existing rules are numbered per chat in creation order (done and expired
-    ones too), and each chat's counter starts after them. Runs once, in one transaction (``migrate``).
+    chats, and the number of a deleted newest rule went to the next one, so an old delete button hit a newer
+    alert. Existing alerts keep the numbers their chats were told (old pushes say "/delete 37", and 37 must
+    still mean that alert); every existing chat's counter starts after the largest number given out so far,
+    so none of those numbers comes back. New chats count from #1. Runs once, in one transaction (``migrate``).
     """
     if "alert_numbers" not in db.table("chats").columns_dict:
         # The last number this chat handed out: the next alert gets the one after, whatever was deleted.
@@ -149,22 +150,9 @@ def _m003_alert_numbers(db: sqlite_utils.Database) -> None:
     db.execute(
         "INSERT OR IGNORE INTO sequences (name, value) SELECT 'rule_id', COALESCE(MAX(rule_id), 0) FROM rules"
     )
-    db.execute("DROP TABLE IF EXISTS temp.alert_numbers")
     db.execute(
-        "CREATE TEMP TABLE alert_numbers AS SELECT chat_id, group_id AS old, "
-        "ROW_NUMBER() OVER (PARTITION BY chat_id ORDER BY MIN(rule_id)) AS new "
-        "FROM rules GROUP BY chat_id, group_id"
+        "UPDATE chats SET alert_numbers = (SELECT COALESCE(MAX(MAX(rule_id), MAX(group_id)), 0) FROM rules)"
     )
-    db.execute("CREATE UNIQUE INDEX temp.alert_numbers_old ON alert_numbers (chat_id, old)")
-    db.execute(
-        "UPDATE rules SET group_id = (SELECT new FROM temp.alert_numbers AS n "
-        "WHERE n.chat_id = rules.chat_id AND n.old = rules.group_id)"
-    )
-    db.execute(
-        "UPDATE chats SET alert_numbers = COALESCE((SELECT MAX(new) FROM temp.alert_numbers AS n "
-        "WHERE n.chat_id = chats.chat_id), 0)"
-    )
-    db.execute("DROP TABLE temp.alert_numbers")
     db.table("rules").create_index(["chat_id", "group_id"], if_not_exists=True)
 
 

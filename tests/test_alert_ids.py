@@ -294,30 +294,28 @@ def numbers_on_disk(path: Path) -> list[tuple[int, int, int]]:
         return conn.execute("SELECT rule_id, chat_id, group_id FROM rules ORDER BY rule_id").fetchall()
 
 
-def test_the_migration_numbers_existing_alerts_per_chat_in_creation_order(tmp_path: Path) -> None:
+def test_the_migration_keeps_the_numbers_chats_were_told_and_never_gives_one_again(tmp_path: Path) -> None:
+    """Old pushes say "/delete 5": after the migration 5 is still that alert, and no chat that existed then
+    is ever given a number up to the largest handed out before (7 here), deleted #4 included."""
     path = tmp_path / "old.db"
     old_database(path)
 
     store = AlertStore(open_database(path))
 
-    assert numbers_on_disk(path) == [(1, 1, 1), (2, 1, 1), (3, 2, 1), (5, 1, 2), (6, -3, 1), (7, -3, 2)]
+    assert numbers_on_disk(path) == [(1, 1, 1), (2, 1, 1), (3, 2, 3), (5, 1, 5), (6, -3, 6), (7, -3, 7)]
     assert [(g["id"], g["spec"].split(" · ")[0]) for g in store.groups(1)] == [
         (1, "RUT cross 2,000"),
-        (2, "RUT above 2,500"),
+        (5, "RUT above 2,500"),
     ]
-    assert [g["id"] for g in store.groups(-3)] == [2]  # #1 fired once and is finished
-    assert sorted(zip(store.rules["chat_id"], store.rules["group_id"], strict=True)) == [
-        (-3, 2),
-        (1, 1),
-        (1, 1),
-        (1, 2),
-        (2, 1),
-    ]
-    # Each chat's counter starts after its numbers; row keys never go back below the largest stored.
-    assert store.add_rule(1, parse_rule("spx above 6000"), None, NOW)[0] == 3
-    assert store.add_rule(-3, parse_rule("spx above 6000"), None, NOW)[0] == 3
+    assert [g["id"] for g in store.groups(-3)] == [7]  # #6 fired once and is finished
+    assert store.delete_group(2, 1) is None  # chat 2 never had a #1 of its own
+    # Each existing chat's counter starts after the largest number given out; a new chat starts at #1;
+    # row keys never go back below the largest stored.
+    assert store.add_rule(1, parse_rule("spx above 6000"), None, NOW)[0] == 8
+    assert store.add_rule(-3, parse_rule("spx above 6000"), None, NOW)[0] == 8
+    assert store.add_rule(2, parse_rule("spx above 6000"), None, NOW)[0] == 8
     assert store.add_rule(99, parse_rule("spx above 6000"), None, NOW)[0] == 1
-    assert [r for r, _, _ in numbers_on_disk(path)][-3:] == [8, 9, 10]
+    assert [r for r, _, _ in numbers_on_disk(path)][-4:] == [8, 9, 10, 11]
     store.db.close()
 
     # Opening it again (a restart) migrates nothing and renumbers nothing.
@@ -325,7 +323,7 @@ def test_the_migration_numbers_existing_alerts_per_chat_in_creation_order(tmp_pa
     again = AlertStore(open_database(path))
     assert migrate(again.db, MIGRATIONS) == []
     assert numbers_on_disk(path) == before
-    assert again.add_rule(1, parse_rule("spx above 7000"), None, NOW)[0] == 4
+    assert again.add_rule(1, parse_rule("spx above 7000"), None, NOW)[0] == 9
     again.db.close()
 
 
