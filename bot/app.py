@@ -49,7 +49,9 @@ async def _post_shutdown(application: Application) -> None:  # type: ignore[type
     health: HealthServer | None = application.bot_data.get("health")
     if health is not None:
         await health.stop()
-    services.close()
+    # Off the loop like every store call: closing checkpoints the rules under the store's lock, which a
+    # refresh still finishing in its thread may hold.
+    await asyncio.to_thread(services.close)
 
 
 def build_app(  # type: ignore[type-arg]
