@@ -158,3 +158,20 @@ async def test_a_reply_telegram_asks_to_wait_for_arrives_once_after_the_wait(
     assert "/target LEVEL [index]" in arrived.plain_text
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
     assert any("wait 1 s before sendMessage" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_reply_under_a_flood_ban_is_dropped_with_a_warning_not_an_error(
+    direct_bot_factory: Callable[..., Awaitable[DirectBot]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram asking for an hour's wait: the reply is not held that long, no apology is attempted (it
+    would be refused alike), and the log says so in one warning, not an error with a traceback."""
+    bot = await direct_bot_factory(rate_limit=30)
+    bot.emulator.fail("sendMessage", 429, retry_after=3600, chat_id=CHAT)
+
+    calls = await bot.message(CHAT, "/help")
+
+    assert [(c.method, c.status) for c in calls] == [("sendMessage", 429)]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert f"chat {CHAT}: no reply sent, Telegram asks to wait 3600 s" in [
+        r.getMessage() for r in caplog.records
+    ]
