@@ -152,14 +152,23 @@ async def drain(
     """
     books = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
     loop = asyncio.get_running_loop()
+    recording: set[asyncio.Future[Any]] = set()
 
     async def record(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await loop.run_in_executor(books, functools.partial(call, *args, **kwargs))
+        # Shielded: a message Telegram accepted is marked sent even when the drain is cancelled (or a
+        # worker fails) while the mark waits for the lock.
+        written = loop.run_in_executor(books, functools.partial(call, *args, **kwargs))
+        recording.add(written)
+        written.add_done_callback(recording.discard)
+        return await asyncio.shield(written)
 
     try:
         return await _drain(store, send, now, pacer, record, limit, concurrency)
     finally:
-        # Never wait here: a write still queued behind the lock is done by the thread once it is free.
+        # The drain ends once every outcome is on disk, so the next one (jobs take turns) never reads a
+        # row that went out as still pending.
+        if recording:
+            await asyncio.wait(set(recording))
         books.shutdown(wait=False)
 
 

@@ -201,6 +201,51 @@ async def test_drain_leaves_the_loop_free_while_a_refresh_holds_the_store_lock(
     ]
 
 
+async def test_a_drain_cancelled_while_its_bookkeeping_waits_still_marks_what_went_out(
+    world: World, clock: FakeClock
+) -> None:
+    """Cancelled (the bot stopping) after three alerts went out and while their marks wait for the lock:
+    once the refresh lets go the three are marked sent, and the next drain sends only the three others."""
+    store, emu = world.services.alerts, world.emu
+    chats = range(7200, 7203)
+    for order in ("first", "second"):
+        for chat in chats:
+            store.queue(chat, f"{order} alert for {chat}", "alert", clock())
+    refresh = Refresh(store)
+    refresh.start()
+    await asyncio.to_thread(refresh.holding.wait, HOLD_AT_MOST)
+    unpaced = Pacer(Limits(per_second=0, per_chat_seconds=0))
+    telegram = transport(world.bot.application.bot)
+    accepted: list[int] = []
+    all_accepted = asyncio.Event()
+
+    async def send(chat_id: int, text: str) -> None:
+        """Telegram's transport, telling when its answer is back in the drain's hands."""
+        await telegram(chat_id, text)
+        accepted.append(chat_id)
+        if len(accepted) == len(chats):
+            all_accepted.set()
+
+    delivery = asyncio.create_task(drain(store, send, clock, unpaced))
+    try:
+        await asyncio.wait_for(all_accepted.wait(), HOLD_AT_MOST)  # and the three marks are queued
+        assert await asyncio.to_thread(world.lock.waited.wait, HOLD_AT_MOST)
+        delivery.cancel()
+        await asyncio.sleep(0)  # the cancellation reaches the drain while the refresh still holds on
+        assert refresh.is_alive()
+    finally:
+        refresh.let_go.set()
+        refresh.join()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(delivery, HOLD_AT_MOST)
+
+    statuses = store.db.execute("SELECT text, status FROM outbox ORDER BY id").fetchall()
+    assert [status for _, status in statuses] == ["sent"] * 3 + ["pending"] * 3
+    assert await drain(store, send, clock, unpaced) == DrainReport(sent=3)
+    for chat in chats:
+        assert [m.text for m in emu.sent_to(chat)] == [f"first alert for {chat}", f"second alert for {chat}"]
+
+
 async def test_the_digest_job_leaves_the_loop_free_while_a_refresh_holds_the_store_lock(
     world: World, clock: FakeClock
 ) -> None:
