@@ -105,11 +105,12 @@ class Limiter(BaseRateLimiter[Retries]):
                     raise  # the caller handles it (the outbox)
                 if attempt > retries or wait > self.longest_wait:
                     log.warning(
-                        "Telegram still asks to wait %.0f s before %s to chat %s after %d tries; giving up",
+                        "Telegram asks to wait %.0f s before %s to chat %s (try %d of %d); giving up",
                         wait,
                         endpoint,
                         chat_id,
                         attempt,
+                        retries + 1,
                     )
                     raise
                 log.info(

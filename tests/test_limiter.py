@@ -73,8 +73,8 @@ async def test_a_reply_still_refused_after_its_retries_is_given_up_with_a_warnin
     assert waits.asked == [2.0] * REPLY_RETRIES
     assert sends(telegram_emulator) == [429] * (REPLY_RETRIES + 1)
     assert logged(caplog, logging.WARNING) == [
-        f"Telegram still asks to wait 2 s before sendMessage to chat {CHAT} after {REPLY_RETRIES + 1} tries; "
-        "giving up"
+        f"Telegram asks to wait 2 s before sendMessage to chat {CHAT} (try {REPLY_RETRIES + 1} of "
+        f"{REPLY_RETRIES + 1}); giving up"
     ]
     assert not any(r.exc_info for r in caplog.records)
 
