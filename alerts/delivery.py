@@ -16,12 +16,15 @@ new id) moves the chat, its rules and its queued rows to the new id, and the row
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 from alerts.store import AlertStore, OutboxRow
 
@@ -64,6 +67,7 @@ class PermanentFailure(Exception):
 
 
 Transport = Callable[[int, str], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -139,8 +143,45 @@ async def drain(
     limit: int = 10_000,
     concurrency: int = 16,
 ) -> DrainReport:
-    """Send every due outbox row once (in id order per chat), recording each outcome as it happens."""
-    rows = await asyncio.to_thread(store.pending, now(), limit)
+    """Send every due outbox row once (in id order per chat), recording each outcome as it happens.
+
+    The store is only ever called from a thread of the drain's own, one call after another: each write
+    waits for the store's lock, which a refresh holds for its whole pass (``alerts.engine.run_refresh``),
+    and that wait must hold up neither the event loop (every command and button press) nor the shared
+    threads the command answers run in. A row's outcome is recorded before its chat's next row is sent.
+    """
+    books = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
+    loop = asyncio.get_running_loop()
+    recording: set[asyncio.Future[Any]] = set()
+
+    async def record(call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        # Shielded: a message Telegram accepted is marked sent even when the drain is cancelled (or a
+        # worker fails) while the mark waits for the lock.
+        written = loop.run_in_executor(books, functools.partial(call, *args, **kwargs))
+        recording.add(written)
+        written.add_done_callback(recording.discard)
+        return await asyncio.shield(written)
+
+    try:
+        return await _drain(store, send, now, pacer, record, limit, concurrency)
+    finally:
+        # The drain ends once every outcome is on disk, so the next one (jobs take turns) never reads a
+        # row that went out as still pending.
+        if recording:
+            await asyncio.wait(set(recording))
+        books.shutdown(wait=False)
+
+
+async def _drain(
+    store: AlertStore,
+    send: Transport,
+    now: Callable[[], datetime],
+    pacer: Pacer,
+    record: Callable[..., Awaitable[Any]],
+    limit: int,
+    concurrency: int,
+) -> DrainReport:
+    rows: list[OutboxRow] = await record(store.pending, now(), limit)
     if not rows:
         return DrainReport()
     by_chat: dict[int, deque[OutboxRow]] = {}
@@ -156,19 +197,25 @@ async def drain(
             await send(row.chat_id, row.text)
         except RetryAfter as exc:
             pacer.pause(exc.seconds)
-            store.retry_later(row.id, now() + timedelta(seconds=exc.seconds), str(exc), count_attempt=False)
+            await record(
+                store.retry_later,
+                row.id,
+                now() + timedelta(seconds=exc.seconds),
+                str(exc),
+                count_attempt=False,
+            )
             counts["retried"] += 1
             return False
         except Blocked:
             log.info("chat %s blocked the bot; deactivating it and pausing its rules", row.chat_id)
-            store.deactivate_chat(row.chat_id, now())
+            await record(store.deactivate_chat, row.chat_id, now())
             counts["blocked"] += 1
             return False
         except Moved as exc:
             # The row (still pending, now under the new id) and the rest of the chat's queue go out in
             # the next drain, in their order among whatever the new id already had queued.
             log.info("chat %s became %s; its rules and queued alerts follow", row.chat_id, exc.new_chat_id)
-            await asyncio.to_thread(store.move_chat, row.chat_id, exc.new_chat_id)
+            await record(store.move_chat, row.chat_id, exc.new_chat_id)
             counts["moved"] += 1
             return False
         except TemporaryFailure as exc:
@@ -176,18 +223,18 @@ async def drain(
             if age >= GIVE_UP_AFTER:
                 reason = f"gave up after {_hours(age)} undelivered ({row.attempts + 1} attempts): {exc}"
                 log.warning("outbox row %s for chat %s: %s", row.id, row.chat_id, reason)
-                store.give_up(row.id, reason)
+                await record(store.give_up, row.id, reason)
                 counts["failed"] += 1
             else:
-                store.retry_later(row.id, now() + backoff(row.attempts), str(exc))
+                await record(store.retry_later, row.id, now() + backoff(row.attempts), str(exc))
                 counts["retried"] += 1
             return False
         except PermanentFailure as exc:
             log.error("Telegram refused outbox row %s for chat %s: %s", row.id, row.chat_id, exc)
-            store.give_up(row.id, str(exc))
+            await record(store.give_up, row.id, str(exc))
             counts["failed"] += 1
             return True
-        store.mark_sent(row.id, now())
+        await record(store.mark_sent, row.id, now())
         counts["sent"] += 1
         return True
 

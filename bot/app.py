@@ -10,12 +10,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from telegram import Update
-from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.ext import Application, ApplicationBuilder
 
 from alerts.delivery import Limits, Pacer
 from bot import commands, guard, jobs
 from bot.core import registry
 from bot.health import HealthServer
+from bot.limiter import Limiter
 from bot.request import AiohttpRequest
 from bot.telegram import add_chat_moves, add_fallbacks, menu
 
@@ -48,7 +49,9 @@ async def _post_shutdown(application: Application) -> None:  # type: ignore[type
     health: HealthServer | None = application.bot_data.get("health")
     if health is not None:
         await health.stop()
-    services.close()
+    # Off the loop like every store call: closing checkpoints the rules under the store's lock, which a
+    # refresh still finishing in its thread may hold.
+    await asyncio.to_thread(services.close)
 
 
 def build_app(  # type: ignore[type-arg]
@@ -67,13 +70,10 @@ def build_app(  # type: ignore[type-arg]
         .request(AiohttpRequest(connection_pool_size=CONNECTION_POOL_SIZE))
         .post_init(_post_init)
         .post_shutdown(_post_shutdown)
+        # Telegram's limits (~30 messages/s overall, 20/minute per group; CAPGAP_RATE_LIMIT=0 lifts them):
+        # a reply told to wait waits and goes out; the outbox handles its own 429s (bot/limiter.py).
+        .rate_limiter(Limiter(config.rate_limit, group_per_minute=20 if config.rate_limit else 0))
     )
-    if config.rate_limit:
-        # Telegram's limits: ~30 messages/s overall, 20/minute per group. Retries on RetryAfter are left
-        # to the alert delivery, which knows which outbox row failed.
-        builder = builder.rate_limiter(
-            AIORateLimiter(overall_max_rate=config.rate_limit, group_max_rate=20, max_retries=0)
-        )
     application = builder.build()
     application.bot_data["services"] = services
 

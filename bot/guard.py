@@ -29,7 +29,12 @@ log = logging.getLogger(__name__)
 
 GUARD_GROUP = -1
 MAX_INPUT_CHARS = 512  # the longest command capgap understands is an alert rule of at most 200 characters
-FLOOD_WINDOW = 60.0  # seconds over which commands are counted
+FLOOD_WINDOW = 60.0  # seconds over which commands, and button presses, are counted
+# Button presses on the bot's own messages have a budget of their own, this many times the commands': a
+# user paging through periods presses every second or two, and each press costs one edit of a message
+# already sent (at the default 20 commands, 60 presses a minute: one a second, Telegram's own pace for a
+# chat).
+PRESSES_PER_COMMAND = 3
 QUIET_SECONDS = 60.0  # how long a flooding chat is ignored after its one warning
 MAX_TRACKED_CHATS = 10_000  # memory bound: beyond it, chats not seen within the window are forgotten
 
@@ -37,7 +42,7 @@ REFUSAL = (
     "Sorry, this capgap bot is private: it only answers the chats its owner has allowed. "
     "Nothing you send here is kept."
 )
-SLOW_DOWN = "Slow down, please: that is more than {limit} commands a minute. I'll listen again in a minute."
+SLOW_DOWN = "Slow down, please: that is more than {limit} {what} a minute. I'll listen again in a minute."
 TOO_LONG = "That message is too long for me ({length:,} characters): a command fits in {limit}."
 
 
@@ -54,39 +59,54 @@ def _utc_today() -> date:
 
 @dataclass
 class Guard:
-    """The allow-list and the per-chat flood limit; ``clock`` (seconds) and ``today`` are injectable."""
+    """The allow-list and the per-chat flood limits; ``clock`` (seconds) and ``today`` are injectable.
+
+    Commands and button presses are counted apart, each against its own budget a minute; a chat over
+    either is ignored for QUIET_SECONDS (commands and presses alike).
+    """
 
     allowed_chats: frozenset[int] | None  # None: every chat
     admins: frozenset[int] = frozenset()  # their private chats are always allowed
-    per_minute: int = 20  # 0: no flood limit
+    per_minute: int = 20  # commands; 0: no flood limit
+    presses_per_minute: int | None = None  # button presses; None: PRESSES_PER_COMMAND × per_minute
     clock: Callable[[], float] = time.monotonic
     today: Callable[[], date] = _utc_today
     _refused_on: dict[int, date] = field(default_factory=dict)
     _recent: dict[int, deque[float]] = field(default_factory=dict)
+    _presses: dict[int, deque[float]] = field(default_factory=dict)
     _quiet_until: dict[int, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.presses_per_minute is None:
+            self.presses_per_minute = PRESSES_PER_COMMAND * self.per_minute
 
     def allows(self, chat_id: int) -> bool:
         # A user's private chat has the user's id, so an admin's own chat is always open to them.
         return self.allowed_chats is None or chat_id in self.allowed_chats or chat_id in self.admins
 
-    def admit(self, chat_id: int) -> Verdict:
-        """Judge one command (or button press) from ``chat_id``."""
+    def limit(self, *, press: bool) -> int:
+        return (self.presses_per_minute or 0) if press else self.per_minute
+
+    def admit(self, chat_id: int, *, press: bool = False) -> Verdict:
+        """Judge one command, or with ``press`` one press of a button on the bot's message, from ``chat_id``."""
         if not self.allows(chat_id):
             return self._refuse(chat_id)
-        if self.per_minute <= 0:
+        limit = self.limit(press=press)
+        if limit <= 0:
             return Verdict.PASS
         now = self.clock()
         if self._quiet_until.get(chat_id, 0.0) > now:
             return Verdict.IGNORE
         self._quiet_until.pop(chat_id, None)
-        recent = self._recent.get(chat_id)
+        counted = self._presses if press else self._recent
+        recent = counted.get(chat_id)
         if recent is None:
-            self._forget_idle(now)
-            recent = self._recent[chat_id] = deque()
+            self._forget_idle(counted, now)
+            recent = counted[chat_id] = deque()
         while recent and recent[0] <= now - FLOOD_WINDOW:
             recent.popleft()
         recent.append(now)
-        if len(recent) > self.per_minute:
+        if len(recent) > limit:
             self._quiet_until[chat_id] = now + QUIET_SECONDS
             recent.clear()
             return Verdict.SLOW_DOWN
@@ -104,13 +124,12 @@ class Guard:
         self._refused_on[chat_id] = today
         return Verdict.REFUSE
 
-    def _forget_idle(self, now: float) -> None:
-        if len(self._recent) < MAX_TRACKED_CHATS:
+    @staticmethod
+    def _forget_idle(counted: dict[int, deque[float]], now: float) -> None:
+        if len(counted) < MAX_TRACKED_CHATS:
             return
-        for chat_id in [
-            c for c, times in self._recent.items() if not times or times[-1] <= now - FLOOD_WINDOW
-        ]:
-            del self._recent[chat_id]
+        for chat_id in [c for c, times in counted.items() if not times or times[-1] <= now - FLOOD_WINDOW]:
+            del counted[chat_id]
 
 
 def addressed_to_bot(update: Update) -> bool:
@@ -136,7 +155,9 @@ async def screen(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         if not guard.allows(chat_id):
             raise ApplicationHandlerStop
         return
-    verdict = guard.admit(chat_id)
+    # A callback query with a chat is a press on a message the bot sent (the only ones with its buttons).
+    press = update.callback_query is not None
+    verdict = guard.admit(chat_id, press=press)
     if verdict is Verdict.PASS:
         text = update.message.text if update.message is not None else None
         if text is not None and len(text) > MAX_INPUT_CHARS:
@@ -149,14 +170,17 @@ async def screen(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         log.info("chat %s is not allowed: refused", chat_id, extra={"chat_id": chat_id})
         await context.bot.send_message(chat_id, REFUSAL)
     elif verdict is Verdict.SLOW_DOWN:
+        what = "button presses" if press else "commands"
+        limit = guard.limit(press=press)
         log.info(
-            "chat %s sent more than %d commands a minute: ignored for %d s",
+            "chat %s sent more than %d %s a minute: ignored for %d s",
             chat_id,
-            guard.per_minute,
+            limit,
+            what,
             QUIET_SECONDS,
             extra={"chat_id": chat_id},
         )
-        await context.bot.send_message(chat_id, SLOW_DOWN.format(limit=guard.per_minute))
+        await context.bot.send_message(chat_id, SLOW_DOWN.format(limit=limit, what=what))
     raise ApplicationHandlerStop
 
 

@@ -2,6 +2,8 @@
 
 Jobs are not persisted by the JobQueue; everything they act on lives in SQLite, so rebuilding them at start
 (``schedule_jobs``) loses nothing. Every job reads time from the injected clock (``services.now``).
+No job touches SQLite on the event loop: a refresh holds the store's lock for its whole pass, and a job
+waiting for it there would stall every command and button press meanwhile.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ async def evaluate_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def refresh_prices(context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
-    if not needs_price_refresh(services):
+    if not await asyncio.to_thread(needs_price_refresh, services):
         return
     result = await asyncio.to_thread(services.market.refresh_prices)
     log.info("price refresh: %s", result.detail)
@@ -85,7 +87,7 @@ async def at_close(context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def refresh_funds(context: ContextTypes.DEFAULT_TYPE) -> None:
     services = services_of(context)
-    if not needs_funds_refresh(services):
+    if not await asyncio.to_thread(needs_funds_refresh, services):
         return
     result = await asyncio.to_thread(services.market.refresh_funds)
     log.info("fund refresh: %s", result.detail)
@@ -115,12 +117,16 @@ async def digests(context: ContextTypes.DEFAULT_TYPE) -> None:
 
     services = services_of(context)
     now = services.now()
-    due = services.alerts.digests_due(now)
+    due = await asyncio.to_thread(services.alerts.digests_due, now)
     if not due:
         return
     text = await asyncio.to_thread(standing_digest, services)
-    for chat, day in due:
-        services.alerts.queue_digest(chat.chat_id, day, text, now)
+
+    def queue_all() -> None:  # each waits for the store's lock, which a refresh may hold
+        for chat, day in due:
+            services.alerts.queue_digest(chat.chat_id, day, text, now)
+
+    await asyncio.to_thread(queue_all)
     # Sent by a task of its own: a long drain (thousands of messages at 30/s) must not hold this job
     # past its next run, which APScheduler would then skip.
     context.application.create_task(deliver(context), name="deliver")

@@ -10,7 +10,7 @@ from typing import Any
 
 from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
 from telegram.constants import ChatMemberStatus, ParseMode
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -22,6 +22,7 @@ from telegram.ext import (
 
 from bot import core
 from bot.core import Answer, Command, Request
+from bot.limiter import retry_after_seconds
 
 log = logging.getLogger(__name__)
 
@@ -203,6 +204,10 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat_id = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
+    if isinstance(context.error, RetryAfter):  # a wait the rate limiter would not take (bot/limiter.py)
+        wait = retry_after_seconds(context.error)
+        log.warning("chat %s: no reply sent, Telegram asks to wait %.0f s", chat_id, wait)
+        return  # an apology would be refused the same way
     log.error("unhandled error (chat %s)", chat_id, exc_info=context.error)
     if chat_id is not None:
         try:

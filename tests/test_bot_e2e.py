@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+
 import pytest
 
-from tests.conftest import RunningBot
+from tests.conftest import DirectBot, RunningBot
 
 CHAT = 1001
 
@@ -135,3 +138,40 @@ async def test_a_command_addressed_to_another_bot_is_left_alone(running_bot: Run
     (reply,) = await emu.wait_for(chat_id=group, method="sendMessage")
     assert "I don't know /frobnicate" in reply.params["text"]
     assert len([c for c in emu.calls_to(group) if c.method == "sendMessage"]) == 1
+
+
+async def test_a_reply_telegram_asks_to_wait_for_arrives_once_after_the_wait(
+    direct_bot_factory: Callable[..., Awaitable[DirectBot]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """With Telegram's limits on (CAPGAP_RATE_LIMIT=30), a 429 on the /help answer is waited out and the
+    same answer sent again: it arrives once, and a 429 is no error in the log. (This one really waits the
+    one second Telegram asks, its least.)"""
+    bot = await direct_bot_factory(rate_limit=30)
+    emu = bot.emulator
+    emu.fail("sendMessage", 429, retry_after=1, chat_id=CHAT)
+
+    calls = await bot.message(CHAT, "/help")
+
+    assert [(c.method, c.status) for c in calls] == [("sendMessage", 429), ("sendMessage", 200)]
+    assert calls[0].params["text"] == calls[1].params["text"]
+    (arrived,) = emu.sent_to(CHAT)
+    assert "/target LEVEL [index]" in arrived.plain_text
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any("wait 1 s before sendMessage" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_reply_under_a_flood_ban_is_dropped_with_a_warning_not_an_error(
+    direct_bot_factory: Callable[..., Awaitable[DirectBot]], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Telegram asking for an hour's wait: the reply is not held that long, no apology is attempted (it
+    would be refused alike), and the log says so in one warning, not an error with a traceback."""
+    bot = await direct_bot_factory(rate_limit=30)
+    bot.emulator.fail("sendMessage", 429, retry_after=3600, chat_id=CHAT)
+
+    calls = await bot.message(CHAT, "/help")
+
+    assert [(c.method, c.status) for c in calls] == [("sendMessage", 429)]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert f"chat {CHAT}: no reply sent, Telegram asks to wait 3600 s" in [
+        r.getMessage() for r in caplog.records
+    ]

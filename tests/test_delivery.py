@@ -12,8 +12,9 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ import pytest
 import pytest_asyncio
 import sqlite_utils
 from telegram import Bot
+from telegram.ext import ExtBot
 
 from alerts.delivery import (
     BACKOFF_MAX,
@@ -36,6 +38,7 @@ from alerts.delivery import (
 from alerts.rules import parse_rule
 from alerts.store import AlertStore, Chat
 from bot.delivery import transport
+from bot.limiter import Limiter
 from market.storage import open_database
 from tests.conftest import TEST_TOKEN, DirectBot, FakeClock
 from tests.telegram_emulator import ApiCall, TelegramEmulator
@@ -98,7 +101,10 @@ def pacer(ticks: FakeMonotonic) -> Pacer:
 
 @pytest_asyncio.fixture
 async def bot(telegram_emulator: TelegramEmulator) -> AsyncIterator[Bot]:
-    async with Bot(TEST_TOKEN, base_url=telegram_emulator.base_url) as real_bot:
+    """PTB's bot with capgap's rate limiter, as the Application has it; unthrottled, as pacing is the
+    ``Pacer``'s job here."""
+    limiter = Limiter(0, group_per_minute=0)
+    async with ExtBot(TEST_TOKEN, base_url=telegram_emulator.base_url, rate_limiter=limiter) as real_bot:
         yield real_bot
 
 
@@ -197,6 +203,31 @@ async def test_a_429_postpones_the_row_by_retry_after_without_counting_an_attemp
     assert ticks() - refused_at >= 7.0  # the pacer held every send for the time Telegram asked
     assert texts_sent(telegram_emulator, ANN) == ["SPX fell to 4,500"]
     assert (row(store, row_id)["status"], row(store, row_id)["attempts"]) == ("sent", 1)
+
+
+async def test_a_429_through_the_bots_own_limiter_reaches_the_outbox_at_once_and_is_no_error(
+    direct_bot_factory: Callable[..., Awaitable[DirectBot]],
+    clock: FakeClock,
+    pacer: Pacer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The Application's bot with Telegram's limits on (CAPGAP_RATE_LIMIT=30): the rate limiter hands the
+    429 to the outbox without waiting or retrying it (one call), the row is postponed by retry_after, and
+    nothing is logged as an error."""
+    direct = await direct_bot_factory(rate_limit=30)
+    store, emu = direct.services.alerts, direct.emulator
+    (row_id,) = queue(store, clock, (ANN, "SPX fell to 4,500"))
+    emu.fail("sendMessage", 429, retry_after=7)
+
+    report = await drain(store, transport(direct.application.bot), clock, pacer)
+
+    assert report == DrainReport(retried=1)
+    assert [c.status for c in send_calls(emu)] == [429]
+    assert row(store, row_id)["due_at"] == (clock() + timedelta(seconds=7)).isoformat()
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    clock.advance(seconds=7)
+    assert await drain(store, transport(direct.application.bot), clock, pacer) == DrainReport(sent=1)
+    assert texts_sent(emu, ANN) == ["SPX fell to 4,500"]
 
 
 async def test_a_403_deactivates_the_chat_pauses_its_rules_and_drops_its_rows(

@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
-from bot.guard import MAX_INPUT_CHARS, MAX_TRACKED_CHATS, QUIET_SECONDS, REFUSAL, Guard, Verdict
+from bot.guard import (
+    MAX_INPUT_CHARS,
+    MAX_TRACKED_CHATS,
+    PRESSES_PER_COMMAND,
+    QUIET_SECONDS,
+    REFUSAL,
+    Guard,
+    Verdict,
+)
 from tests.conftest import DirectBot
 
 ALLOWED = 501
@@ -88,6 +96,46 @@ def test_commands_spread_over_more_than_a_minute_are_never_a_flood() -> None:
         ticks.now += 12.5  # five a minute, exactly the limit
 
 
+def test_paging_through_periods_with_buttons_for_ten_minutes_is_never_a_flood() -> None:
+    """The default limits: a press every two seconds (30 a minute, past the 20 commands) and a command
+    every half minute, for ten minutes: all 320 admitted."""
+    ticks = Ticks()
+    guard = Guard(None, clock=ticks)
+    verdicts = []
+    for second in range(0, 600, 2):
+        if second % 30 == 0:
+            verdicts.append(guard.admit(ALLOWED))
+        verdicts.append(guard.admit(ALLOWED, press=True))
+        ticks.now += 2
+    assert len(verdicts) == 320 and set(verdicts) == {Verdict.PASS}
+
+
+def test_button_presses_have_a_budget_of_their_own_three_times_the_commands() -> None:
+    """20 commands a minute and, counted apart, 60 presses: the 61st press in a minute gets the one warning,
+    and then the chat is ignored, presses and commands alike, for QUIET_SECONDS."""
+    ticks = Ticks()
+    guard = Guard(None, per_minute=20, clock=ticks)
+    assert guard.presses_per_minute == PRESSES_PER_COMMAND * 20 == 60
+    commands = [guard.admit(ALLOWED) for _ in range(20)]
+    presses = []
+    for _ in range(61):
+        presses.append(guard.admit(ALLOWED, press=True))
+        ticks.now += 0.5
+    assert commands == [Verdict.PASS] * 20  # the presses did not spend the commands' budget
+    assert presses == [Verdict.PASS] * 60 + [Verdict.SLOW_DOWN]
+    assert guard.admit(ALLOWED) is Verdict.IGNORE and guard.admit(ALLOWED, press=True) is Verdict.IGNORE
+    ticks.now += QUIET_SECONDS
+    assert guard.admit(ALLOWED, press=True) is Verdict.PASS
+
+
+def test_a_press_budget_can_be_set_apart_and_zero_turns_both_off() -> None:
+    ticks = Ticks()
+    guard = Guard(None, per_minute=2, presses_per_minute=4, clock=ticks)
+    assert [guard.admit(ALLOWED, press=True) for _ in range(5)] == [Verdict.PASS] * 4 + [Verdict.SLOW_DOWN]
+    off = Guard(None, per_minute=0, clock=ticks)
+    assert all(off.admit(ALLOWED, press=True) is Verdict.PASS for _ in range(1000))
+
+
 def test_a_flood_limit_of_zero_turns_it_off() -> None:
     guard = Guard(None, per_minute=0, clock=Ticks())
     assert all(guard.admit(ALLOWED) is Verdict.PASS for _ in range(1000))
@@ -159,6 +207,29 @@ async def test_a_flooding_chat_gets_one_slow_down_then_nothing(
     ]
     assert answers[4:] == [[], []]
     assert len(await bot.replies(ALLOWED + 1, "/start")) == 1  # other chats carry on
+
+
+async def test_button_presses_are_counted_apart_from_commands_through_the_real_bot(
+    direct_bot_factory: Callable[..., Awaitable[DirectBot]],
+) -> None:
+    """CAPGAP_FLOOD_PER_MINUTE=3: /standing and nine presses of its period buttons each redraw the message,
+    two more commands are answered, and only the tenth press in the minute is told to slow down."""
+    bot = await direct_bot_factory(flood_per_minute=3)
+    (sent,) = [c for c in await bot.message(ALLOWED, "/standing") if c.method == "sendMessage"]
+    edits = []
+    for n in range(9):
+        _, calls = await bot.press(ALLOWED, sent.result["message_id"], ("standing:10y", "standing:1y")[n % 2])
+        edits += [c for c in calls if c.method == "editMessageText" and c.ok]
+    assert len(edits) == 9
+    assert len(await bot.replies(ALLOWED, "/start")) == 1
+    assert len(await bot.replies(ALLOWED, "/help")) == 1
+    query_id, calls = await bot.press(ALLOWED, sent.result["message_id"], "standing:5y")
+    assert [c.params.get("text") for c in calls if c.method == "sendMessage"] == [
+        "Slow down, please: that is more than 9 button presses a minute. I'll listen again in a minute."
+    ]
+    assert not [c for c in calls if c.method == "editMessageText"]
+    assert query_id in bot.emulator.callback_answers  # the spinner stops
+    assert await bot.replies(ALLOWED, "/start") == []
 
 
 async def test_group_chatter_is_not_counted_as_commands(
