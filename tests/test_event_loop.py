@@ -178,7 +178,7 @@ async def test_drain_leaves_the_loop_free_while_a_refresh_holds_the_store_lock(
     try:
         assert await asyncio.to_thread(world.lock.waited.wait, HOLD_AT_MOST)
         assert await heartbeat.beats(BEATS) >= BEATS
-        assert "Over 5Y the Russell 2000" in await answered_meanwhile(world)
+        assert "Over the last 5 years the Russell 2000" in await answered_meanwhile(world)
         assert refresh.is_alive(), (
             "the loop or the command threads stood still until the refresh let go by its timeout"
         )
@@ -263,7 +263,7 @@ async def test_the_digest_job_leaves_the_loop_free_while_a_refresh_holds_the_sto
     try:
         assert await asyncio.to_thread(world.lock.waited.wait, HOLD_AT_MOST)
         assert await heartbeat.beats(BEATS) >= BEATS
-        assert "Over 5Y the Russell 2000" in await answered_meanwhile(world)
+        assert "Over the last 5 years the Russell 2000" in await answered_meanwhile(world)
         assert refresh.is_alive(), (
             "the loop or the command threads stood still until the refresh let go by its timeout"
         )
