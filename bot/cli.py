@@ -6,6 +6,7 @@ Imports stay inside the subcommands so ``capgap --help`` answers without loading
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -153,6 +154,33 @@ class BootstrapFailureReported(logging.Filter):
         return not (giving_up and "Bootstrap" in str(record.args[0] if record.args else record.msg))
 
 
+class UnreadableUpdatesDescribed(logging.Filter):
+    """python-telegram-bot logs updates it cannot parse at CRITICAL with their whole content (what users
+    wrote) and a traceback whose text may quote it; this keeps the line and says only the size and kind
+    of what came, and the kind of error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.CRITICAL:
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        what = f"{type(error).__name__}" if error is not None else "no error given"
+        if record.name in ("telegram.Bot", "telegram.ext.ExtBot") and "Received data was" in str(record.msg):
+            from bot.webhook import describe
+
+            data = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            body = json.dumps(data, default=str).encode()
+            record.msg, record.args = (
+                "Telegram sent updates that cannot be read (%s; %s)",
+                (describe(body), what),
+            )
+        elif record.name == "telegram.ext.Updater" and "Received data was" in str(record.msg):
+            record.msg, record.args = "updates from Telegram were not processed (%s)", (what,)
+        else:
+            return True
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
 def fail(message: str, status: int = EXIT_USAGE) -> int:
     print(f"capgap: {message}", file=sys.stderr)
     return status
@@ -184,6 +212,8 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     secret = webhook_secret(config) if config.webhook_url else ""
     setup_logging(config.log_level, [token.reveal(), secret], config.log_format)
     logging.getLogger("telegram.ext").addFilter(BootstrapFailureReported())
+    for name in ("telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Updater"):
+        logging.getLogger(name).addFilter(UnreadableUpdatesDescribed())
     with hold(config.db_path):  # one bot per database; `capgap restore` waits for it to stop
         services = build_services(config, as_of=config.as_of)
         application = build_app(config, services, redact=(secret,) if secret else ())

@@ -61,17 +61,24 @@ class Hook:
 
 def describe(body: bytes) -> str:
     """What a body that is no readable update was, in words that carry nothing a user wrote: its size,
-    and for a JSON object the names of its top-level fields (Telegram's field names)."""
+    and the names of the top-level fields of the update (or updates) in it, which are Telegram's."""
     size = f"{len(body):,} bytes"
     try:
         data = json.loads(body)
     except ValueError:
         return f"{size}, not JSON"
-    if not isinstance(data, dict):
-        return f"{size}, a JSON {type(data).__name__} instead of an object"
-    names = sorted(name if re.fullmatch(r"[a-z_]{1,32}", name) else "?" for name in data)
-    shown = ", ".join(names[:8]) + (", …" if len(names) > 8 else "")
-    return f"{size}, a JSON object with fields {shown or 'none'}"
+    if isinstance(data, dict):
+        return f"{size}, a JSON object with fields {_fields([data])}"
+    if isinstance(data, list) and all(isinstance(item, dict) for item in data):
+        return f"{size}, {len(data)} update(s) with fields {_fields(data)}"
+    return f"{size}, a JSON {type(data).__name__} instead of an object"
+
+
+def _fields(objects: list[dict[str, Any]]) -> str:
+    names = sorted(
+        {name if re.fullmatch(r"[a-z_]{1,32}", name) else "?" for item in objects for name in item}
+    )
+    return (", ".join(names[:8]) + (", …" if len(names) > 8 else "")) or "none"
 
 
 async def with_retries(action: Callable[[], Awaitable[T]], retries: int, what: str) -> T:

@@ -418,3 +418,50 @@ def test_a_full_disk_at_start_is_one_line_naming_the_database(tmp_path: Path) ->
     line = assert_one_failure_line(result)
     assert line.startswith(f"capgap: cannot use the database {db} (")
     assert "make room on its disk" in line and "capgap restore BACKUP" in line
+
+
+async def test_an_update_that_cannot_be_read_is_logged_by_size_not_by_its_text(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Long polling: python-telegram-bot's CRITICAL line for an update it cannot parse keeps its place
+    in the log but says what came (size, fields), not what the user wrote."""
+    import asyncio
+    import json
+
+    from tests.conftest import TEST_TOKEN
+    from tests.telegram_emulator import TelegramEmulator
+
+    log_path = tmp_path / "bot.log"
+    async with TelegramEmulator() as emu:
+        settings = {
+            "CAPGAP_TELEGRAM_TOKEN": TEST_TOKEN,
+            "CAPGAP_TELEGRAM_API": emu.root,
+            "CAPGAP_MARKET": f"csv:{shared_data}",
+            "CAPGAP_AS_OF": "2024-01-18",
+            "CAPGAP_LOG_FORMAT": "json",
+        }
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                *COMMAND, "run", cwd=tmp_path, env=environment(tmp_path, **settings),
+                stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+        try:
+            await emu.wait_for(method="setMyCommands", timeout=60)
+            bad = emu.queue_update({"message": {"text": "my secret plan 4321"}})  # no chat, no date
+            bad_size = len(json.dumps([bad]).encode())
+            # It is fetched (and refused) again and again: twice is enough to have been logged once.
+            await emu.wait_for(lambda call: bool(call.result), method="getUpdates", count=2, timeout=30)
+        finally:
+            process.kill()  # a bot that cannot read an update cannot confirm it either: no clean stop
+            await process.wait()
+
+    text = log_path.read_text()
+    assert "my secret plan" not in text and "4321" not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    described = [line for line in lines if "cannot be read" in line["message"]]
+    assert described and described[0]["level"] == "CRITICAL"
+    assert described[0]["message"] == (
+        f"Telegram sent updates that cannot be read ({bad_size} bytes, 1 update(s) with fields message, "
+        "update_id; KeyError)"
+    )
+    assert all("exc" not in line for line in described)

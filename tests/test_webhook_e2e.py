@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest_asyncio
+from _pytest.logging import LogCaptureFixture
 
 from bot.app import ALLOWED_UPDATES, build_app, webhook_options, webhook_secret
 from bot.services import Services
@@ -43,7 +44,7 @@ def stored_rows(db: Path, chat_id: int) -> int:
 
 
 async def test_only_updates_with_the_secret_get_in_and_polling_removes_the_webhook(
-    telegram_emulator: TelegramEmulator, csv_services: Services, tmp_path: Path
+    telegram_emulator: TelegramEmulator, csv_services: Services, tmp_path: Path, caplog: LogCaptureFixture
 ) -> None:
     emu = telegram_emulator
     port = free_port()
@@ -86,6 +87,14 @@ async def test_only_updates_with_the_secret_get_in_and_polling_removes_the_webho
         assert emu.calls_to(INTRUDER) == []
         assert stored_rows(csv_services.config.db_path, INTRUDER) == 0
         assert stored_rows(csv_services.config.db_path, CHAT) == 2  # the chat and its rule
+
+        # An update that cannot be read is refused and described, never quoted.
+        unreadable = {"update_id": 9, "message": {"text": "my secret plan"}}
+        assert await emu.deliver_to_webhook(unreadable) == 400
+        assert "my secret plan" not in caplog.text
+        size = len(json.dumps(unreadable))
+        described = f"cannot be read ({size} bytes, a JSON object with fields message, update_id)"
+        assert described in caplog.text
     finally:
         await server.stop()
         await application.stop()
