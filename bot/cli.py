@@ -289,6 +289,8 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
         return fail("replay needs CAPGAP_MARKET=csv:DIR (it steps through stored history)")
     if args.end < args.start:
         return fail("--to must not be before --from")
+    check_as_of(args.start, "--from")
+    check_as_of(args.end, "--to")
     specs = []
     for text in args.rules:
         try:

@@ -465,3 +465,15 @@ async def test_an_update_that_cannot_be_read_is_logged_by_size_not_by_its_text(
         "update_id; KeyError)"
     )
     assert all("exc" not in line for line in described)
+
+
+def test_a_replay_from_before_the_calendar_says_which_dates_it_can(tmp_path: Path, shared_data: Path) -> None:
+    result = capgap(
+        ["replay", "--from", "1980-01-01", "--to", "1985-01-01", "rut above 100 close"],
+        tmp_path,
+        CAPGAP_MARKET=f"csv:{shared_data}",
+    )
+    assert assert_one_line_error(result) == (
+        "capgap: --from 1980-01-01 is before the dates capgap can answer for: "
+        f"give a day from 1990-01-02 to today ({date.today().isoformat()})"
+    )
