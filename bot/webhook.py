@@ -16,6 +16,7 @@ Telegram at start is retried with the back-off of python-telegram-bot's bootstra
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import itertools
 import json
@@ -222,14 +223,26 @@ async def serve(application: Application, hook: Hook, retries: int) -> None:  # 
     health = application.bot_data.get("health")
     if health is not None:  # ready once the webhook listens (there is no Updater running to ask)
         health.ready = lambda: application.running and server.listening
-    try:
+
+    async def start() -> None:
         await with_retries(application.initialize, retries, "start")
         if application.post_init:
             await application.post_init(application)
         await server.start()  # before setWebhook: Telegram may post as soon as it knows the URL
         await register(application, hook, retries)
         await application.start()
-        await stop.wait()
+
+    try:
+        starting, stopping = asyncio.ensure_future(start()), asyncio.ensure_future(stop.wait())
+        # A stop asked for while Telegram is still being tried again ends the tries.
+        await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        else:
+            starting.result()  # a start that failed raises here
+        await stopping
     finally:
         await server.stop()
         if application.running:

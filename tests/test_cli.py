@@ -477,3 +477,43 @@ def test_a_replay_from_before_the_calendar_says_which_dates_it_can(tmp_path: Pat
         "capgap: --from 1980-01-01 is before the dates capgap can answer for: "
         f"give a day from 1990-01-02 to today ({date.today().isoformat()})"
     )
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_a_stop_while_telegram_is_tried_again_ends_the_tries(
+    tmp_path: Path, shared_data: Path, mode: str
+) -> None:
+    """SIGTERM (systemctl stop) during the start-up retries stops the bot then, not half a minute later."""
+    import asyncio
+    import signal
+
+    from tests.conftest import TEST_TOKEN
+    from tests.telegram_emulator import TelegramEmulator
+
+    async with TelegramEmulator() as emu:
+        emu.fail("getMe", 502, times=None)  # never up
+        port = free_port()
+        settings = {
+            "CAPGAP_TELEGRAM_TOKEN": TEST_TOKEN,
+            "CAPGAP_TELEGRAM_API": emu.root,
+            "CAPGAP_MARKET": f"csv:{shared_data}",
+            "CAPGAP_AS_OF": "2024-01-18",
+            "CAPGAP_HEALTH_PORT": "off",
+        }
+        if mode == "webhook":
+            settings.update(CAPGAP_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook", CAPGAP_WEBHOOK_PORT=str(port))
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND, "run", cwd=tmp_path, env=environment(tmp_path, **settings),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await emu.wait_for(method="getMe", ok=False, timeout=60)
+            process.send_signal(signal.SIGTERM)
+            # Well inside the ~30 s the tries would take.
+            _, stderr = await asyncio.wait_for(process.communicate(), 15)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, stderr
+    assert b"Traceback" not in stderr and b"Unclosed" not in stderr
