@@ -384,6 +384,8 @@ async def test_a_bot_api_that_fails_at_first_is_tried_again(tmp_path: Path, shar
         )
         try:
             await emu.wait_for(method="setMyCommands", timeout=60)
+            emu.user_message(77, "/start")  # answered: the bot is up, past its start-up
+            await emu.wait_for(chat_id=77, method="sendMessage", timeout=30)
             process.send_signal(signal.SIGTERM)
             _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
             assert process.returncode == 0, stderr
