@@ -194,11 +194,9 @@ def add_button_flow(
         answer = await core.run(request, lambda r: build(r, data))
         await query.answer()
         under_photo = bool(getattr(query.message, "photo", None))
-        fits_caption = len(answer.text) <= core.MAX_CAPTION
+        in_place = under_photo and len(answer.text) <= core.MAX_CAPTION
         try:
-            if (answer.photo is not None or under_photo) and not (under_photo and fits_caption):
-                await send(context, chat_id, answer)  # no room for it in the message pressed
-            elif answer.photo is not None:
+            if in_place and answer.photo is not None:
                 edited = await query.edit_message_media(
                     InputMediaPhoto(
                         _photo(context, answer),
@@ -209,10 +207,12 @@ def add_button_flow(
                     reply_markup=markup(answer),
                 )
                 _keep_photo_id(context, answer, edited)
-            elif under_photo:
+            elif in_place:
                 await query.edit_message_caption(
                     answer.text, parse_mode=ParseMode.HTML, reply_markup=markup(answer)
                 )
+            elif answer.photo is not None or under_photo:
+                await send(context, chat_id, answer)  # no room for it in the message pressed
             else:
                 await query.edit_message_text(
                     answer.text,
