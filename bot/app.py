@@ -117,7 +117,8 @@ def webhook_secret(config: Config) -> str:
 
 
 def webhook_options(config: Config, secret: str) -> dict[str, Any]:
-    """What PTB's webhook server needs: it listens on the URL's path, and registers the URL and secret."""
+    """What the webhook server needs (bot/webhook.py's Hook): it listens on the URL's path, and registers
+    the URL and secret."""
     assert config.webhook_url is not None
     return {
         "listen": config.listen,
@@ -129,13 +130,33 @@ def webhook_options(config: Config, secret: str) -> dict[str, Any]:
     }
 
 
-def serve(application: Application, config: Config, secret: str) -> None:  # type: ignore[type-arg]
+def serve(  # type: ignore[type-arg]
+    application: Application, config: Config, secret: str, *, bootstrap_retries: int = 0
+) -> None:
     """Run until SIGINT/SIGTERM: behind a webhook when one is configured, else by long polling.
 
-    Starting to poll deletes any webhook a previous run registered (PTB calls deleteWebhook first), so
-    going back from webhook to polling needs nothing but dropping the setting.
+    Reaching Telegram at start is tried ``bootstrap_retries`` more times, backing off (PTB's bootstrap
+    retries); after that the error is raised. The webhook server is capgap's own (bot/webhook.py): it
+    checks the secret token and the size of a request before reading it, which PTB's does not. Starting to
+    poll deletes any webhook a previous run registered (PTB calls deleteWebhook first), so going back from
+    webhook to polling needs nothing but dropping the setting.
     """
     if config.webhook_url:
-        application.run_webhook(**webhook_options(config, secret))
-    else:
-        application.run_polling(poll_interval=0, allowed_updates=ALLOWED_UPDATES)
+        from bot import webhook
+
+        hook = webhook.Hook(**webhook_options(config, secret))
+        asyncio.run(webhook.serve(application, hook, bootstrap_retries))
+        return
+    try:
+        application.run_polling(
+            poll_interval=0,
+            allowed_updates=ALLOWED_UPDATES,
+            bootstrap_retries=bootstrap_retries,
+            close_loop=False,
+        )
+    finally:
+        # A start that failed part-way leaves the Bot API session open: PTB's shutdown closes only what
+        # an initialize that succeeded opened.
+        loop = asyncio.get_event_loop()
+        loop.run_until_complete(application.bot.request.shutdown())
+        loop.close()

@@ -6,8 +6,11 @@ Imports stay inside the subcommands so ``capgap --help`` answers without loading
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import os
 import sys
+import tempfile
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +20,12 @@ if TYPE_CHECKING:
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
+# How often `capgap run` tries again to reach Telegram at start before it gives up, backing off as
+# python-telegram-bot's bootstrap retries do (1.5, 2.25, 3.4 … s, at most 30 s: about half a minute in
+# all). A supervisor (systemd's Restart=, a container's restart policy) takes over after that.
+START_RETRIES = 6
+# The first day an "as of" answer can be given for: market/calendar.py builds its NYSE calendar from it.
+FIRST_AS_OF = date(1990, 1, 2)
 
 
 def _date(text: str) -> date:
@@ -26,12 +35,47 @@ def _date(text: str) -> date:
         raise argparse.ArgumentTypeError(f"not a date (YYYY-MM-DD): {text!r}") from None
 
 
+def check_as_of(day: date | None, name: str) -> None:
+    """Refuse, in words, a date capgap cannot answer for (before the NYSE calendar, or to come)."""
+    if day is None:
+        return
+    today = date.today()
+    if not FIRST_AS_OF <= day <= today:
+        from bot.config import ConfigError
+
+        raise ConfigError(
+            f"{name} {day.isoformat()} is {'before' if day < FIRST_AS_OF else 'after'} the dates capgap "
+            f"can answer for: give a day from {FIRST_AS_OF.isoformat()} to today ({today.isoformat()})"
+        )
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("capgap")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+class _Version(argparse.Action):
+    """``--version``, looking the version up only when asked (``--help`` stays light)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help="print the version")
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"capgap {_version()}")
+        parser.exit()
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="capgap",
         description="capgap: Russell 2000 vs S&P 500, ETF costs and the valuation gap, in Telegram.",
         epilog="Settings come from CAPGAP_* environment variables or a .env file; see the README.",
     )
+    top.add_argument("--version", action=_Version)
     sub = top.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     run = sub.add_parser(
@@ -49,14 +93,17 @@ def parser() -> argparse.ArgumentParser:
     ask = sub.add_parser(
         "ask",
         help='print the answer to one command, e.g. capgap ask "/standing 10y"',
-        description="Print what a chat would receive for one command.",
+        description="Print what a chat would receive for one command. It never writes to CAPGAP_DB: it "
+        "answers from a throwaway copy of it (from scratch with an as-of date), so an /alert or a setting "
+        "asked here is forgotten when it ends, and a running bot is not disturbed.",
     )
     ask.add_argument("text", help='the command and its arguments, e.g. "/etf 25000 20"')
     ask.add_argument(
         "--as-of",
         type=_date,
         metavar="DATE",
-        help="answer as at that date's close (needs CAPGAP_MARKET=csv:DIR)",
+        help="answer as at that date's close, from 1990-01-02 to today (needs CAPGAP_MARKET=csv:DIR); "
+        "default: CAPGAP_AS_OF, as for `capgap run`",
     )
     ask.add_argument("--html", action="store_true", help="print the Telegram HTML instead of plain text")
     ask.add_argument("--out", type=Path, default=Path("."), metavar="DIR", help="where a chart is written")
@@ -75,23 +122,63 @@ def parser() -> argparse.ArgumentParser:
     backup = sub.add_parser(
         "backup",
         help="copy the database to PATH while the bot runs (SQLite online backup)",
-        description="Write a consistent copy of CAPGAP_DB to PATH (a file, or a directory to put a dated "
-        "file in), even while the bot is running.",
+        description="Write a consistent copy of CAPGAP_DB to PATH (a file, or an existing directory to put "
+        "a dated file in), even while the bot is running. A directory that does not exist is refused, "
+        "not created: make it first. The copy is readable by its owner only.",
     )
-    backup.add_argument("path", metavar="PATH", help="a file, or a directory (an existing one, or PATH/)")
+    backup.add_argument("path", metavar="PATH", help="a file, or an existing directory")
     restore = sub.add_parser(
         "restore",
         help="replace the database with the backup at PATH (the bot must be stopped)",
-        description="Check the backup at PATH and put it in place of CAPGAP_DB; the current database is "
-        "kept beside it. Refuses while a capgap bot holds the database.",
+        description="Check the backup at PATH and put it in place of CAPGAP_DB (also when the current "
+        "one is damaged); the current database is kept beside it under a name of its own. Refuses while "
+        "a capgap bot holds the database.",
     )
     restore.add_argument("path", type=Path, metavar="PATH")
     sub.add_parser(
         "healthcheck",
         help="ask the running bot's /healthz; exit 0 when healthy (for a container HEALTHCHECK)",
-        description="Print the running bot's /healthz report; exit status 0 when healthy, 1 otherwise.",
+        description="Print the running bot's /healthz report; exit status 0 when healthy, 1 otherwise. "
+        "The bot serves /healthz with a webhook, and with long polling only when CAPGAP_HEALTH_PORT is set; "
+        "give this command the same CAPGAP_HEALTH_PORT and CAPGAP_LISTEN as the bot.",
     )
     return top
+
+
+class BootstrapFailureReported(logging.Filter):
+    """Drops python-telegram-bot's traceback for a start that gave up reaching Telegram: `capgap run`
+    says so itself, in one line. Its other records (a retry, a failure while running) pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        giving_up = record.module == "networkloop" and record.levelno >= logging.ERROR
+        return not (giving_up and "Bootstrap" in str(record.args[0] if record.args else record.msg))
+
+
+class UnreadableUpdatesDescribed(logging.Filter):
+    """python-telegram-bot logs updates it cannot parse at CRITICAL with their whole content (what users
+    wrote) and a traceback whose text may quote it; this keeps the line and says only the size and kind
+    of what came, and the kind of error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.CRITICAL:
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        what = f"{type(error).__name__}" if error is not None else "no error given"
+        if record.name in ("telegram.Bot", "telegram.ext.ExtBot") and "Received data was" in str(record.msg):
+            from bot.webhook import describe
+
+            data = record.args[0] if isinstance(record.args, tuple) and record.args else None
+            body = json.dumps(data, default=str).encode()
+            record.msg, record.args = (
+                "Telegram sent updates that cannot be read (%s; %s)",
+                (describe(body), what),
+            )
+        elif record.name == "telegram.ext.Updater" and "Received data was" in str(record.msg):
+            record.msg, record.args = "updates from Telegram were not processed (%s)", (what,)
+        else:
+            return True
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 def fail(message: str, status: int = EXIT_USAGE) -> int:
@@ -113,6 +200,9 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     token = config.require_token()  # before any heavy import: a missing token fails at once
     if args.webhook:
         config = dataclasses.replace(config, webhook_url=webhook_url(args.webhook, "--webhook"))
+    check_as_of(config.as_of, "CAPGAP_AS_OF")
+
+    from telegram.error import InvalidToken, NetworkError, RetryAfter
 
     from bot.app import build_app, serve, webhook_secret
     from bot.database import hold
@@ -121,10 +211,26 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
     secret = webhook_secret(config) if config.webhook_url else ""
     setup_logging(config.log_level, [token.reveal(), secret], config.log_format)
+    logging.getLogger("telegram.ext").addFilter(BootstrapFailureReported())
+    for name in ("telegram.Bot", "telegram.ext.ExtBot", "telegram.ext.Updater"):
+        logging.getLogger(name).addFilter(UnreadableUpdatesDescribed())
     with hold(config.db_path):  # one bot per database; `capgap restore` waits for it to stop
         services = build_services(config, as_of=config.as_of)
         application = build_app(config, services, redact=(secret,) if secret else ())
-        serve(application, config, secret)
+        try:
+            serve(application, config, secret, bootstrap_retries=START_RETRIES)
+        except InvalidToken:
+            return fail(
+                f"Telegram refused the token in CAPGAP_TELEGRAM_TOKEN (at {config.api_root}); "
+                "ask @BotFather for the current one",
+                EXIT_FAILURE,
+            )
+        except (NetworkError, RetryAfter) as exc:  # TimedOut is a NetworkError
+            return fail(
+                f"could not reach the Telegram Bot API at {config.api_root} in {START_RETRIES + 1} tries "
+                f"({exc}); check the network and CAPGAP_TELEGRAM_API, then start again",
+                EXIT_FAILURE,
+            )
     return 0
 
 
@@ -132,6 +238,7 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
     import asyncio
 
     from bot import core
+    from bot.database import throwaway_copy
     from bot.format import plain
     from bot.logs import setup_logging
     from bot.services import build_services
@@ -141,17 +248,26 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
         name, arguments = core.parse_command_line(args.text)
     except core.UsageError as exc:
         return fail(str(exc))
+    as_of = args.as_of or config.as_of
+    check_as_of(as_of, "--as-of" if args.as_of else "CAPGAP_AS_OF")
     if core.find(name) is None:  # no need to load any market data to say so
         print(plain(core.unknown(name).text))
         return 0
-    # An "as of" answer is computed from scratch in memory, so it never mixes with the live cache.
-    services = build_services(config, as_of=args.as_of, db_path=":memory:" if args.as_of else None)
-    try:
-        services.market.ensure_loaded()
-        request = core.Request(name, arguments, services, chat_id=0, user_id=0)
-        answer = asyncio.run(core.answer(request))
-    finally:
-        services.close()
+    # Never the live database: an "as of" answer is computed from scratch in memory, so it never mixes
+    # with the live cache; any other from a throwaway copy of it, so what the command writes (an alert
+    # rule, a setting for "chat 0") goes with the copy, and a running bot is not disturbed.
+    with tempfile.TemporaryDirectory(prefix="capgap-ask-") as scratch:
+        if as_of is not None:
+            db_path: Path | str = ":memory:"
+        else:
+            db_path = throwaway_copy(config.db_path, Path(scratch))
+        services = build_services(config, as_of=as_of, db_path=db_path)
+        try:
+            services.market.ensure_loaded()
+            request = core.Request(name, arguments, services, chat_id=0, user_id=0)
+            answer = asyncio.run(core.answer(request))
+        finally:
+            services.close()
     print(answer.text if args.html else plain(answer.text))
     if answer.keyboard:
         print("  ".join(f"[{button.label}]" for row in answer.keyboard for button in row))
@@ -173,6 +289,8 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
         return fail("replay needs CAPGAP_MARKET=csv:DIR (it steps through stored history)")
     if args.end < args.start:
         return fail("--to must not be before --from")
+    check_as_of(args.start, "--from")
+    check_as_of(args.end, "--to")
     specs = []
     for text in args.rules:
         try:
@@ -200,10 +318,7 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
 def cmd_backup(config: Config, args: argparse.Namespace) -> int:
     from bot.database import backup
 
-    target = Path(args.path)
-    if args.path.endswith(("/", os.sep)):  # a directory meant, perhaps not there yet (the first nightly run)
-        target.mkdir(parents=True, exist_ok=True)
-    copied = backup(config.db_path, target)
+    copied = backup(config.db_path, args.path)
     rows = ", ".join(f"{name} {count:,}" for name, count in copied.tables.items())
     print(f"backed up {config.db_path} to {copied.path} ({copied.bytes:,} bytes; {rows})")
     return 0
@@ -242,21 +357,50 @@ def cmd_healthcheck(config: Config) -> int:
     except urllib.error.HTTPError as exc:  # 503 arrives as an error, with the report as its body
         status, body = exc.code, exc.read()
     except OSError as exc:
-        return fail(f"no answer from {url}: {getattr(exc, 'reason', exc)}", EXIT_FAILURE)
+        hint = ""
+        if config.health_port is None and not config.webhook_url:
+            hint = (
+                f" (with long polling the bot serves /healthz only when CAPGAP_HEALTH_PORT is set: set it, "
+                f"e.g. CAPGAP_HEALTH_PORT={DEFAULT_HEALTH_PORT}, for the bot and for this command)"
+            )
+        elif config.health_port is None:
+            hint = f" (is the bot running? it serves /healthz on port {port}, CAPGAP_HEALTH_PORT)"
+        else:
+            hint = f" (is the bot running with CAPGAP_HEALTH_PORT={port} and CAPGAP_LISTEN={config.listen}?)"
+        return fail(f"no answer from {url}: {getattr(exc, 'reason', exc)}{hint}", EXIT_FAILURE)
     print(body.decode("utf-8", errors="replace"))
     return 0 if status == 200 else EXIT_FAILURE
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; a reader that goes away (``capgap ask … | head -1``) ends it quietly."""
+    try:
+        status = _main(argv)
+        sys.stdout.flush()  # here, where a closed pipe can still be caught
+    except BrokenPipeError:
+        # Python's advice (the signal module's note on SIGPIPE): point stdout at devnull, so the flush at
+        # exit does not fail a second time, and exit 1 as Python does on EPIPE.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILURE
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     # PTB 22: RetryAfter.retry_after as a timedelta (the coming default), without a deprecation warning.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = parser().parse_args(argv)
+    import sqlite3
+
     from bot.config import ConfigError
-    from bot.database import DatabaseBusy, NotABackup
+    from bot.database import DatabaseBusy, NotABackup, database_problem
     from market.model import MarketUnavailable
 
     try:
         config = load()
+    except ConfigError as exc:
+        return fail(str(exc))
+    try:
         if args.command == "run":
             return cmd_run(config, args)
         if args.command == "ask":
@@ -273,6 +417,10 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(exc))
     except (DatabaseBusy, NotABackup, FileNotFoundError) as exc:
         return fail(str(exc), EXIT_FAILURE)
+    except sqlite3.Error as exc:  # a damaged file, a full disk: at start, before anything else ran
+        if args.command in ("run", "ask"):
+            return fail(database_problem(config.db_path, exc), EXIT_FAILURE)
+        return fail(f"SQLite: {exc}", EXIT_FAILURE)
     except ValueError as exc:  # e.g. --as-of with the Yahoo source
         return fail(str(exc))
     except MarketUnavailable as exc:  # e.g. a history file with no usable row

@@ -8,7 +8,14 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from telegram import BotCommand, InlineKeyboardButton, InlineKeyboardMarkup, LinkPreviewOptions, Update
+from telegram import (
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    InputMediaPhoto,
+    LinkPreviewOptions,
+    Update,
+)
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
 from telegram.ext import (
@@ -92,24 +99,41 @@ def markup(answer: Answer) -> InlineKeyboardMarkup | None:
 PHOTO_IDS_KEPT = 64
 
 
+def _photo_ids(context: ContextTypes.DEFAULT_TYPE) -> dict[int, str]:
+    known: dict[int, str] = context.application.bot_data.setdefault("photo_ids", {})
+    return known
+
+
+def _photo(context: ContextTypes.DEFAULT_TYPE, answer: Answer) -> str | bytes:
+    """The answer's chart as Telegram should get it: the file_id of the same PNG sent before, else the PNG."""
+    assert answer.photo is not None
+    return _photo_ids(context).get(hash(answer.photo), answer.photo)
+
+
+def _keep_photo_id(context: ContextTypes.DEFAULT_TYPE, answer: Answer, sent: object) -> None:
+    """Remember the file_id Telegram gave the answer's chart, so the next send of it is not an upload."""
+    known = _photo_ids(context)
+    photo = getattr(sent, "photo", None)  # an edit may answer True instead of the message
+    key = hash(answer.photo)
+    if key not in known and photo:
+        if len(known) >= PHOTO_IDS_KEPT:
+            known.clear()
+        known[key] = photo[-1].file_id
+
+
 async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer) -> None:
     bot = context.bot
     if answer.photo is not None:
         fits = len(answer.text) <= core.MAX_CAPTION
-        known: dict[int, str] = context.application.bot_data.setdefault("photo_ids", {})
-        key = hash(answer.photo)
         sent = await bot.send_photo(
             chat_id,
-            photo=known.get(key, answer.photo),
+            photo=_photo(context, answer),
             filename=answer.photo_name,
             caption=answer.text if fits else None,
             parse_mode=ParseMode.HTML,
             reply_markup=markup(answer) if fits else None,
         )
-        if key not in known and sent.photo:
-            if len(known) >= PHOTO_IDS_KEPT:
-                known.clear()
-            known[key] = sent.photo[-1].file_id
+        _keep_photo_id(context, answer, sent)
         if fits:
             return
     await bot.send_message(
@@ -152,8 +176,9 @@ def add_button_flow(
     """Buttons with callback data ``prefix:<data>`` redraw their message with ``build(request, data)``.
 
     Callback data comes from the client and is never trusted: ``build`` validates it like typed input.
-    A photo answer is sent as a new message (a caption cannot become a picture). With ``group_admin_only``,
-    a group member who is no administrator gets a refusal only they see, and the message stays as it is.
+    A photo answer replaces the picture, caption and keyboard of the message in place (editMessageMedia);
+    a text answer under a photo (a refusal, say) replaces its caption. With ``group_admin_only``, a group
+    member who is no administrator gets a refusal only they see, and the message stays as it is.
     """
 
     async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -169,16 +194,33 @@ def add_button_flow(
             return
         answer = await core.run(request, lambda r: build(r, data))
         await query.answer()
-        if answer.photo is not None:
-            await send(context, query.message.chat.id, answer)
-            return
+        under_photo = bool(getattr(query.message, "photo", None))
+        in_place = under_photo and len(answer.text) <= core.MAX_CAPTION
         try:
-            await query.edit_message_text(
-                answer.text,
-                parse_mode=ParseMode.HTML,
-                reply_markup=markup(answer),
-                link_preview_options=NO_PREVIEW,
-            )
+            if in_place and answer.photo is not None:
+                edited = await query.edit_message_media(
+                    InputMediaPhoto(
+                        _photo(context, answer),
+                        caption=answer.text,
+                        parse_mode=ParseMode.HTML,
+                        filename=answer.photo_name,
+                    ),
+                    reply_markup=markup(answer),
+                )
+                _keep_photo_id(context, answer, edited)
+            elif in_place:
+                await query.edit_message_caption(
+                    answer.text, parse_mode=ParseMode.HTML, reply_markup=markup(answer)
+                )
+            elif answer.photo is not None or under_photo:
+                await send(context, chat_id, answer)  # no room for it in the message pressed
+            else:
+                await query.edit_message_text(
+                    answer.text,
+                    parse_mode=ParseMode.HTML,
+                    reply_markup=markup(answer),
+                    link_preview_options=NO_PREVIEW,
+                )
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():  # pressing the current choice again is harmless
                 raise

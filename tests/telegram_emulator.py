@@ -60,9 +60,9 @@ Faults and limits
 
 Known simplifications: HTML is validated like Telegram (its own tag set and error texts); Markdown and
 MarkdownV2 are accepted without validation. Lengths are counted in code points. Photos must be PNG, JPEG,
-GIF, WebP or BMP bytes (or the file_id of one sent before); URLs cannot be fetched. Webhook URLs may be
-plain HTTP because tests cannot present a certificate, and updates reach a webhook only through
-``deliver_to_webhook``.
+GIF, WebP or BMP bytes (or the file_id of one sent before), in sendPhoto and editMessageMedia alike;
+URLs cannot be fetched. Webhook URLs may be plain HTTP because tests cannot present a certificate, and
+updates reach a webhook only through ``deliver_to_webhook``.
 """
 
 from __future__ import annotations
@@ -593,6 +593,7 @@ _CHAT_WRITE_METHODS: Final = frozenset(
         "editMessageText",
         "editMessageCaption",
         "editMessageReplyMarkup",
+        "editMessageMedia",
         "deleteMessage",
     }
 )
@@ -674,6 +675,7 @@ class TelegramEmulator:
                 "editMessageText": self._edit_message_text,
                 "editMessageCaption": self._edit_message_caption,
                 "editMessageReplyMarkup": self._edit_message_reply_markup,
+                "editMessageMedia": self._edit_message_media,
                 "answerCallbackQuery": self._answer_callback_query,
                 "setMyCommands": self._set_my_commands,
                 "getMyCommands": self._get_my_commands,
@@ -1581,6 +1583,77 @@ class TelegramEmulator:
         stored = self._stored_message(params, "edit")
         markup = self._checked_markup(params.get("reply_markup"))
         return self._edited("editMessageReplyMarkup", stored, {}, markup)
+
+    async def _edit_message_media(self, params: JSON) -> JSON:
+        """editMessageMedia, as https://core.telegram.org/bots/api#editmessagemedia describes it.
+
+        The message must exist in that chat and be the bot's own (``_stored_message``); ``media`` is a
+        JSON-serialized InputMedia whose ``media`` is the file_id of a file Telegram has, or
+        ``attach://<name>`` naming a part of the same multipart/form-data request
+        (https://core.telegram.org/bots/api#sending-files); a URL cannot be fetched here. The new caption
+        replaces the old one (none given: none kept, as for InputMedia), and the keyboard likewise.
+        Identical media, caption and keyboard answer 400 "message is not modified", as the other edits.
+        Error texts are Telegram's as bots have met them: "can't parse InputMedia: Media is not specified"
+        (telegraf/telegraf#834, irazasyed/telegram-bot-sdk#738), "can't parse InputMedia: media not found"
+        for an attach:// name with no such part (irazasyed/telegram-bot-sdk#944), "wrong file
+        identifier/HTTP URL specified" for an unknown file_id (yagop/node-telegram-bot-api#876).
+        Only photos are served (the other InputMedia types answer 400 with a description).
+        """
+        stored = self._stored_message(params, "edit")
+        media = params.get("media")
+        if media is None:
+            raise _bad("there is no media in the request")
+        if not isinstance(media, dict):
+            raise _bad("can't parse input media JSON object")
+        kind = media.get("type")
+        if kind != "photo":
+            raise _bad(f"the emulator serves InputMediaPhoto only, got type {kind!r}")
+        reference = media.get("media")
+        if not isinstance(reference, str) or not reference:
+            raise _bad("can't parse InputMedia: Media is not specified")
+        if reference.startswith("attach://"):
+            upload = params.get(reference.removeprefix("attach://"))
+            if not isinstance(upload, UploadedFile):
+                raise _bad("can't parse InputMedia: media not found")
+            data = self._photo_bytes(upload)
+            known = None
+        else:
+            known = self._files.get(reference)
+            if known is None:
+                raise _bad("wrong file identifier/HTTP URL specified")
+            data = self._photo_bytes(reference)
+        size = _image_size(data)
+        if size is None:
+            raise _bad("IMAGE_PROCESS_FAILED")
+        raw_caption = media.get("caption") or None
+        parse_mode = media.get("parse_mode")
+        caption, entities = self._formatted(raw_caption or "", parse_mode, media.get("caption_entities"))
+        if len(caption) > MAX_CAPTION_LENGTH:
+            raise _bad("message caption is too long")
+        markup = self._checked_markup(params.get("reply_markup"))
+        old_photo = stored.message.get("photo") or [{}]
+        if known is not None and old_photo[-1].get("file_id") == known.file_id:
+            photo = old_photo  # the same file again: unchanged, as far as the media goes
+        else:
+            file = known or self._store_file(data, "png" if data.startswith(b"\x89PNG") else "jpg")
+            photo = [
+                {
+                    "file_id": file.file_id,
+                    "file_unique_id": file.file_unique_id,
+                    "width": size[0],
+                    "height": size[1],
+                    "file_size": len(data),
+                }
+            ]
+        # A text message may be given media too (the method's description); its text goes.
+        changes = {"photo": photo, "caption": caption or None, "caption_entities": entities or None}
+        if "text" in stored.message:
+            changes.update(text=None, entities=None)
+        stored.photo = data  # what the message shows after the edit (unchanged if the edit is refused)
+        return self._edited(
+            "editMessageMedia", stored, changes, markup, raw_caption=raw_caption, raw_text=None,
+            parse_mode=parse_mode,
+        )  # fmt: skip
 
     async def _delete_message(self, params: JSON) -> bool:
         stored = self._stored_message(params, "delete")

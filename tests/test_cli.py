@@ -28,7 +28,8 @@ def environment(tmp_path: Path, **settings: str) -> dict[str, str]:
     """Only what a process needs to start, plus the CAPGAP_* settings given: nothing from the developer."""
     env = {
         name: os.environ[name]
-        for name in ("PATH", "HOME", "MPLCONFIGDIR", "SYSTEMROOT")
+        # PYTHONPATH: the source tree under test, when it is not the installed one.
+        for name in ("PATH", "HOME", "MPLCONFIGDIR", "SYSTEMROOT", "PYTHONPATH")
         if name in os.environ
     }
     env.update({"LANG": "C.UTF-8", "PYTHONIOENCODING": "utf-8", "CAPGAP_DB": str(tmp_path / "capgap.db")})
@@ -218,3 +219,303 @@ def test_an_unknown_command_gets_a_hint_to_help(
     assert "I don't know /nope" in result.stdout
     assert "/help" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+# --- what the command line promises ------------------------------------------------------------------
+
+TOKEN = "12345678:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"  # the shape @BotFather gives; no bot has it
+
+
+def assert_one_failure_line(result: subprocess.CompletedProcess[str]) -> str:
+    """Exit status 1 and one line on stderr, no traceback (what an operator's log shows)."""
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr and "Unclosed" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("capgap: ")
+    return lines[0]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_version_is_the_package_version(tmp_path: Path) -> None:
+    import tomllib
+
+    declared = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]["version"]
+    result = capgap(["--version"], tmp_path)
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"capgap {declared}\n", "")
+
+
+def table_rows(db: Path, table: str) -> int:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(db)) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def test_ask_honours_capgap_as_of_and_never_writes_the_live_database(
+    tmp_path: Path, history_db: Path, shared_data: Path
+) -> None:
+    """CAPGAP_AS_OF sets the day for `ask` as for `run`; an /alert asked on the command line is answered
+    from a throwaway copy and leaves the bot's database as it was."""
+    import shutil
+
+    live = tmp_path / "capgap.db"
+    shutil.copyfile(history_db, live)
+    before = (table_rows(live, "closes"), table_rows(live, "refreshes"))
+    settings = {"CAPGAP_MARKET": f"csv:{shared_data}", "CAPGAP_AS_OF": "2024-01-18"}
+
+    standing = capgap(["ask", "/standing"], tmp_path, **settings)
+    assert standing.returncode == 0, standing.stderr
+    rut = csv_closes(shared_data / "RUT_daily.csv")[date(2024, 1, 18)]
+    assert f"RUT {rut:,.2f} (18 Jan 2024 close)" in standing.stdout
+
+    alert = capgap(["ask", "--as-of", "2024-01-18", "/alert rut above 3000"], tmp_path, **settings)
+    assert alert.returncode == 0, alert.stderr
+    without_date = capgap(["ask", "/alert rut above 3000"], tmp_path, CAPGAP_MARKET=f"csv:{shared_data}")
+    assert without_date.returncode == 0, without_date.stderr
+    assert "Alert #1 set" in alert.stdout and "Alert #1 set" in without_date.stdout
+    assert (table_rows(live, "rules"), table_rows(live, "chats")) == (0, 0)
+    assert (table_rows(live, "closes"), table_rows(live, "refreshes")) == before
+
+
+def test_ask_without_a_database_creates_none(tmp_path: Path, shared_data: Path) -> None:
+    result = capgap(["ask", "/standing 1y"], tmp_path, CAPGAP_MARKET=f"csv:{shared_data}")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("given", "setting"),
+    [("1980-01-01", "--as-of"), ("2999-01-01", "--as-of"), ("1980-01-01", "CAPGAP_AS_OF")],
+)
+def test_an_as_of_date_capgap_cannot_answer_for_says_which_dates_it_can(
+    tmp_path: Path, shared_data: Path, given: str, setting: str
+) -> None:
+    args, settings = ["ask", "/standing"], {"CAPGAP_MARKET": f"csv:{shared_data}"}
+    if setting == "--as-of":
+        args[1:1] = ["--as-of", given]
+    else:
+        settings["CAPGAP_AS_OF"] = given
+    line = assert_one_line_error(capgap(args, tmp_path, **settings))
+    side = "before" if given < "2000" else "after"
+    assert line == (
+        f"capgap: {setting} {given} is {side} the dates capgap can answer for: "
+        f"give a day from 1990-01-02 to today ({date.today().isoformat()})"
+    )
+
+
+def test_a_reader_that_goes_away_ends_ask_quietly(tmp_path: Path, shared_data: Path) -> None:
+    """`capgap ask … | head -1`: the pipe closes before the answer is written."""
+    process = start(
+        ["ask", "--as-of", "2024-01-18", "/standing 10y"], tmp_path, CAPGAP_MARKET=f"csv:{shared_data}"
+    )
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.close()  # before the child has loaded anything, let alone printed
+    with process.stderr:
+        stderr = process.stderr.read()
+    assert process.wait(timeout=60) == 1
+    assert stderr == ""
+
+
+def test_healthcheck_in_polling_mode_says_how_to_turn_the_endpoint_on(tmp_path: Path) -> None:
+    # A loopback address nothing else listens on, so the default port answers nobody.
+    line = assert_one_failure_line(capgap(["healthcheck"], tmp_path, CAPGAP_LISTEN="127.0.0.3"))
+    assert line.startswith("capgap: no answer from http://127.0.0.3:8081/healthz: ")
+    assert "with long polling the bot serves /healthz only when CAPGAP_HEALTH_PORT is set" in line
+
+
+def run_with_retries(tmp_path: Path, retries: int, **settings: str) -> subprocess.Popen[str]:
+    """`capgap run` with fewer tries at start than the default, so that giving up takes seconds."""
+    code = f"import sys, bot.cli as cli; cli.START_RETRIES = {retries}; sys.exit(cli.main(['run']))"
+    return subprocess.Popen(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=environment(tmp_path, **settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        encoding="utf-8",
+    )
+
+
+def test_telegram_unreachable_at_start_is_one_line_after_the_retries(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    api = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    result = finish(
+        run_with_retries(
+            tmp_path,
+            2,
+            CAPGAP_TELEGRAM_TOKEN=TOKEN,
+            CAPGAP_TELEGRAM_API=api,
+            CAPGAP_MARKET=f"csv:{shared_data}",
+            CAPGAP_AS_OF="2024-01-18",
+        )
+    )
+    line = assert_one_failure_line(result)
+    assert line.startswith(f"capgap: could not reach the Telegram Bot API at {api} in 3 tries (")
+    assert line.endswith("check the network and CAPGAP_TELEGRAM_API, then start again")
+
+
+async def test_a_bot_api_that_fails_at_first_is_tried_again(tmp_path: Path, shared_data: Path) -> None:
+    import asyncio
+    import signal
+
+    from tests.conftest import TEST_TOKEN
+    from tests.telegram_emulator import TelegramEmulator
+
+    async with TelegramEmulator() as emu:
+        emu.fail("getMe", 502, times=2)  # a gateway still coming up
+        process = run_with_retries(
+            tmp_path,
+            3,
+            CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN,
+            CAPGAP_TELEGRAM_API=emu.root,
+            CAPGAP_MARKET=f"csv:{shared_data}",
+            CAPGAP_AS_OF="2024-01-18",
+        )
+        try:
+            await emu.wait_for(method="setMyCommands", timeout=60)
+            emu.user_message(77, "/start")  # answered: the bot is up, past its start-up
+            await emu.wait_for(chat_id=77, method="sendMessage", timeout=30)
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.to_thread(process.communicate, timeout=30)
+            assert process.returncode == 0, stderr
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+        assert [call.status for call in emu.calls if call.method == "getMe"] == [502, 502, 200]
+
+
+def test_a_damaged_database_at_start_is_one_line_naming_it_and_the_way_back(tmp_path: Path) -> None:
+    db = tmp_path / "capgap.db"
+    db.write_bytes(b"this is no database " * 300)
+    line = assert_one_failure_line(capgap(["run"], tmp_path, CAPGAP_TELEGRAM_TOKEN=TOKEN))
+    assert line == (
+        f"capgap: cannot use the database {db} (file is not a database): it looks damaged: put a backup "
+        "in its place with `capgap restore BACKUP` (the damaged file is kept beside it)"
+    )
+
+
+def test_a_full_disk_at_start_is_one_line_naming_the_database(tmp_path: Path) -> None:
+    """A disk that takes no more bytes, as the process's file size limit makes it (ulimit -f)."""
+    db = tmp_path / "capgap.db"
+    result = subprocess.run(
+        ["sh", "-c", 'ulimit -f 16 && exec "$@"', "sh", *COMMAND, "run"],
+        cwd=tmp_path,
+        env=environment(tmp_path, CAPGAP_TELEGRAM_TOKEN=TOKEN),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    line = assert_one_failure_line(result)
+    assert line.startswith(f"capgap: cannot use the database {db} (")
+    assert "make room on its disk" in line and "capgap restore BACKUP" in line
+
+
+async def test_an_update_that_cannot_be_read_is_logged_by_size_not_by_its_text(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """Long polling: python-telegram-bot's CRITICAL line for an update it cannot parse keeps its place
+    in the log but says what came (size, fields), not what the user wrote."""
+    import asyncio
+    import json
+
+    from tests.conftest import TEST_TOKEN
+    from tests.telegram_emulator import TelegramEmulator
+
+    log_path = tmp_path / "bot.log"
+    async with TelegramEmulator() as emu:
+        settings = {
+            "CAPGAP_TELEGRAM_TOKEN": TEST_TOKEN,
+            "CAPGAP_TELEGRAM_API": emu.root,
+            "CAPGAP_MARKET": f"csv:{shared_data}",
+            "CAPGAP_AS_OF": "2024-01-18",
+            "CAPGAP_LOG_FORMAT": "json",
+        }
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                *COMMAND, "run", cwd=tmp_path, env=environment(tmp_path, **settings),
+                stdout=asyncio.subprocess.DEVNULL, stderr=log,
+            )  # fmt: skip
+        try:
+            await emu.wait_for(method="setMyCommands", timeout=60)
+            bad = emu.queue_update({"message": {"text": "my secret plan 4321"}})  # no chat, no date
+            bad_size = len(json.dumps([bad]).encode())
+            # It is fetched (and refused) again and again: twice is enough to have been logged once.
+            await emu.wait_for(lambda call: bool(call.result), method="getUpdates", count=2, timeout=30)
+        finally:
+            process.kill()  # a bot that cannot read an update cannot confirm it either: no clean stop
+            await process.wait()
+
+    text = log_path.read_text()
+    assert "my secret plan" not in text and "4321" not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    described = [line for line in lines if "cannot be read" in line["message"]]
+    assert described and described[0]["level"] == "CRITICAL"
+    assert described[0]["message"] == (
+        f"Telegram sent updates that cannot be read ({bad_size} bytes, 1 update(s) with fields message, "
+        "update_id; KeyError)"
+    )
+    assert all("exc" not in line for line in described)
+
+
+def test_a_replay_from_before_the_calendar_says_which_dates_it_can(tmp_path: Path, shared_data: Path) -> None:
+    result = capgap(
+        ["replay", "--from", "1980-01-01", "--to", "1985-01-01", "rut above 100 close"],
+        tmp_path,
+        CAPGAP_MARKET=f"csv:{shared_data}",
+    )
+    assert assert_one_line_error(result) == (
+        "capgap: --from 1980-01-01 is before the dates capgap can answer for: "
+        f"give a day from 1990-01-02 to today ({date.today().isoformat()})"
+    )
+
+
+@pytest.mark.parametrize("mode", ["polling", "webhook"])
+async def test_a_stop_while_telegram_is_tried_again_ends_the_tries(
+    tmp_path: Path, shared_data: Path, mode: str
+) -> None:
+    """SIGTERM (systemctl stop) during the start-up retries stops the bot then, not half a minute later."""
+    import asyncio
+    import signal
+
+    from tests.conftest import TEST_TOKEN
+    from tests.telegram_emulator import TelegramEmulator
+
+    async with TelegramEmulator() as emu:
+        emu.fail("getMe", 502, times=None)  # never up
+        port = free_port()
+        settings = {
+            "CAPGAP_TELEGRAM_TOKEN": TEST_TOKEN,
+            "CAPGAP_TELEGRAM_API": emu.root,
+            "CAPGAP_MARKET": f"csv:{shared_data}",
+            "CAPGAP_AS_OF": "2024-01-18",
+            "CAPGAP_HEALTH_PORT": "off",
+        }
+        if mode == "webhook":
+            settings.update(CAPGAP_WEBHOOK_URL=f"http://127.0.0.1:{port}/hook", CAPGAP_WEBHOOK_PORT=str(port))
+        process = await asyncio.create_subprocess_exec(
+            *COMMAND, "run", cwd=tmp_path, env=environment(tmp_path, **settings),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await emu.wait_for(method="getMe", ok=False, timeout=60)
+            process.send_signal(signal.SIGTERM)
+            # Well inside the ~30 s the tries would take.
+            _, stderr = await asyncio.wait_for(process.communicate(), 15)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, stderr
+    assert b"Traceback" not in stderr and b"Unclosed" not in stderr

@@ -11,13 +11,16 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from bot.database import DatabaseBusy, hold, lock_path
+from bot.database import DatabaseBusy, backup, hold, lock_path, restore
+from market.storage import open_database
 from tests.conftest import DATA, TEST_TOKEN, bot_process
 from tests.telegram_emulator import TelegramEmulator
 
@@ -126,14 +129,32 @@ def test_backups_taken_while_a_writer_runs_are_consistent(
     assert seen == sorted(seen) and writer.written > seen[0]  # the writer went on during the backups
 
 
-def test_a_backup_into_a_directory_gets_a_dated_name(live_db: Path, tmp_path: Path) -> None:
+def test_a_backup_into_a_directory_gets_a_dated_name_of_its_own(live_db: Path, tmp_path: Path) -> None:
     folder = tmp_path / "backups"
-    done = capgap("backup", f"{folder}/", db=live_db)  # a trailing slash: a directory, made if missing
+    folder.mkdir()
+    done = capgap("backup", f"{folder}/", db=live_db)
     assert done.returncode == 0, done.stderr
-    assert capgap("backup", str(folder), db=live_db).returncode == 0  # an existing one
-    made = sorted(folder.glob("capgap-*.db"))
-    assert len(made) in (1, 2)  # two, unless both ran within the same second
-    assert made[0].stem[len("capgap-") :].replace("-", "").isdigit()
+    (made,) = folder.glob("capgap-*.db")
+    assert made.stem[len("capgap-") :].replace("-", "").isdigit()
+    # Two in the same second (a retried nightly job) keep both.
+    moment = datetime(2024, 1, 18, 22, 0, 5, tzinfo=UTC)
+    first, second = backup(live_db, folder, now=moment), backup(live_db, folder, now=moment)
+    assert (first.path.name, second.path.name) == ("capgap-20240118-220005.db", "capgap-20240118-220005-2.db")
+    assert first.path.is_file() and second.path.is_file()
+
+
+@pytest.mark.parametrize("given", ["backups/", "backups/nightly.db"])
+def test_a_backup_into_a_missing_directory_is_refused_and_makes_nothing(
+    live_db: Path, tmp_path: Path, given: str
+) -> None:
+    """A backup disk that is not mounted must not become a folder on the system disk."""
+    done = capgap("backup", str(tmp_path / given) + ("/" if given.endswith("/") else ""), db=live_db)
+    missing = tmp_path / "backups"
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f"capgap: there is no directory {missing} to write the backup in; create it first (mkdir -p {missing})\n"
+    )
+    assert not missing.exists()
 
 
 def test_backing_up_a_missing_database_is_a_one_line_error(tmp_path: Path) -> None:
@@ -200,6 +221,104 @@ def test_restore_puts_the_backup_in_place_and_keeps_the_old_database(live_db: Pa
         assert conn.execute("SELECT COUNT(*) FROM chats WHERE chat_id = 1").fetchone()[0] == 0
     with closing(sqlite3.connect(kept)) as conn:  # nothing of the old database is lost, its log included
         assert conn.execute("SELECT COUNT(*) FROM chats WHERE chat_id = 1").fetchone()[0] == 1
+
+
+def test_two_restores_in_one_second_keep_both_databases_they_replaced(live_db: Path, tmp_path: Path) -> None:
+    copy = backup(live_db, tmp_path / "b.db").path
+    moment = datetime(2024, 1, 18, 22, 0, 5, tzinfo=UTC)
+    with closing(sqlite3.connect(live_db)) as conn, conn:
+        conn.execute("INSERT INTO chats (chat_id, type, zone, active) VALUES (1, 'private', 'UTC', 1)")
+    _, first = restore(copy, live_db, now=moment)
+    with closing(sqlite3.connect(live_db)) as conn, conn:
+        conn.execute("INSERT INTO chats (chat_id, type, zone, active) VALUES (2, 'private', 'UTC', 1)")
+    _, second = restore(copy, live_db, now=moment)
+
+    assert first is not None and second is not None
+    assert (first.name, second.name) == (
+        "capgap.db.before-restore-20240118-220005",
+        "capgap.db.before-restore-20240118-220005-2",
+    )
+    for kept, chat in ((first, 1), (second, 2)):  # each holds the database it replaced
+        with closing(sqlite3.connect(kept)) as conn:
+            assert conn.execute("SELECT chat_id FROM chats WHERE chat_id IN (1, 2)").fetchall() == [(chat,)]
+
+
+def test_restore_replaces_a_damaged_database_and_keeps_it(live_db: Path, tmp_path: Path) -> None:
+    copy = backup(live_db, tmp_path / "b.db").path
+    damage = b"not a database " * 400
+    live_db.write_bytes(damage)
+    done = capgap("restore", str(copy), db=live_db)
+    assert done.returncode == 0, done.stderr
+    (kept,) = tmp_path.glob("capgap.db.before-restore-????????-??????")
+    assert kept.read_bytes() == damage
+    assert f"kept as {kept}" in done.stdout
+    with closing(sqlite3.connect(live_db)) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+def test_the_database_its_log_lock_and_copies_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    previous = os.umask(0o022)  # the usual umask, under which files come out 0644
+    try:
+        db_path = tmp_path / "capgap.db"
+        db = open_database(db_path)
+        db.execute("CREATE TABLE migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+        db.execute("INSERT INTO migrations VALUES ('m', 'now')")
+        assert {p.name: mode(p) for p in tmp_path.iterdir()} == {
+            "capgap.db": 0o600,
+            "capgap.db-wal": 0o600,
+            "capgap.db-shm": 0o600,
+        }
+        with hold(db_path):
+            assert mode(lock_path(db_path)) == 0o600
+        copy = backup(db_path, tmp_path / "b.db").path
+        assert mode(copy) == 0o600
+        db.close()
+        _, kept = restore(copy, db_path)
+        assert kept is not None and mode(kept) == 0o600 and mode(db_path) == 0o600
+
+        older = tmp_path / "older.db"  # made world-readable by an earlier capgap
+        with closing(sqlite3.connect(older)) as conn:
+            conn.execute("CREATE TABLE t (x)")
+        older.chmod(0o644)
+        open_database(older).close()
+        assert mode(older) == 0o600
+    finally:
+        os.umask(previous)
+
+
+def test_a_write_waits_for_another_connections_write_transaction(tmp_path: Path) -> None:
+    """A transaction that reads, then writes (as the stores' do), waits out a write lock held elsewhere
+    instead of failing at once with "database is locked"."""
+    db = open_database(tmp_path / "capgap.db")
+    db.execute("CREATE TABLE notes (n INTEGER)")
+    other = sqlite3.connect(tmp_path / "capgap.db", isolation_level=None, check_same_thread=False)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO notes VALUES (1)")
+    beginning = threading.Event()
+    db.conn.set_trace_callback(lambda sql: beginning.set() if sql.startswith("BEGIN") else None)
+
+    def release() -> None:
+        beginning.wait(30)
+        # Held a moment longer, so the write meets the lock rather than racing past it; the write waits
+        # for as long as it takes (up to the busy timeout), so this is no bet on the machine's speed.
+        time.sleep(0.2)
+        other.execute("COMMIT")
+
+    releaser = threading.Thread(target=release)
+    releaser.start()
+    try:
+        with db.atomic():
+            (count,) = db.execute("SELECT COUNT(*) FROM notes").fetchone()
+            db.execute("INSERT INTO notes VALUES (?)", [count + 1])
+    finally:
+        releaser.join(30)
+        other.close()
+    # The write came after the other transaction and saw its row.
+    assert [n for (n,) in db.execute("SELECT n FROM notes ORDER BY n")] == [1, 2]
 
 
 # --- with a real running bot -------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Webhook mode end to end: PTB's webhook server registered with the emulator, updates posted to it with
-and without the secret token, the switch back to polling, and `capgap run --webhook` as a real process
-with JSON logs and /healthz.
+"""Webhook mode end to end: capgap's webhook server registered with the emulator, updates posted to it
+with and without the secret token, the switch back to polling, `capgap run --webhook` as a real process
+with JSON logs and /healthz, and requests refused on their headers before their body is read.
 """
 
 from __future__ import annotations
@@ -12,9 +12,13 @@ import signal
 import socket
 import sqlite3
 import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
+import pytest_asyncio
+from _pytest.logging import LogCaptureFixture
 
 from bot.app import ALLOWED_UPDATES, build_app, webhook_options, webhook_secret
 from bot.services import Services
@@ -40,7 +44,7 @@ def stored_rows(db: Path, chat_id: int) -> int:
 
 
 async def test_only_updates_with_the_secret_get_in_and_polling_removes_the_webhook(
-    telegram_emulator: TelegramEmulator, csv_services: Services, tmp_path: Path
+    telegram_emulator: TelegramEmulator, csv_services: Services, tmp_path: Path, caplog: LogCaptureFixture
 ) -> None:
     emu = telegram_emulator
     port = free_port()
@@ -51,11 +55,16 @@ async def test_only_updates_with_the_secret_get_in_and_polling_removes_the_webho
         webhook_url=f"http://127.0.0.1:{port}/capgap/hook",
         webhook_port=port,
     )
+    from bot.webhook import Hook, WebhookServer, register
+
     secret = webhook_secret(config)
     application = build_app(config, csv_services, schedule=False)
     await application.initialize()
     await application.post_init(application)
-    await application.updater.start_webhook(**webhook_options(config, secret))
+    hook = Hook(**webhook_options(config, secret))
+    server = WebhookServer(application, hook)
+    await server.start()
+    await register(application, hook, retries=0)
     await application.start()
     try:
         hook = emu.webhook
@@ -78,9 +87,20 @@ async def test_only_updates_with_the_secret_get_in_and_polling_removes_the_webho
         assert emu.calls_to(INTRUDER) == []
         assert stored_rows(csv_services.config.db_path, INTRUDER) == 0
         assert stored_rows(csv_services.config.db_path, CHAT) == 2  # the chat and its rule
+
+        # An update that cannot be read is refused and described, never quoted.
+        unreadable = {"update_id": 9, "message": {"text": "my secret plan"}}
+        assert await emu.deliver_to_webhook(unreadable) == 400
+        assert "my secret plan" not in caplog.text
+        size = len(json.dumps(unreadable))
+        described = f"cannot be read ({size} bytes, a JSON object with fields message, update_id)"
+        assert described in caplog.text
     finally:
-        await application.updater.stop()
+        await server.stop()
         await application.stop()
+        health = application.bot_data.get("health")
+        if health is not None:  # post_shutdown's part, without closing the fixture's services
+            await health.stop()
         await application.shutdown()
 
     # Back to polling: PTB deletes the webhook before its first getUpdates.
@@ -184,3 +204,93 @@ async def test_capgap_run_with_a_webhook_serves_updates_health_and_json_logs(
     text = log_path.read_text()
     for never in (TEST_TOKEN, TEST_TOKEN.split(":")[1], secret, "rut above", "3141"):  # nor what users wrote
         assert never not in text, never
+
+
+async def post_head(port: int, headers: dict[str, str], body: bytes = b"") -> int:
+    """POST /hook with ``headers`` and only ``body`` of what they announce; the status of the answer.
+
+    An answer that waits for the rest of the body never comes: the deadline fails the test.
+    """
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+        writer.write(f"POST /hook HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{head}\r\n".encode() + body)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 20)
+        return int(status_line.split()[1])
+    finally:
+        writer.close()
+
+
+@dataclass
+class WebhookBot:
+    port: int
+    secret: str
+    log_path: Path
+    process: asyncio.subprocess.Process
+
+    async def stop(self) -> list[dict[str, object]]:
+        """SIGTERM, a clean exit, and the JSON lines it logged."""
+        self.process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(self.process.wait(), 30) == 0
+        return [json.loads(line) for line in self.log_path.read_text().splitlines()]
+
+
+@pytest_asyncio.fixture
+async def webhook_bot(telegram_emulator: TelegramEmulator, tmp_path: Path) -> AsyncIterator[WebhookBot]:
+    """`capgap run --webhook` as a real process, registered with the emulator and ready."""
+    emu = telegram_emulator
+    port, health_port = free_port(), free_port()
+    env = bot_environment(emu, tmp_path, CAPGAP_WEBHOOK_PORT=str(port), CAPGAP_HEALTH_PORT=str(health_port))
+    log_path = tmp_path / "bot.log"
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", "--webhook", f"http://127.0.0.1:{port}/hook",
+            env=env, cwd=tmp_path, stdout=asyncio.subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+    try:
+        (registered,) = await emu.wait_for(method="setWebhook", timeout=30)
+        await wait_until_ready(f"http://127.0.0.1:{health_port}/healthz")
+        yield WebhookBot(port, registered.params["secret_token"], log_path, process)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def test_a_huge_body_is_refused_on_its_headers_before_it_is_read(
+    webhook_bot: WebhookBot, telegram_emulator: TelegramEmulator
+) -> None:
+    """99 MB announced, none sent: the answer comes at once (a server reading the body first would wait
+    for it, and hold it in memory): 403 without the right secret, 413 with it."""
+    huge = {"Content-Type": "application/json", "Content-Length": str(99 * 1024 * 1024)}
+    port, secret = webhook_bot.port, webhook_bot.secret
+    assert await post_head(port, {**huge, "X-Telegram-Bot-Api-Secret-Token": "guessed-secret"}) == 403
+    assert await post_head(port, huge) == 403
+    assert await post_head(port, {**huge, "X-Telegram-Bot-Api-Secret-Token": secret}, b"{") == 413
+    # Still serving: a good update gets its answer.
+    emu = telegram_emulator
+    assert await emu.deliver_to_webhook(emu.user_message(CHAT, "/start")) == 200
+    await emu.wait_for(chat_id=CHAT, method="sendMessage", timeout=30)
+    await webhook_bot.stop()
+
+
+async def test_an_unreadable_update_is_logged_by_size_and_kind_not_by_what_the_user_wrote(
+    webhook_bot: WebhookBot,
+) -> None:
+    unreadable = json.dumps({"update_id": 5, "message": {"text": "my secret plan 4321"}}).encode()
+    genuine = {
+        "Content-Type": "application/json",
+        "Content-Length": str(len(unreadable)),
+        "X-Telegram-Bot-Api-Secret-Token": webhook_bot.secret,
+    }
+    assert await post_head(webhook_bot.port, genuine, unreadable) == 400
+    lines = await webhook_bot.stop()
+
+    text = webhook_bot.log_path.read_text()
+    assert "my secret plan" not in text and "4321" not in text
+    (refused,) = [line for line in lines if "cannot be read" in str(line["message"])]
+    assert refused["level"] == "WARNING"
+    message = str(refused["message"])
+    assert f"{len(unreadable)} bytes" in message and "fields message, update_id" in message
+    assert not [line for line in lines if line["level"] in ("ERROR", "CRITICAL")]
