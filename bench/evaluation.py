@@ -4,7 +4,7 @@ The rules are ``bench.population``'s (every kind, ten keys, realistic state) in 
 loaded by a new ``AlertStore`` as at start-up. Each refresh is what the scheduler runs during the session:
 ``alerts.engine.run_refresh`` on the snapshot with live quotes five minutes on (observe, ``evaluate``, the
 alert messages, and ``AlertStore.commit`` writing the changed states and the outbox rows in one
-transaction). The baseline is ``tests.alerts_oracle.oracle_evaluate``, the same semantics as a plain loop
+transaction). The baseline is ``testing.alerts_oracle.oracle_evaluate``, the same semantics as a plain loop
 over one rule at a time, on the same rules and observations; its answer is checked against the
 vectorised one on every step.
 """
@@ -27,7 +27,7 @@ from bench.population import KEYS, populate
 from bench.report import Result, Row, Scale, median, ms, peak_mb, percentile, reset_peak, times
 from bench.world import close_moment, csv_services, fresh_db
 from market.model import Quote
-from tests.alerts_oracle import oracle_evaluate
+from testing.alerts_oracle import oracle_evaluate
 
 NAME = "evaluation"
 SESSION_START = datetime(2024, 1, 19, 15, 0, tzinfo=UTC)  # 10:00 in New York, the session after AS_OF
@@ -70,7 +70,7 @@ def run(workdir: Path, scale: Scale) -> Result:
     result.notes.append(
         f"Evaluation: live refreshes every {STEP.seconds // 60} minutes from 10:00 New York on 2024-01-19, "
         f"the indices moving {STEP_SIGMA:.2%} (σ) a step; the first refresh of each size is a warm-up and "
-        "is left out. The loop baseline is `tests/alerts_oracle.py`; its fired alerts and changed states "
+        "is left out. The loop baseline is `testing/alerts_oracle.py`; its fired alerts and changed states "
         'are checked against the vectorised pass on every measured step. "vs baseline" of the refresh '
         "row is (loop + the same messages and commit) ÷ the real refresh."
     )

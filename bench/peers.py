@@ -2,7 +2,7 @@
 
 In the tests the emulator shares the bot's event loop, which is right for checking behaviour but would
 bill its own work (parsing HTML, recording calls) to the bot when measuring throughput and latency. Here
-it runs the same ``tests.telegram_emulator.TelegramEmulator`` in a child process — on the other core, as
+it runs the same ``testing.telegram.TelegramEmulator`` in a child process — on the other core, as
 Telegram's servers are elsewhere — and the benchmarks drive it through a small JSON control API:
 
 - ``POST /limits`` ``{"global_per_second": 30, "per_chat_per_second": 1}`` (``{}`` turns limits off)
@@ -113,7 +113,7 @@ class EmulatorProcess:
 
 
 async def _serve() -> None:
-    from tests.telegram_emulator import TelegramEmulator
+    from testing.telegram import TelegramEmulator
 
     emulator = TelegramEmulator()
     await emulator.start()

@@ -1,7 +1,7 @@
 """Benchmark 2: requests upstream per refresh, whatever the number of rules and chats.
 
 The real ``MarketService`` and ``YahooSource`` (yfinance's own code) talk HTTP to the test suite's Yahoo
-replay server (``tests/yahoo_replay.py``), which counts every request it receives. A refresh is
+replay server (``testing/yahoo/``), which counts every request it receives. A refresh is
 ``refresh_prices`` followed by ``alerts.engine.run_refresh`` over every stored rule, as the scheduler runs
 them.
 """
@@ -20,7 +20,7 @@ from market.cache import MarketCache
 from market.service import MarketService
 from market.storage import open_database
 from market.yahoo import YahooSource
-from tests.yahoo_replay import (
+from testing.yahoo import (
     DEFAULT_DATA_DIR,
     REPLAY_NOW,
     ManualClock,

@@ -106,7 +106,7 @@ def csv_services(tmp_path: Path, shared_data: Path, history_db: Path, clock: Fak
 
 
 # The local protocol peers, as fixtures every test module can use.
-from tests.telegram_emulator import TelegramEmulator, telegram_emulator_fixture  # noqa: E402, F401
+from testing.telegram import TelegramEmulator, telegram_emulator_fixture  # noqa: E402, F401
 
 
 class RunningBot:

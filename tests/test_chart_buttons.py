@@ -13,8 +13,8 @@ from telegram import Bot, InputMediaPhoto
 from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
+from testing.telegram import TelegramEmulator
 from tests.conftest import AS_OF, DATA, DirectBot
-from tests.telegram_emulator import TelegramEmulator
 
 CHAT = 4242
 

@@ -369,8 +369,8 @@ async def test_a_bot_api_that_fails_at_first_is_tried_again(tmp_path: Path, shar
     import asyncio
     import signal
 
+    from testing.telegram import TelegramEmulator
     from tests.conftest import TEST_TOKEN
-    from tests.telegram_emulator import TelegramEmulator
 
     async with TelegramEmulator() as emu:
         emu.fail("getMe", 502, times=2)  # a gateway still coming up
@@ -430,8 +430,8 @@ async def test_an_update_that_cannot_be_read_is_logged_by_size_not_by_its_text(
     import asyncio
     import json
 
+    from testing.telegram import TelegramEmulator
     from tests.conftest import TEST_TOKEN
-    from tests.telegram_emulator import TelegramEmulator
 
     log_path = tmp_path / "bot.log"
     async with TelegramEmulator() as emu:
@@ -489,8 +489,8 @@ async def test_a_stop_while_telegram_is_tried_again_ends_the_tries(
     import asyncio
     import signal
 
+    from testing.telegram import TelegramEmulator
     from tests.conftest import TEST_TOKEN
-    from tests.telegram_emulator import TelegramEmulator
 
     async with TelegramEmulator() as emu:
         emu.fail("getMe", 502, times=None)  # never up

@@ -21,8 +21,8 @@ import pytest
 
 from bot.database import DatabaseBusy, backup, hold, lock_path, restore
 from market.storage import open_database
+from testing.telegram import TelegramEmulator
 from tests.conftest import DATA, TEST_TOKEN, bot_process
-from tests.telegram_emulator import TelegramEmulator
 
 CHAT = 5005
 FIRST_WRITER_CHAT = 10_000_000  # far from any chat the history database knows

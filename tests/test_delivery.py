@@ -40,8 +40,8 @@ from alerts.store import AlertStore, Chat
 from bot.delivery import transport
 from bot.limiter import Limiter
 from market.storage import open_database
+from testing.telegram import ApiCall, TelegramEmulator
 from tests.conftest import TEST_TOKEN, DirectBot, FakeClock
-from tests.telegram_emulator import ApiCall, TelegramEmulator
 
 ANN, BOB, CAT = 101, 202, 303
 GROUP = -100500

@@ -29,7 +29,7 @@ from alerts.evaluate import (
 )
 from alerts.observations import Observation
 from alerts.rules import LEAD, RuleSpec, parse_rule
-from tests import alerts_oracle as oracle
+from testing import alerts_oracle as oracle
 
 NAN = math.nan
 DAY0 = date(2024, 6, 3)

@@ -35,8 +35,8 @@ from market.cache import MarketCache
 from market.csv_source import CsvSource
 from market.service import MarketService
 from market.storage import open_database
+from testing.telegram import TelegramEmulator
 from tests.conftest import AS_OF, DirectBot, FakeClock, make_config
-from tests.telegram_emulator import TelegramEmulator
 
 HOLD_AT_MOST = 30.0  # only a failing run waits this long
 BEATS = 50

@@ -12,8 +12,8 @@ from telegram.error import RetryAfter
 from telegram.ext import ExtBot
 
 from bot.limiter import LONGEST_WAIT, NO_RETRY, REPLY_RETRIES, Limiter, Retries
+from testing.telegram import TelegramEmulator
 from tests.conftest import TEST_TOKEN
-from tests.telegram_emulator import TelegramEmulator
 
 CHAT = 4242
 

@@ -11,8 +11,8 @@ import signal
 import sqlite3
 from pathlib import Path
 
+from testing.telegram import TelegramEmulator
 from tests.conftest import TEST_TOKEN, bot_process
-from tests.telegram_emulator import TelegramEmulator
 
 CHAT = 4242
 

@@ -24,7 +24,7 @@ from telegram.ext import (
     ContextTypes,
 )
 
-from tests.telegram_emulator import (
+from testing.telegram import (
     SECRET_TOKEN_HEADER,
     TEST_BOT_USERNAME,
     TEST_TOKEN,

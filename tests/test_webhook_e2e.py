@@ -22,8 +22,8 @@ from _pytest.logging import LogCaptureFixture
 
 from bot.app import ALLOWED_UPDATES, build_app, webhook_options, webhook_secret
 from bot.services import Services
+from testing.telegram import TelegramEmulator
 from tests.conftest import DATA, TEST_TOKEN, make_config, start_bot, stop_bot
-from tests.telegram_emulator import TelegramEmulator
 
 CHAT = 3003
 INTRUDER = 6666

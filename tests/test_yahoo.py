@@ -15,8 +15,8 @@ import pytest
 
 from market.model import MarketRateLimited, MarketUnavailable
 from market.yahoo import FIRST_BACKOFF, LONGEST_BACKOFF, YahooSource
-from tests import yahoo_replay as harness
-from tests.yahoo_replay import EMPTY, ManualClock, ReplayRequest, ReplaySession, YahooReplay
+from testing import yahoo as harness
+from testing.yahoo import EMPTY, ManualClock, ReplayRequest, ReplaySession, YahooReplay
 
 # The harness fixtures, bound by assignment so this module runs with or without tests/conftest.py
 # re-exporting them (an import by name would read as a redefinition wherever a test asks for one).

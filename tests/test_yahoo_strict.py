@@ -12,8 +12,8 @@ import pytest
 
 from market.model import MarketRateLimited, MarketUnavailable
 from market.yahoo import ERROR_PAGE, FIRST_BACKOFF, UNREACHABLE, YahooSource
-from tests import yahoo_replay as harness
-from tests.yahoo_replay import (
+from testing import yahoo as harness
+from testing.yahoo import (
     BLANK,
     HTML,
     LONGEST_DAILY_SPAN,

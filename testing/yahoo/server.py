@@ -83,10 +83,11 @@ from curl_cffi import requests as curl_requests
 from curl_cffi.const import CurlOpt
 
 from market.yahoo import YahooSource
+from testing.world import SHARED_DATA
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_DATA_DIR: Final = Path(__file__).resolve().parents[2] / "shared" / "data"
+DEFAULT_DATA_DIR: Final = SHARED_DATA
 
 NEW_YORK: Final = ZoneInfo("America/New_York")
 SESSION_OPEN: Final = time(9, 30)

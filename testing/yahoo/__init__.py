@@ -1,0 +1,3 @@
+"""The Yahoo Finance replay; see ``testing.yahoo.server``."""
+
+from testing.yahoo.server import *  # noqa: F403
