@@ -1,252 +1,49 @@
-"""A Telegram Bot API emulator that capgap's tests talk real HTTP to.
-
-The real python-telegram-bot stack (``Bot``/``Application`` with ``base_url=emu.base_url``) sends its
-requests to an aiohttp server on 127.0.0.1, so PTB's own encoding, error mapping and polling loop run
-exactly as they would against Telegram. Only the Bot API surface capgap uses is implemented; every other
-method answers 400 with a description, the way Telegram answers a request it cannot serve.
-
-Fixture
-    ``telegram_emulator`` (async, function scoped): a started :class:`TelegramEmulator` for
-    :data:`TEST_TOKEN`, stopped after the test; the test errors if a request crashed the emulator.
-
-URLs
-    ``emu.root`` (``http://127.0.0.1:PORT``), ``emu.base_url`` (``{root}/bot``) and
-    ``emu.base_file_url`` (``{root}/file/bot``), shaped as PTB's ``base_url``/``base_file_url`` want them.
-
-Driving the bot (synchronous; they only queue updates)
-    ``emu.user_message(chat_id, text, *, user_id=None, chat_type="private", first_name="Ada",
-    title=None, username=None) -> dict`` queues a message (a leading ``/cmd`` or ``/cmd@bot`` carries a
-    ``bot_command`` entity) and returns the Update JSON.
-    ``emu.press_button(chat_id, message_id, data, *, user_id=None) -> str`` queues a callback query for a
-    button of a message the bot sent and returns the callback query id.
-    ``emu.queue_update(update) -> dict`` queues any Update JSON (its ``update_id`` is assigned).
-    ``await emu.deliver_to_webhook(update, *, secret_token=REGISTERED, url=None) -> int`` POSTs an
-    Update to the webhook URL the bot registered (with ``X-Telegram-Bot-Api-Secret-Token`` when there is
-    a token) and returns the HTTP status; a 2xx answer removes the update from the pending queue.
-
-Waiting for the bot (no sleeps: it waits on an event set by every recorded call)
-    ``await emu.wait_for(predicate=None, *, chat_id=None, method=None, count=1, ok=True,
-    timeout=10.0) -> list[ApiCall]`` returns the first ``count`` matching calls. Each call is handed
-    out by at most one ``wait_for``, so successive waits see successive replies. ``ok=True`` matches
-    only answered calls, ``ok=False`` only refused ones, ``ok=None`` both. ``getUpdates`` is only
-    matched when ``method="getUpdates"`` is asked for. On timeout it raises ``AssertionError`` listing
-    the calls that did arrive.
-    ``await emu.wait_until_polling(*, timeout=10.0)`` returns once a getUpdates request is held open.
-
-What the bot did
-    ``emu.calls`` (list of :class:`ApiCall`: method, params, time, status, response, chat_id),
-    ``emu.calls_to(chat_id)``, ``emu.sent`` (list of :class:`SentMessage`, one per send or edit),
-    ``emu.sent_to(chat_id)``, ``emu.chat_messages(chat_id)`` (the bot's messages as they stand now,
-    edits applied and deletions gone), ``emu.commands`` (the default command menu), ``emu.commands_for(
-    scope=None, language_code="")``, ``emu.webhook`` (:class:`WebhookSetting`), ``emu.callback_answers``
-    (callback query id -> answerCallbackQuery params), ``emu.pending_updates``,
-    ``emu.too_many_requests`` (429s answered by the flood limits), ``emu.internal_errors``.
-
-Shaping the world
-    ``emu.add_chat(chat_id, *, chat_type=None, title=None, first_name=None, username=None) -> dict``,
-    ``emu.set_admins(chat_id, admin_ids, *, owner_id=None)``, ``emu.strict_chats = True`` (sends to a
-    chat no update mentioned answer 400 "chat not found"; by default such chats are created on first use).
-
-Faults and limits
-    ``emu.fail(method, status, *, times=1, chat_id=None, retry_after=None, description=None,
-    migrate_to_chat_id=None)``: the next ``times`` matching calls (``times=None``: until
-    ``emu.clear_faults()``) answer that error; ``migrate_to_chat_id`` puts the id in the error's
-    ``parameters``, as Telegram answers a send to a group that became a supergroup.
-    ``emu.block(chat_id)`` / ``emu.unblock(chat_id)``: sends, edits and deletions in that chat answer 403
-    "Forbidden: bot was blocked by the user".
-    ``emu.enforce_limits(global_per_second=30, per_chat_per_second=1, per_group_per_minute=20)`` /
-    ``emu.disable_limits()``: sliding-window flood limits on sends; an excess send answers 429 with
-    ``parameters.retry_after``.
-
-Known simplifications: HTML is validated like Telegram (its own tag set and error texts); Markdown and
-MarkdownV2 are accepted without validation. Lengths are counted in code points. Photos must be PNG, JPEG,
-GIF, WebP or BMP bytes (or the file_id of one sent before), in sendPhoto and editMessageMedia alike;
-URLs cannot be fetched. Webhook URLs may be plain HTTP because tests cannot present a certificate, and
-updates reach a webhook only through ``deliver_to_webhook``.
+"""The emulator itself: an aiohttp server on 127.0.0.1 holding chats, users, messages, updates and bot
+settings, and the Bot API methods capgap uses. Its surface for tests is described in ``testing.telegram``;
+faults, flood limits, photos and the call log are mixed in from their own modules.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import itertools
 import json
-import math
 import re
-import struct
 import time
 import traceback
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Final, Literal
-from urllib.parse import parse_qsl
 
 import aiohttp
 import pytest
 import pytest_asyncio
 from aiohttp import web
 
-# The token tests/conftest.py gives the bot; deliberately not shaped like a real one (8-10 digits, a colon,
-# 35 characters).
-TEST_TOKEN: Final = "12345:capgap-test-token-not-a-real-one"
-TEST_BOT_USERNAME: Final = "capgap_test_bot"
-
-MAX_TEXT_LENGTH: Final = 4096
-MAX_CAPTION_LENGTH: Final = 1024
-MAX_CALLBACK_DATA_BYTES: Final = 64
-MAX_PHOTO_BYTES: Final = 10 * 1024 * 1024
-
-SECRET_TOKEN_HEADER: Final = "X-Telegram-Bot-Api-Secret-Token"
-
-JSON = dict[str, Any]
-
-
-class _Registered(enum.Enum):
-    SECRET = enum.auto()
-
-
-REGISTERED: Final = _Registered.SECRET
-"""Default of ``deliver_to_webhook(secret_token=...)``: the token the bot gave to setWebhook."""
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Records
-
-
-@dataclass(frozen=True, slots=True)
-class UploadedFile:
-    """One file part of a multipart request."""
-
-    data: bytes
-    filename: str | None
-    content_type: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class ApiCall:
-    """One request the bot made, as answered."""
-
-    seq: int
-    method: str
-    params: JSON
-    time: float
-    status: int
-    response: JSON
-    chat_id: int | str | None
-
-    @property
-    def ok(self) -> bool:
-        return self.status == 200
-
-    @property
-    def description(self) -> str | None:
-        return self.response.get("description")
-
-    @property
-    def result(self) -> Any:
-        return self.response.get("result")
-
-    def summary(self) -> str:
-        what = self.params.get("text") or self.params.get("caption") or self.params.get("data") or ""
-        if isinstance(what, str) and len(what) > 60:
-            what = what[:57] + "..."
-        answer = "ok" if self.ok else f"{self.status} {self.description}"
-        chat = "" if self.chat_id is None else f" chat={self.chat_id}"
-        return f"{self.method}{chat} {what!r} -> {answer}" if what else f"{self.method}{chat} -> {answer}"
-
-
-@dataclass(frozen=True, slots=True)
-class SentMessage:
-    """A bot message right after a send or an edit; ``text``/``caption`` are as the bot sent them."""
-
-    method: str
-    chat_id: int
-    message_id: int
-    text: str | None
-    plain_text: str | None
-    caption: str | None
-    photo: bytes | None
-    parse_mode: str | None
-    reply_markup: JSON | None
-    time: float
-    message: JSON
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookSetting:
-    url: str = ""
-    secret_token: str | None = None
-    allowed_updates: tuple[str, ...] | None = None
-    max_connections: int = 40
-    ip_address: str | None = None
-
-
-class ApiError(Exception):
-    """An error answer, as Telegram shapes it."""
-
-    def __init__(
-        self,
-        status: int,
-        description: str,
-        *,
-        retry_after: int | None = None,
-        migrate_to_chat_id: int | None = None,
-    ) -> None:
-        super().__init__(description)
-        self.status = status
-        self.description = description
-        self.retry_after = retry_after
-        self.migrate_to_chat_id = migrate_to_chat_id
-
-    def body(self) -> JSON:
-        body: JSON = {"ok": False, "error_code": self.status, "description": self.description}
-        parameters: JSON = {}
-        if self.retry_after is not None:
-            parameters["retry_after"] = self.retry_after
-        if self.migrate_to_chat_id is not None:
-            parameters["migrate_to_chat_id"] = self.migrate_to_chat_id
-        if parameters:
-            body["parameters"] = parameters
-        return body
-
-
-def _bad(reason: str) -> ApiError:
-    return ApiError(400, f"Bad Request: {reason}")
-
-
-BLOCKED = "Forbidden: bot was blocked by the user"
-
-_DEFAULT_DESCRIPTIONS: Final = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: BLOCKED,
-    404: "Not Found",
-    409: "Conflict",
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-}
-
-
-@dataclass(slots=True)
-class _Fault:
-    method: str
-    status: int
-    remaining: int | None
-    chat_id: int | str | None
-    retry_after: int | None
-    description: str
-    migrate_to_chat_id: int | None = None
-
-
-@dataclass(slots=True)
-class _FloodLimits:
-    global_per_second: int
-    per_chat_per_second: int
-    per_group_per_minute: int
-    sends: deque[float] = field(default_factory=deque)
-    chat_sends: dict[int | str, deque[float]] = field(default_factory=dict)
-    group_sends: dict[int | str, deque[float]] = field(default_factory=dict)
+from testing.telegram.calls import CallLog
+from testing.telegram.faults import FaultInjection
+from testing.telegram.html import HtmlError, _utf16_len, parse_html
+from testing.telegram.limits import FloodControl
+from testing.telegram.media import PhotoStore, _image_size
+from testing.telegram.params import _coerce, read_params
+from testing.telegram.records import (
+    BLOCKED,
+    JSON,
+    MAX_CALLBACK_DATA_BYTES,
+    MAX_CAPTION_LENGTH,
+    MAX_TEXT_LENGTH,
+    REGISTERED,
+    SECRET_TOKEN_HEADER,
+    TEST_BOT_USERNAME,
+    TEST_TOKEN,
+    ApiError,
+    SentMessage,
+    UploadedFile,
+    WebhookSetting,
+    _bad,
+    _Registered,
+)
 
 
 @dataclass(slots=True)
@@ -257,331 +54,6 @@ class _StoredMessage:
     raw_caption: str | None = None
     parse_mode: str | None = None
     photo: bytes | None = None
-
-
-@dataclass(slots=True)
-class _StoredFile:
-    file_id: str
-    file_unique_id: str
-    file_path: str
-    data: bytes
-
-
-class _CallIndex:
-    """Calls in arrival order, with a mark before which every call has been handed out."""
-
-    __slots__ = ("calls", "start")
-
-    def __init__(self) -> None:
-        self.calls: list[ApiCall] = []
-        self.start = 0
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Telegram's HTML dialect
-
-_HTML_ENTITY_TYPES: Final = {
-    "b": "bold",
-    "strong": "bold",
-    "i": "italic",
-    "em": "italic",
-    "u": "underline",
-    "ins": "underline",
-    "s": "strikethrough",
-    "strike": "strikethrough",
-    "del": "strikethrough",
-    "tg-spoiler": "spoiler",
-    "span": "spoiler",
-    "a": "text_link",
-    "code": "code",
-    "pre": "pre",
-    "blockquote": "blockquote",
-}
-_NAMED_HTML_ENTITIES: Final = {"lt": "<", "gt": ">", "amp": "&", "quot": '"'}
-_HTML_TEXT_RUN = re.compile(r"[^<&]+")
-# A named entity is the run of letters after "&" (tdlib's decode_html_entity stops at the first non-letter,
-# so "&amp1" is "&" then "1").
-_HTML_ENTITY = re.compile(r"&(?:#([0-9]{1,8})|#[xX]([0-9a-fA-F]{1,8})|([A-Za-z]+));?")
-_HTML_SPACE: Final = frozenset(" \t\n\r\v\f")
-_NAME_TOKEN_CHARS: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
-
-
-class HtmlError(ValueError):
-    pass
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le", "surrogatepass")) // 2
-
-
-def _decode_html_entity(html: str, pos: int) -> tuple[str, int] | None:
-    match = _HTML_ENTITY.match(html, pos)
-    if match is None:
-        return None
-    decimal, hexadecimal, name = match.groups()
-    if name is not None:
-        char = _NAMED_HTML_ENTITIES.get(name)
-        return None if char is None else (char, match.end())
-    code = int(decimal) if decimal is not None else int(hexadecimal, 16)
-    if code == 0 or code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
-        return None
-    return chr(code), match.end()
-
-
-def _decode_html_entities(text: str) -> str:
-    if "&" not in text:
-        return text
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        decoded = _decode_html_entity(text, i) if text[i] == "&" else None
-        if decoded is None:
-            out.append(text[i])
-            i += 1
-        else:
-            out.append(decoded[0])
-            i = decoded[1]
-    return "".join(out)
-
-
-class _HtmlParser:
-    """Telegram's parse_mode=HTML: the same tags, entities and error texts as the Bot API."""
-
-    def __init__(self, html: str) -> None:
-        self.html = html
-        self.pieces: list[str] = []
-        self.offset = 0  # in UTF-16 code units, as entity offsets are
-        self.open_tags: list[tuple[str, str, int, bool]] = []  # tag, argument, offset, expandable
-        self.entities: list[JSON] = []
-
-    def byte_offset(self, pos: int) -> int:
-        return len(self.html[:pos].encode("utf-8", "surrogatepass"))
-
-    def emit(self, text: str) -> None:
-        self.pieces.append(text)
-        self.offset += _utf16_len(text)
-
-    def parse(self) -> tuple[str, list[JSON]]:
-        html, i, n = self.html, 0, len(self.html)
-        while i < n:
-            run = _HTML_TEXT_RUN.match(html, i)
-            if run is not None:
-                self.emit(run.group())
-                i = run.end()
-            elif html[i] == "&":
-                decoded = _decode_html_entity(html, i)
-                # Telegram keeps a lone ampersand as text rather than rejecting the message: the Bot API
-                # parses HTML with tdlib, whose decode_html_entity returns 0 for "&" not starting lt, gt,
-                # amp, quot or a numeric reference ("unsupported literal entity"), and parse_html then
-                # keeps the "&" as a character (tdlib/td td/telegram/MessageEntity.cpp). So "S&P 500"
-                # arrives whole; only a tag-like "<" is refused. The Bot API docs still ask for every
-                # such "&" as &amp; (core.telegram.org/bots/api#html-style), and capgap escapes them.
-                char, i = decoded if decoded is not None else ("&", i + 1)
-                self.emit(char)
-            elif i + 1 < n and html[i + 1] == "/":
-                i = self.close_tag(i)
-            else:
-                i = self.open_tag(i)
-        if self.open_tags:
-            raise HtmlError(f'Can\'t find end tag corresponding to start tag "{self.open_tags[-1][0]}"')
-        for entity in self.entities:
-            entity.pop("_language", None)
-        self.entities.sort(key=lambda entity: (entity["offset"], -entity["length"]))
-        return "".join(self.pieces), self.entities
-
-    def skip_spaces(self, i: int) -> int:
-        while i < len(self.html) and self.html[i] in _HTML_SPACE:
-            i += 1
-        return i
-
-    def open_tag(self, begin: int) -> int:
-        html, n = self.html, len(self.html)
-        where = f"at byte offset {self.byte_offset(begin)}"
-        i = begin + 1
-        while i < n and html[i] not in _HTML_SPACE and html[i] != ">":
-            i += 1
-        if i >= n:
-            raise HtmlError(f"Unclosed start tag {where}")
-        tag = html[begin + 1 : i].lower()
-        if tag not in _HTML_ENTITY_TYPES:
-            raise HtmlError(f'Unsupported start tag "{tag}" {where}')
-        argument = ""
-        expandable = False
-        while True:
-            i = self.skip_spaces(i)
-            if i >= n:
-                raise HtmlError(f"Unclosed start tag {where}")
-            if html[i] == ">":
-                break
-            name_begin = i
-            while i < n and html[i] not in _HTML_SPACE and html[i] not in "=>":
-                i += 1
-            name = html[name_begin:i].lower()
-            if not name:
-                raise HtmlError(f'Empty attribute name in the tag "{tag}" {where}')
-            i = self.skip_spaces(i)
-            if i >= n:
-                raise HtmlError(f"Unclosed start tag {where}")
-            if html[i] != "=":
-                if tag == "blockquote" and name == "expandable":
-                    expandable = True
-                    continue
-                raise HtmlError(
-                    f'Expected equal sign in declaration of an attribute of the tag "{tag}" {where}'
-                )
-            i = self.skip_spaces(i + 1)
-            if i >= n:
-                raise HtmlError(f"Unclosed start tag {where}")
-            if html[i] in "\"'":
-                end = html.find(html[i], i + 1)
-                if end < 0:
-                    raise HtmlError(f"Unclosed start tag {where}")
-                value = _decode_html_entities(html[i + 1 : end])
-                i = end + 1
-            else:
-                token_begin = i
-                while i < n and html[i] in _NAME_TOKEN_CHARS:
-                    i += 1
-                value = html[token_begin:i].lower()
-                if i >= n or (html[i] not in _HTML_SPACE and html[i] != ">"):
-                    raise HtmlError(
-                        f"Unexpected end of name token at byte offset {self.byte_offset(token_begin)}"
-                    )
-            if (tag == "a" and name == "href") or (tag == "span" and name == "class"):
-                argument = value
-            elif tag == "code" and name == "class" and value.startswith("language-"):
-                argument = value.removeprefix("language-")
-            elif tag == "blockquote" and name == "expandable":
-                expandable = True
-        if tag == "span" and argument != "tg-spoiler":
-            raise HtmlError(f'Tag "span" must have class "tg-spoiler" {where}')
-        self.open_tags.append((tag, argument, self.offset, expandable))
-        return i + 1
-
-    def close_tag(self, begin: int) -> int:
-        html, n = self.html, len(self.html)
-        where = f"at byte offset {self.byte_offset(begin)}"
-        if not self.open_tags:
-            raise HtmlError(f"Unexpected end tag {where}")
-        i = begin + 2
-        while i < n and html[i] not in _HTML_SPACE and html[i] != ">":
-            i += 1
-        name = html[begin + 2 : i].lower()
-        i = self.skip_spaces(i)
-        if i >= n or html[i] != ">":
-            raise HtmlError(f"Unclosed end tag {where}")
-        tag, argument, start, expandable = self.open_tags[-1]
-        if name and name != tag:
-            raise HtmlError(f'Unmatched end tag {where}, expected "</{tag}>", found "</{name}>"')
-        self.open_tags.pop()
-        length = self.offset - start
-        if length > 0:
-            self.add_entity(tag, argument, start, length, expandable)
-        return i + 1
-
-    def add_entity(self, tag: str, argument: str, start: int, length: int, expandable: bool) -> None:
-        kind = _HTML_ENTITY_TYPES[tag]
-        entity: JSON = {"type": kind, "offset": start, "length": length}
-        if kind == "text_link":
-            if not argument:
-                return
-            entity["url"] = argument
-        elif kind == "code" and argument:
-            entity["_language"] = argument
-        elif kind == "pre":
-            inner = self.entities[-1] if self.entities else None
-            if inner and inner["type"] == "code" and (inner["offset"], inner["length"]) == (start, length):
-                # <pre><code class="language-x"> is one pre entity carrying the language.
-                self.entities.pop()
-                if "_language" in inner:
-                    entity["language"] = inner["_language"]
-        elif kind == "blockquote" and expandable:
-            entity["type"] = "expandable_blockquote"
-        self.entities.append(entity)
-
-
-def parse_html(html: str) -> tuple[str, list[JSON]]:
-    """Return the text a user sees and its entities, or raise HtmlError with Telegram's wording."""
-    return _HtmlParser(html).parse()
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Request parameters
-
-# PTB sends these JSON-encoded inside form fields.
-_JSON_FIELDS: Final = frozenset(
-    {
-        "reply_markup",
-        "commands",
-        "allowed_updates",
-        "scope",
-        "entities",
-        "caption_entities",
-        "reply_parameters",
-        "link_preview_options",
-        "media",
-    }
-)
-_INT_FIELDS: Final = frozenset(
-    {"offset", "limit", "message_id", "user_id", "max_connections", "message_thread_id", "cache_time"}
-)
-_FLOAT_FIELDS: Final = frozenset({"timeout"})
-_BOOL_FIELDS: Final = frozenset(
-    {
-        "drop_pending_updates",
-        "disable_notification",
-        "protect_content",
-        "show_alert",
-        "allow_sending_without_reply",
-        "has_spoiler",
-        "show_caption_above_media",
-        "disable_web_page_preview",
-        "only_if_banned",
-        "allow_paid_broadcast",
-    }
-)
-_INTEGER = re.compile(r"-?[0-9]+")
-
-
-def _coerce(name: str, value: Any) -> Any:
-    if not isinstance(value, str):
-        return value
-    if name in _JSON_FIELDS:
-        try:
-            return json.loads(value)
-        except ValueError:
-            raise _bad(f"can't parse {name} JSON object") from None
-    if name == "chat_id":
-        return int(value) if _INTEGER.fullmatch(value) else value
-    try:
-        if name in _INT_FIELDS:
-            return int(value)
-        if name in _FLOAT_FIELDS:
-            return float(value)
-    except ValueError:
-        raise _bad(f"invalid {name} specified") from None
-    if name in _BOOL_FIELDS:
-        return value.lower() in ("true", "1")
-    return value
-
-
-def _image_size(data: bytes) -> tuple[int, int] | None:
-    """Width and height of a PNG or JPEG, (0, 0) for other images, None for what is not an image."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) >= 24:
-        width, height = struct.unpack(">II", data[16:24])
-        return width, height
-    if data.startswith(b"\xff\xd8"):
-        i = 2
-        while i + 9 < len(data) and data[i] == 0xFF:
-            marker, length = data[i + 1], int.from_bytes(data[i + 2 : i + 4], "big")
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                height, width = struct.unpack(">HH", data[i + 5 : i + 9])
-                return width, height
-            i += 2 + length
-        return 0, 0
-    if data.startswith((b"GIF87a", b"GIF89a", b"BM")) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP"):
-        return 0, 0
-    return None
 
 
 _SEND_METHODS: Final = frozenset({"sendMessage", "sendPhoto"})
@@ -637,10 +109,11 @@ _Handler = Callable[[JSON], Awaitable[Any]]
 # The emulator
 
 
-class TelegramEmulator:
-    """One bot's view of the Telegram Bot API, served on 127.0.0.1; see the module docstring."""
+class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
+    """One bot's view of the Telegram Bot API, served on 127.0.0.1; see ``testing.telegram``."""
 
     def __init__(self, token: str = TEST_TOKEN, *, bot_username: str = TEST_BOT_USERNAME) -> None:
+        super().__init__()  # faults, flood limits, photos and the call log set up their own state
         self.token = token
         bot_id = token.split(":", 1)[0]
         self.bot_user: JSON = {
@@ -656,10 +129,8 @@ class TelegramEmulator:
         }
         self.strict_chats = False
         self.root = ""
-        self.calls: list[ApiCall] = []
         self.sent: list[SentMessage] = []
         self.callback_answers: dict[str, JSON] = {}
-        self.too_many_requests = 0
         self.internal_errors: list[str] = []
 
         self._runner: web.AppRunner | None = None
@@ -712,29 +183,10 @@ class TelegramEmulator:
         self._next_message_id: dict[int | str, int] = {}
         self._sent_by_chat: dict[int | str, list[SentMessage]] = {}
         self._callback_queries: dict[str, JSON] = {}
-        self._files: dict[str, _StoredFile] = {}
-        self._files_by_path: dict[str, _StoredFile] = {}
 
         # Bot settings
         self._command_menus: dict[tuple[str, str], list[JSON]] = {}
         self._webhook = WebhookSetting()
-
-        # Faults and limits
-        self._faults: list[_Fault] = []
-        self._holds: list[tuple[str, int | None]] = []
-        self._release = asyncio.Event()
-        self._held_signal = asyncio.Event()
-        self.held = 0
-        self._blocked: set[int | str] = set()
-        self._limits: _FloodLimits | None = None
-
-        # Calls, indexed for wait_for
-        self._call_seq = itertools.count()
-        self._calls_signal = asyncio.Event()
-        self._handed_out: set[int] = set()
-        self._calls_by_method: dict[str, _CallIndex] = {}
-        self._calls_by_chat: dict[int | str, _CallIndex] = {}
-        self._calls_not_polling = _CallIndex()
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
@@ -938,10 +390,6 @@ class TelegramEmulator:
 
     # -- what the bot did ------------------------------------------------------------------------------------
 
-    def calls_to(self, chat_id: int | str) -> list[ApiCall]:
-        index = self._calls_by_chat.get(chat_id)
-        return list(index.calls) if index else []
-
     def sent_to(self, chat_id: int | str) -> list[SentMessage]:
         return list(self._sent_by_chat.get(chat_id, ()))
 
@@ -962,57 +410,6 @@ class TelegramEmulator:
     def webhook(self) -> WebhookSetting:
         return self._webhook
 
-    async def wait_for(
-        self,
-        predicate: Callable[[ApiCall], bool] | None = None,
-        *,
-        chat_id: int | str | None = None,
-        method: str | None = None,
-        count: int = 1,
-        ok: bool | None = True,
-        timeout: float = 10.0,  # noqa: ASYNC109 - how long the bot may take, part of the test-facing API
-    ) -> list[ApiCall]:
-        """Wait until ``count`` matching calls, not returned by an earlier wait_for, have arrived."""
-        wanted_method = method.lower() if method else None
-        # A chat's calls are usually far fewer than a method's, so waiting per chat stays cheap after a
-        # broadcast to thousands of chats.
-        if chat_id is not None:
-            index = self._calls_by_chat.setdefault(chat_id, _CallIndex())
-        elif wanted_method:
-            index = self._calls_by_method.setdefault(wanted_method, _CallIndex())
-        else:
-            index = self._calls_not_polling
-
-        def matches(call: ApiCall) -> bool:
-            return (
-                (chat_id is None or call.chat_id == chat_id)
-                and (wanted_method is None or call.method.lower() == wanted_method)
-                and (ok is None or call.ok == ok)
-                and (predicate is None or predicate(call))
-            )
-
-        found: list[ApiCall] = []
-        position = index.start
-        try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    while index.start < len(index.calls) and index.calls[index.start].seq in self._handed_out:
-                        index.start += 1
-                    position = max(position, index.start)
-                    while position < len(index.calls) and len(found) < count:
-                        call = index.calls[position]
-                        position += 1
-                        if call.seq not in self._handed_out and matches(call):
-                            # Reserved now so that a concurrent wait_for cannot return it too.
-                            self._handed_out.add(call.seq)
-                            found.append(call)
-                    if len(found) >= count:
-                        return found
-                    await self._calls_signal.wait()
-        except TimeoutError:
-            self._handed_out.difference_update(call.seq for call in found)
-            raise AssertionError(self._describe_timeout(found, count, chat_id, method, ok, timeout)) from None
-
     async def wait_until_polling(self, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109 - as wait_for
         """Wait until a getUpdates request is being held open for updates."""
         try:
@@ -1021,107 +418,6 @@ class TelegramEmulator:
                     await self._held_polls_signal.wait()
         except TimeoutError:
             raise AssertionError(f"no getUpdates request was held open within {timeout}s") from None
-
-    def _describe_timeout(
-        self,
-        found: list[ApiCall],
-        count: int,
-        chat_id: object,
-        method: str | None,
-        ok: bool | None,
-        timeout: float,
-    ) -> str:
-        criteria = ", ".join(
-            f"{name}={value!r}"
-            for name, value in (("method", method), ("chat_id", chat_id), ("ok", ok))
-            if value is not None
-        )
-        unclaimed = [call for call in self._calls_not_polling.calls[-30:] if call.seq not in self._handed_out]
-        lines = [f"waited {timeout}s for {count} call(s) ({criteria or 'any'}), {len(found)} matched."]
-        if unclaimed:
-            lines.append("Calls that arrived and no wait_for took (latest 30, getUpdates left out):")
-            lines.extend(f"  {call.summary()}" for call in unclaimed)
-        else:
-            lines.append("No call besides getUpdates arrived that an earlier wait_for had not taken.")
-        return "\n".join(lines)
-
-    # -- faults and limits ----------------------------------------------------------------------------------
-
-    def fail(
-        self,
-        method: str,
-        status: int,
-        *,
-        times: int | None = 1,
-        chat_id: int | str | None = None,
-        retry_after: int | None = None,
-        description: str | None = None,
-        migrate_to_chat_id: int | None = None,
-    ) -> None:
-        """Answer the next ``times`` calls of ``method`` (for ``chat_id`` if given) with an error."""
-        if status == 429 and retry_after is None:
-            retry_after = 1
-        if description is None:
-            description = (
-                f"Too Many Requests: retry after {retry_after}"
-                if status == 429
-                else _DEFAULT_DESCRIPTIONS.get(status)
-            )
-        if description is None:
-            raise ValueError(f"give a description for status {status}")
-        self._faults.append(
-            _Fault(method.lower(), status, times, chat_id, retry_after, description, migrate_to_chat_id)
-        )
-
-    def clear_faults(self) -> None:
-        self._faults.clear()
-
-    def hold(self, method: str, *, chat_id: int | None = None) -> None:
-        """Keep matching requests waiting, unanswered, until ``release()``: a bot can be killed mid-request."""
-        self._holds.append((method.lower(), chat_id))
-
-    async def wait_held(self, count: int = 1, *, timeout: float = 10.0) -> None:  # noqa: ASYNC109
-        """Wait until ``count`` requests are being held."""
-        try:
-            async with asyncio.timeout(timeout):
-                while self.held < count:
-                    await self._held_signal.wait()
-                    self._held_signal.clear()
-        except TimeoutError:
-            raise AssertionError(f"{self.held} request(s) held after {timeout} s, wanted {count}") from None
-
-    def release(self) -> None:
-        """Let held requests go on (those whose client disconnected are dropped) and hold no more."""
-        self._holds.clear()
-        self._release.set()
-        self._release = asyncio.Event()
-
-    async def _wait_if_held(self, request: web.Request, method: str, chat_id: object) -> bool:
-        if not any(m == method.lower() and (c is None or c == chat_id) for m, c in self._holds):
-            return True
-        release = self._release
-        self.held += 1
-        self._held_signal.set()
-        try:
-            await release.wait()
-        finally:
-            self.held -= 1
-        transport = request.transport
-        return transport is not None and not transport.is_closing()
-
-    def block(self, chat_id: int | str) -> None:
-        self._blocked.add(chat_id)
-
-    def unblock(self, chat_id: int | str) -> None:
-        self._blocked.discard(chat_id)
-
-    def enforce_limits(
-        self, *, global_per_second: int = 30, per_chat_per_second: int = 1, per_group_per_minute: int = 20
-    ) -> None:
-        self._limits = _FloodLimits(global_per_second, per_chat_per_second, per_group_per_minute)
-
-    def disable_limits(self) -> None:
-        self._limits = None
 
     # -- HTTP ------------------------------------------------------------------------------------------------
 
@@ -1133,7 +429,7 @@ class TelegramEmulator:
         try:
             if request.match_info["token"] != self.token:
                 raise ApiError(404, "Not Found")
-            params = await self._read_params(request)
+            params = await read_params(request)
             if entry is None:
                 raise _bad(f'method "{asked}" not found')
             if self._holds and not await self._wait_if_held(request, method, params.get("chat_id")):
@@ -1153,12 +449,6 @@ class TelegramEmulator:
         self._record(method, params, status, body)
         return web.Response(body=json.dumps(body), status=status, content_type="application/json")
 
-    async def _handle_file(self, request: web.Request) -> web.Response:
-        stored = self._files_by_path.get(request.match_info["file_path"])
-        if request.match_info["token"] != self.token or stored is None:
-            return self._not_found()
-        return web.Response(body=stored.data, content_type="application/octet-stream")
-
     async def _handle_unknown_path(self, request: web.Request) -> web.Response:
         return self._not_found()
 
@@ -1166,70 +456,6 @@ class TelegramEmulator:
     def _not_found() -> web.Response:
         body = ApiError(404, "Not Found").body()
         return web.Response(body=json.dumps(body), status=404, content_type="application/json")
-
-    async def _read_params(self, request: web.Request) -> JSON:
-        params: JSON = {name: _coerce(name, value) for name, value in request.query.items()}
-        if not request.body_exists:
-            return params
-        content_type = request.content_type
-        if content_type == "application/x-www-form-urlencoded":
-            body = (await request.read()).decode("utf-8", "surrogateescape")
-            params.update(
-                (name, _coerce(name, value)) for name, value in parse_qsl(body, keep_blank_values=True)
-            )
-        elif content_type == "multipart/form-data":
-            files: dict[str, UploadedFile] = {}
-            reader = await request.multipart()
-            async for part in reader:
-                if not isinstance(part, aiohttp.BodyPartReader) or part.name is None:
-                    continue
-                if part.filename is None:
-                    params[part.name] = _coerce(part.name, await part.text())
-                else:
-                    data = bytes(await part.read(decode=True))
-                    upload = UploadedFile(data, part.filename, part.headers.get(aiohttp.hdrs.CONTENT_TYPE))
-                    files[part.name] = params[part.name] = upload
-            for name, value in params.items():
-                if isinstance(value, str) and value.startswith("attach://"):
-                    params[name] = files.get(value.removeprefix("attach://"), value)
-        elif content_type == "application/json":
-            try:
-                decoded = json.loads(await request.read())
-            except ValueError:
-                raise _bad("can't parse JSON object") from None
-            if not isinstance(decoded, dict):
-                raise _bad("JSON object expected")
-            params.update((name, _coerce(name, value)) for name, value in decoded.items())
-        return params
-
-    def _inject_faults(self, method: str, chat_id: object) -> None:
-        if not self._faults:
-            return
-        lowered = method.lower()
-        for fault in self._faults:
-            if fault.method == lowered and (fault.chat_id is None or fault.chat_id == chat_id):
-                if fault.remaining is not None:
-                    fault.remaining -= 1
-                    if fault.remaining <= 0:
-                        self._faults.remove(fault)
-                raise ApiError(
-                    fault.status,
-                    fault.description,
-                    retry_after=fault.retry_after,
-                    migrate_to_chat_id=fault.migrate_to_chat_id,
-                )
-
-    def _record(self, method: str, params: JSON, status: int, body: JSON) -> None:
-        chat_id = params.get("chat_id")
-        call = ApiCall(next(self._call_seq), method, params, time.monotonic(), status, body, chat_id)
-        self.calls.append(call)
-        self._calls_by_method.setdefault(method.lower(), _CallIndex()).calls.append(call)
-        if chat_id is not None:
-            self._calls_by_chat.setdefault(chat_id, _CallIndex()).calls.append(call)
-        if method != "getUpdates":
-            self._calls_not_polling.calls.append(call)
-        self._calls_signal.set()
-        self._calls_signal = asyncio.Event()
 
     def _wake_pollers(self) -> None:
         self._updates_signal.set()
@@ -1355,33 +581,6 @@ class TelegramEmulator:
             raise _bad("message to be replied not found")
         return {k: v for k, v in stored.message.items() if k != "reply_to_message"}
 
-    def _take_send_slot(self, chat: JSON) -> None:
-        limits = self._limits
-        if limits is None:
-            return
-        now = time.monotonic()
-        chat_id = chat["id"]
-        windows = [
-            (limits.sends, 1.0, limits.global_per_second),
-            (limits.chat_sends.setdefault(chat_id, deque()), 1.0, limits.per_chat_per_second),
-        ]
-        if chat["type"] in ("group", "supergroup"):
-            windows.append(
-                (limits.group_sends.setdefault(chat_id, deque()), 60.0, limits.per_group_per_minute)
-            )
-        wait = 0.0
-        for sends, span, allowed in windows:
-            while sends and sends[0] <= now - span:
-                sends.popleft()
-            if len(sends) >= allowed:
-                wait = max(wait, sends[0] + span - now)
-        if wait > 0:
-            self.too_many_requests += 1
-            retry_after = max(1, math.ceil(wait))
-            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
-        for sends, _span, _allowed in windows:
-            sends.append(now)
-
     def _new_bot_message(self, chat: JSON, fields: JSON, markup: JSON | None, reply_to: JSON | None) -> JSON:
         message: JSON = {
             "message_id": self._new_message_id(chat["id"]),
@@ -1395,28 +594,6 @@ class TelegramEmulator:
         if markup is not None and "inline_keyboard" in markup:
             message["reply_markup"] = markup
         return message
-
-    def _photo_bytes(self, photo: Any) -> bytes:
-        if isinstance(photo, UploadedFile):
-            data = photo.data
-        elif isinstance(photo, str) and photo in self._files:
-            data = self._files[photo].data
-        elif isinstance(photo, str) and photo:
-            raise _bad("wrong file identifier/HTTP URL specified")
-        else:
-            raise _bad("there is no photo in the request")
-        if len(data) > MAX_PHOTO_BYTES:
-            raise _bad("file is too big")
-        return data
-
-    def _store_file(self, data: bytes, extension: str) -> _StoredFile:
-        number = len(self._files) + 1
-        stored = _StoredFile(
-            f"emu-photo-{number}", f"emu-unique-{number}", f"photos/file_{number}.{extension}", data
-        )
-        self._files[stored.file_id] = stored
-        self._files_by_path[stored.file_path] = stored
-        return stored
 
     # -- methods ---------------------------------------------------------------------------------------------
 
@@ -1825,17 +1002,6 @@ class TelegramEmulator:
         owner_id, admin_ids = self._admins.get(chat["id"], (None, ()))
         everyone = ([owner_id] if owner_id is not None else []) + list(admin_ids)
         return [self._member(chat["id"], user_id) for user_id in everyone]
-
-    async def _get_file(self, params: JSON) -> JSON:
-        stored = self._files.get(str(params.get("file_id", "")))
-        if stored is None:
-            raise _bad("invalid file_id")
-        return {
-            "file_id": stored.file_id,
-            "file_unique_id": stored.file_unique_id,
-            "file_size": len(stored.data),
-            "file_path": stored.file_path,
-        }
 
 
 @pytest_asyncio.fixture(name="telegram_emulator")
