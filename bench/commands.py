@@ -23,7 +23,7 @@ from bench.peers import EmulatorProcess
 from bench.report import Result, Row, Scale, median, ms, peak_mb, percentile, reset_peak, times
 from bench.world import csv_services, fresh_db
 from bot.app import build_app
-from tests.conftest import start_bot, stop_bot
+from testing.world import start_bot, stop_bot
 
 NAME = "commands"
 COMMANDS = ("/standing", "/etf", "/gap", "/target 3000", "/chart")

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"  # the real market history the tests read too
 
 
 @dataclass(frozen=True)

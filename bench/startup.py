@@ -20,9 +20,9 @@ from pathlib import Path
 from alerts.engine import observe
 from bench.peers import EmulatorProcess
 from bench.population import KEYS, populate
-from bench.report import DATA, Result, Row, Scale, median, ms, peak_mb, percentile, rss_mb
+from bench.report import Result, Row, Scale, median, ms, peak_mb, percentile, rss_mb
 from bench.world import close_moment, csv_services, fresh_db
-from tests.conftest import AS_OF, TEST_TOKEN
+from testing.world import AS_OF, SHARED_DATA, TEST_TOKEN
 
 NAME = "startup"
 HELP_TARGET = 0.3
@@ -147,7 +147,7 @@ async def _start(api_root: str, db: Path, emulator: EmulatorProcess) -> tuple[fl
         "CAPGAP_TELEGRAM_TOKEN": TEST_TOKEN,
         "CAPGAP_TELEGRAM_API": api_root,
         "CAPGAP_DB": str(db),
-        "CAPGAP_MARKET": f"csv:{DATA}",
+        "CAPGAP_MARKET": f"csv:{SHARED_DATA}",
         "CAPGAP_AS_OF": AS_OF.isoformat(),
         "CAPGAP_LOG_LEVEL": "WARNING",
     }

@@ -1,5 +1,5 @@
 """The offline world the benchmarks run in, built as the tests build it: the real market history in a real
-SQLite cache (``tests/conftest.py``'s ``make_config`` and the CSV source as at the 18 January 2024 close),
+SQLite cache (``testing.world``: ``make_config`` and the CSV source as at the 18 January 2024 close),
 copied into a fresh file for each measurement."""
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench.report import DATA
 from bot.services import Services, build_services
 from market.csv_source import CsvSource
-from tests.conftest import AS_OF, make_config
+from testing.world import AS_OF, SHARED_DATA, build_history_db, make_config
 
-MARKET = f"csv:{DATA}"
+MARKET = f"csv:{SHARED_DATA}"
 
 
 def history_db(workdir: Path) -> Path:
@@ -22,13 +21,7 @@ def history_db(workdir: Path) -> Path:
     path = workdir / "history" / "capgap.db"
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        source = CsvSource(DATA, as_of=AS_OF)
-        services = build_services(
-            make_config(path.parent, MARKET, db_path=path), source=source, clock=source.now
-        )
-        services.market.ensure_loaded()
-        services.market.cache.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        services.close()
+        build_history_db(path)
     return path
 
 
@@ -45,7 +38,7 @@ def csv_services(db: Path, *, wall_clock: bool = False, **config: Any) -> Servic
 
     Their clock speaks for the AS_OF close, unless ``wall_clock``: the real time, as a bot on Yahoo runs
     (the replayed clock asks the exchange calendar for that close on every call)."""
-    source = CsvSource(DATA, as_of=AS_OF)
+    source = CsvSource(SHARED_DATA, as_of=AS_OF)
     settings = make_config(db.parent, MARKET, db_path=db, **config)
     return build_services(
         settings, source=source, clock=(lambda: datetime.now(UTC)) if wall_clock else source.now
@@ -54,4 +47,4 @@ def csv_services(db: Path, *, wall_clock: bool = False, **config: Any) -> Servic
 
 def close_moment() -> datetime:
     """When the rules of the benchmarks were made: after the AS_OF close, as the CSV source speaks."""
-    return CsvSource(DATA, as_of=AS_OF).now().astimezone(UTC)
+    return CsvSource(SHARED_DATA, as_of=AS_OF).now().astimezone(UTC)

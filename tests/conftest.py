@@ -10,17 +10,22 @@ import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+import sqlite_utils
 from hypothesis import HealthCheck, settings
 
-from bot.config import Config, Secret
+from alerts.store import AlertStore
 from bot.services import Services, build_services
+from market.cache import MarketCache
 from market.csv_source import CsvSource
+from market.storage import open_database
+from testing.telegram import TelegramEmulator, telegram_emulator_fixture  # noqa: F401 - the fixture
+from testing.world import AS_OF, SHARED_DATA, TEST_TOKEN, build_history_db, make_config, start_bot, stop_bot
 
 # PTB 22 hands out RetryAfter.retry_after as a timedelta under this flag and warns without it; the bot
 # sets it at start too (bot/cli.py), so tests see what production sees.
@@ -37,17 +42,12 @@ settings.register_profile(
 )
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "capgap"))
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-# Clearly fake, and not shaped like a real token (digits, colon, 35 characters).
-TEST_TOKEN = "12345:capgap-test-token-not-a-real-one"
-AS_OF = date(2024, 1, 18)
-
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    if not (DATA / "RUT_daily.csv").is_file():
-        pytest.fail(f"the shared market history is missing: expected {DATA}/RUT_daily.csv")
-    return DATA
+    if not (SHARED_DATA / "RUT_daily.csv").is_file():
+        pytest.fail(f"the shared market history is missing: expected {SHARED_DATA}/RUT_daily.csv")
+    return SHARED_DATA
 
 
 class FakeClock:
@@ -70,29 +70,39 @@ def clock() -> FakeClock:
     return FakeClock(datetime(2024, 1, 18, 21, 30, tzinfo=UTC))
 
 
-def make_config(tmp_path: Path, market: str, **overrides: object) -> Config:
-    settings: dict[str, object] = {
-        "token": Secret(TEST_TOKEN),
-        "db_path": tmp_path / "capgap.db",
-        "market": market,
-        "rate_limit": 0,
-    }
-    settings.update(overrides)
-    return Config(**settings)  # type: ignore[arg-type]
+# --- one SQLite database and what lives in it ------------------------------------------------------------
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """The file of ``db``; not ``capgap.db``, which the services fixtures use in the same ``tmp_path``."""
+    return tmp_path / "t.db"
+
+
+@pytest.fixture
+def db(db_path: Path) -> Iterator[sqlite_utils.Database]:
+    """A real SQLite database (WAL), opened as the bot opens its own."""
+    database = open_database(db_path)
+    yield database
+    database.close()
+
+
+@pytest.fixture
+def store(db: sqlite_utils.Database) -> AlertStore:
+    """The alert store (rules, chats, observations, outbox) on ``db``."""
+    return AlertStore(db)
+
+
+@pytest.fixture
+def cache(db: sqlite_utils.Database) -> MarketCache:
+    """The market cache on ``db``."""
+    return MarketCache(db)
 
 
 @pytest.fixture(scope="session")
 def history_db(tmp_path_factory: pytest.TempPathFactory, shared_data: Path) -> Path:
     """A cache filled once from the CSV history as at AS_OF; tests get their own copy of the file."""
-    path = tmp_path_factory.mktemp("history") / "capgap.db"
-    source = CsvSource(shared_data, as_of=AS_OF)
-    services = build_services(
-        make_config(path.parent, f"csv:{shared_data}", db_path=path), source=source, clock=source.now
-    )
-    services.market.ensure_loaded()
-    services.market.cache.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    services.close()
-    return path
+    return build_history_db(tmp_path_factory.mktemp("history") / "capgap.db", shared_data)
 
 
 @pytest.fixture
@@ -103,10 +113,6 @@ def csv_services(tmp_path: Path, shared_data: Path, history_db: Path, clock: Fak
     services = build_services(config, source=CsvSource(shared_data, as_of=AS_OF), clock=clock)
     yield services
     services.close()
-
-
-# The local protocol peers, as fixtures every test module can use.
-from testing.telegram import TelegramEmulator, telegram_emulator_fixture  # noqa: E402, F401
 
 
 class RunningBot:
@@ -122,20 +128,6 @@ class RunningBot:
         self.emulator.user_message(chat_id, text, **kwargs)
         (call,) = await self.emulator.wait_for(chat_id=chat_id)
         return call
-
-
-async def start_bot(application: object) -> None:
-    """What ``run_polling`` does before it blocks: initialise, run post_init, poll, start."""
-    await application.initialize()  # type: ignore[attr-defined]
-    await application.post_init(application)  # type: ignore[attr-defined]
-    await application.updater.start_polling(poll_interval=0, timeout=5)  # type: ignore[attr-defined]
-    await application.start()  # type: ignore[attr-defined]
-
-
-async def stop_bot(application: object) -> None:
-    await application.updater.stop()  # type: ignore[attr-defined]
-    await application.stop()  # type: ignore[attr-defined]
-    await application.shutdown()  # type: ignore[attr-defined]
 
 
 @pytest_asyncio.fixture
@@ -285,7 +277,7 @@ def bot_env(emu: TelegramEmulator, db: Path, as_of: str = "2024-01-18") -> dict[
     env.update(
         CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN,
         CAPGAP_TELEGRAM_API=emu.root,
-        CAPGAP_MARKET=f"csv:{DATA}",
+        CAPGAP_MARKET=f"csv:{SHARED_DATA}",
         CAPGAP_AS_OF=as_of,
         CAPGAP_DB=str(db),
         CAPGAP_LOG_LEVEL="INFO",

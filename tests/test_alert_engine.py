@@ -22,7 +22,8 @@ from market import calendar
 from market.csv_source import CsvSource
 from market.model import FundFacts, MarketData, Quote
 from market.storage import open_database
-from tests.conftest import DATA, FakeClock
+from testing.world import SHARED_DATA
+from tests.conftest import FakeClock
 
 CHAT, OTHER = 1001, 2002
 JAN_17, JAN_18, JAN_19, JAN_22, JAN_24 = (date(2024, 1, d) for d in (17, 18, 19, 22, 24))
@@ -30,7 +31,7 @@ JAN_17, JAN_18, JAN_19, JAN_22, JAN_24 = (date(2024, 1, d) for d in (17, 18, 19,
 
 def history(stem: str) -> pd.Series:
     """A symbol's real daily closes, read here independently of the code under test."""
-    frame = pd.read_csv(DATA / f"{stem}_daily.csv", usecols=["date", "close"], parse_dates=["date"])
+    frame = pd.read_csv(SHARED_DATA / f"{stem}_daily.csv", usecols=["date", "close"], parse_dates=["date"])
     return frame.set_index("date")["close"].astype("float64")
 
 
@@ -60,7 +61,7 @@ def set_rule(services: Services, chat_id: int, text: str, at_close_of: date = JA
 
 def advance_market(services: Services, clock: FakeClock, day: date) -> None:
     """The market moves on to ``day``'s close: the source knows it, the clock is past it, the cache has it."""
-    services.market.source = CsvSource(DATA, as_of=day)
+    services.market.source = CsvSource(SHARED_DATA, as_of=day)
     clock.now = after_close(day)
     assert services.market.refresh_prices().ok
     assert services.market.snapshot.latest_day == day
@@ -87,7 +88,7 @@ class LiveQuotes:
     (``prices``) stamped with the clock's time, as Yahoo's quotes are mid-session."""
 
     def __init__(self, clock: FakeClock, previous_session: date) -> None:
-        self.history = CsvSource(DATA, as_of=previous_session)
+        self.history = CsvSource(SHARED_DATA, as_of=previous_session)
         self.clock = clock
         self.name = "live quotes (test)"
         self.prices: dict[str, float] = {}
@@ -133,7 +134,7 @@ def test_a_rule_set_at_an_earlier_close_fires_once_with_value_time_source_and_co
         "RUT above 1,920",
         f"<b>{rut.iloc[-1]:,.2f}</b>",
         "close, 18 Jan 2024 16:00 ET",
-        f"CSV ({DATA.name})",
+        f"CSV ({SHARED_DATA.name})",
         f"today {today:+.2f}%",
         f"{below_high:.1f}% below its high of {rut.max():,.2f}",
         f"≈ ${iwm.iloc[-1]:,.2f} a share of IWM",

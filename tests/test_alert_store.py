@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -26,23 +25,6 @@ RUT_JAN_17, RUT_JAN_18 = 1913.170044, 1923.650024
 
 def close_of(key: str, value: float, day: date) -> Observation:
     return Observation(key, value, close_time(day), day, True)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "alerts.db"
-
-
-@pytest.fixture
-def db(db_path: Path) -> Iterator[sqlite_utils.Database]:
-    database = open_database(db_path)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def store(db: sqlite_utils.Database) -> AlertStore:
-    return AlertStore(db)
 
 
 def rule_rows_on_disk(path: Path) -> list[tuple[object, ...]]:

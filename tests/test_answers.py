@@ -12,11 +12,11 @@ from bot import core
 from bot.format import plain
 from bot.services import Services
 from market.model import FundFacts
-from tests.conftest import DATA
+from testing.world import SHARED_DATA
 
 
 def closes(stem: str) -> dict[date, float]:
-    with (DATA / f"{stem}_daily.csv").open() as handle:
+    with (SHARED_DATA / f"{stem}_daily.csv").open() as handle:
         return {
             date.fromisoformat(r["date"]): float(r["close"]) for r in csv.DictReader(handle) if r["close"]
         }
@@ -147,7 +147,7 @@ async def test_help_lists_every_command_with_an_example(csv_services: Services) 
 async def test_market_down_with_empty_cache_says_unavailable(tmp_path, shared_data) -> None:
     from bot.services import build_services
     from market.csv_source import CsvSource
-    from tests.conftest import make_config
+    from testing.world import make_config
 
     empty = tmp_path / "empty"
     empty.mkdir()

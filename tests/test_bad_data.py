@@ -18,7 +18,8 @@ from bot.format import plain
 from bot.health import check
 from bot.services import Services, build_services
 from market.csv_source import CsvSource
-from tests.conftest import FakeClock, make_config
+from testing.world import make_config
+from tests.conftest import FakeClock
 from tests.test_alert_engine import after_close
 from tests.test_cli import capgap
 

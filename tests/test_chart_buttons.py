@@ -14,13 +14,14 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from testing.telegram import TelegramEmulator
-from tests.conftest import AS_OF, DATA, DirectBot
+from testing.world import AS_OF, SHARED_DATA
+from tests.conftest import DirectBot
 
 CHAT = 4242
 
 
 def close_on_or_before(symbol: str, day: date) -> float:
-    with (DATA / f"{symbol}_daily.csv").open(newline="", encoding="utf-8") as handle:
+    with (SHARED_DATA / f"{symbol}_daily.csv").open(newline="", encoding="utf-8") as handle:
         closes = {
             date.fromisoformat(row["date"]): float(row["close"])
             for row in csv.DictReader(handle)

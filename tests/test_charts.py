@@ -17,8 +17,8 @@ import pytest
 
 from bot.charts import render_comparison
 from market.metrics import PERIODS
+from testing.world import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TELEGRAM_PHOTO_BYTES = 10 * 1024 * 1024
@@ -28,7 +28,9 @@ TELEGRAM_PHOTO_BYTES = 10 * 1024 * 1024
 def real_closes() -> pd.DataFrame:
     columns = {}
     for symbol in ("^RUT", "^GSPC"):
-        frame = pd.read_csv(DATA / f"{symbol.lstrip('^')}_daily.csv", parse_dates=["date"], index_col="date")
+        frame = pd.read_csv(
+            SHARED_DATA / f"{symbol.lstrip('^')}_daily.csv", parse_dates=["date"], index_col="date"
+        )
         columns[symbol] = frame["close"]
     return pd.DataFrame(columns)
 

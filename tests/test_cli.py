@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA
+from testing.world import SHARED_DATA
 
 SCRIPT = Path(sys.executable).parent / "capgap"
 COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "bot.cli"]
@@ -144,7 +144,7 @@ def test_a_bad_as_of_date_is_an_argparse_usage_error(tmp_path: Path) -> None:
 
 
 def test_ask_with_text_that_is_no_command_explains_the_slash(tmp_path: Path) -> None:
-    line = assert_one_line_error(capgap(["ask", "standing"], tmp_path, CAPGAP_MARKET=f"csv:{DATA}"))
+    line = assert_one_line_error(capgap(["ask", "standing"], tmp_path, CAPGAP_MARKET=f"csv:{SHARED_DATA}"))
     assert "/standing" in line
     assert "/help" in line
 
@@ -370,7 +370,7 @@ async def test_a_bot_api_that_fails_at_first_is_tried_again(tmp_path: Path, shar
     import signal
 
     from testing.telegram import TelegramEmulator
-    from tests.conftest import TEST_TOKEN
+    from testing.world import TEST_TOKEN
 
     async with TelegramEmulator() as emu:
         emu.fail("getMe", 502, times=2)  # a gateway still coming up
@@ -431,7 +431,7 @@ async def test_an_update_that_cannot_be_read_is_logged_by_size_not_by_its_text(
     import json
 
     from testing.telegram import TelegramEmulator
-    from tests.conftest import TEST_TOKEN
+    from testing.world import TEST_TOKEN
 
     log_path = tmp_path / "bot.log"
     async with TelegramEmulator() as emu:
@@ -490,7 +490,7 @@ async def test_a_stop_while_telegram_is_tried_again_ends_the_tries(
     import signal
 
     from testing.telegram import TelegramEmulator
-    from tests.conftest import TEST_TOKEN
+    from testing.world import TEST_TOKEN
 
     async with TelegramEmulator() as emu:
         emu.fail("getMe", 502, times=None)  # never up

@@ -14,7 +14,8 @@ from market import calendar
 from market.csv_source import CsvSource
 from market.instruments import SYMBOLS
 from market.model import FundFacts, MarketUnavailable
-from tests.conftest import AS_OF, FakeClock
+from testing.world import AS_OF
+from tests.conftest import FakeClock
 
 # exchange-calendars trips pandas 3.1 deprecations (building XNYS; checking a minute is in range).
 # pyproject.toml ignores the first only, and a `-W error` on the pytest command line outranks pyproject's

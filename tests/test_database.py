@@ -22,7 +22,8 @@ import pytest
 from bot.database import DatabaseBusy, backup, hold, lock_path, restore
 from market.storage import open_database
 from testing.telegram import TelegramEmulator
-from tests.conftest import DATA, TEST_TOKEN, bot_process
+from testing.world import SHARED_DATA, TEST_TOKEN
+from tests.conftest import bot_process
 
 CHAT = 5005
 FIRST_WRITER_CHAT = 10_000_000  # far from any chat the history database knows
@@ -47,9 +48,11 @@ def live_db(tmp_path: Path, history_db: Path) -> Path:
     db = tmp_path / "capgap.db"
     shutil.copyfile(history_db, db)
     from bot.services import build_services
-    from tests.conftest import make_config
+    from testing.world import make_config
 
-    build_services(make_config(tmp_path, f"csv:{DATA}", db_path=db)).close()  # runs the alert migrations
+    build_services(
+        make_config(tmp_path, f"csv:{SHARED_DATA}", db_path=db)
+    ).close()  # runs the alert migrations
     return db
 
 

@@ -14,14 +14,12 @@ import heapq
 import itertools
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
-import sqlite_utils
 from telegram import Bot
 from telegram.ext import ExtBot
 
@@ -39,9 +37,9 @@ from alerts.rules import parse_rule
 from alerts.store import AlertStore, Chat
 from bot.delivery import transport
 from bot.limiter import Limiter
-from market.storage import open_database
 from testing.telegram import ApiCall, TelegramEmulator
-from tests.conftest import TEST_TOKEN, DirectBot, FakeClock
+from testing.world import TEST_TOKEN
+from tests.conftest import DirectBot, FakeClock
 
 ANN, BOB, CAT = 101, 202, 303
 GROUP = -100500
@@ -74,18 +72,6 @@ class FakeMonotonic:
             wake, _, woken = heapq.heappop(self._sleepers)
             self.now = max(self.now, wake)
             woken.set_result(None)
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
-    database = open_database(tmp_path / "outbox.db")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def store(db: sqlite_utils.Database) -> AlertStore:
-    return AlertStore(db)
 
 
 @pytest.fixture

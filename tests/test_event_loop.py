@@ -36,7 +36,8 @@ from market.csv_source import CsvSource
 from market.service import MarketService
 from market.storage import open_database
 from testing.telegram import TelegramEmulator
-from tests.conftest import AS_OF, DirectBot, FakeClock, make_config
+from testing.world import AS_OF, make_config
+from tests.conftest import DirectBot, FakeClock
 
 HOLD_AT_MOST = 30.0  # only a failing run waits this long
 BEATS = 50

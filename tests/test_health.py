@@ -11,7 +11,8 @@ import pytest
 
 from bot.health import BACKLOG_MAX_AGE, HealthServer, check
 from bot.services import Services
-from tests.conftest import TEST_TOKEN, FakeClock, make_config
+from testing.world import TEST_TOKEN, make_config
+from tests.conftest import FakeClock
 
 
 def at(text: str) -> datetime:

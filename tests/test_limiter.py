@@ -13,7 +13,7 @@ from telegram.ext import ExtBot
 
 from bot.limiter import LONGEST_WAIT, NO_RETRY, REPLY_RETRIES, Limiter, Retries
 from testing.telegram import TelegramEmulator
-from tests.conftest import TEST_TOKEN
+from testing.world import TEST_TOKEN
 
 CHAT = 4242
 

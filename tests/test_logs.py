@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from bot.logs import QUIET_LOGGERS, RedactSecrets, setup_logging
-from tests.conftest import TEST_TOKEN, DirectBot
+from testing.world import TEST_TOKEN
+from tests.conftest import DirectBot
 
 SECRET = "webhook-secret-0123456789abcdef"
 

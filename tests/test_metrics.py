@@ -7,7 +7,6 @@ import csv
 import math
 from datetime import date
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,8 +34,8 @@ from market.metrics import (
     target_distance,
     valuation_gap,
 )
+from testing.world import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 AS_OF = "2024-01-18"  # a Thursday
 
 
@@ -46,7 +45,7 @@ AS_OF = "2024-01-18"  # a Thursday
 @cache
 def csv_closes(stem: str) -> tuple[tuple[str, float], ...]:
     """(ISO date, close) rows of ``<stem>_daily.csv``, read with the csv module; blank closes skipped."""
-    with (DATA / f"{stem}_daily.csv").open(newline="") as handle:
+    with (SHARED_DATA / f"{stem}_daily.csv").open(newline="") as handle:
         return tuple((row["date"], float(row["close"])) for row in csv.DictReader(handle) if row["close"])
 
 
@@ -61,7 +60,7 @@ def by_hand_return(stem: str, as_of: str, target: str) -> float:
 
 @cache
 def series(stem: str) -> pd.Series:
-    frame = pd.read_csv(DATA / f"{stem}_daily.csv", parse_dates=["date"], index_col="date")
+    frame = pd.read_csv(SHARED_DATA / f"{stem}_daily.csv", parse_dates=["date"], index_col="date")
     return frame["close"]
 
 
@@ -546,7 +545,7 @@ def test_gap_history_keeps_the_last_row_of_a_day_and_accepts_other_pairs():
 
 
 def test_gap_history_of_the_real_funds_file_is_empty_because_it_has_no_price_to_book():
-    funds = pd.read_csv(DATA / "funds.csv")
+    funds = pd.read_csv(SHARED_DATA / "funds.csv")
     assert gap_history(funds) == []
     assert gap_history(funds.iloc[0:0]) == []
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,8 +12,8 @@ import pytest
 
 from market.model import FundFacts, Quote
 from market.plausibility import MAX_DAILY_MOVE, peers, plausible_fund, screen, screen_quotes
+from testing.world import SHARED_DATA
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 FILES = {
     "^RUT": "RUT",
     "^GSPC": "GSPC",
@@ -29,7 +28,9 @@ FILES = {
 def history() -> pd.DataFrame:
     columns = {}
     for symbol, stem in FILES.items():
-        frame = pd.read_csv(DATA / f"{stem}_daily.csv", usecols=["date", "close"], parse_dates=["date"])
+        frame = pd.read_csv(
+            SHARED_DATA / f"{stem}_daily.csv", usecols=["date", "close"], parse_dates=["date"]
+        )
         columns[symbol] = frame.set_index("date")["close"].dropna()
     return pd.DataFrame(columns).sort_index()
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -27,13 +26,12 @@ from alerts.replay import preview, replay
 from alerts.rules import parse_rule
 from market import metrics
 from market.model import Quote
-
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+from testing.world import SHARED_DATA
 
 
 def read_closes(symbol: str) -> pd.Series:
     frame = pd.read_csv(
-        DATA / f"{symbol.lstrip('^')}_daily.csv", usecols=["date", "close"], parse_dates=["date"]
+        SHARED_DATA / f"{symbol.lstrip('^')}_daily.csv", usecols=["date", "close"], parse_dates=["date"]
     )
     return frame.set_index("date")["close"].astype(float).dropna()
 

@@ -12,7 +12,8 @@ import sqlite3
 from pathlib import Path
 
 from testing.telegram import TelegramEmulator
-from tests.conftest import TEST_TOKEN, bot_process
+from testing.world import TEST_TOKEN
+from tests.conftest import bot_process
 
 CHAT = 4242
 

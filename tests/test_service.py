@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import sqlite_utils
 
 from market.cache import MarketCache
 from market.csv_source import CsvSource
 from market.instruments import SYMBOLS
 from market.model import FundFacts, MarketData, MarketRateLimited, MarketUnavailable, Quote
 from market.service import OVERLAP, MarketService
-from market.storage import open_database
-from tests.conftest import AS_OF, FakeClock
+from testing.world import AS_OF
+from tests.conftest import FakeClock
 
 # exchange-calendars trips pandas 3.1 deprecations (building XNYS; checking a minute is in range).
 # pyproject.toml ignores the first only, and a `-W error` on the pytest command line outranks pyproject's
@@ -90,18 +89,6 @@ class ScriptedSource:
         if self.failure is not None:
             raise self.failure
         return [f for f in self.funds if f.symbol in symbols]
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[sqlite_utils.Database]:
-    database = open_database(tmp_path / "market.db")
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def cache(db: sqlite_utils.Database) -> MarketCache:
-    return MarketCache(db)
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -32,23 +31,6 @@ def market_data(
     fetched_at: datetime = FETCHED,
 ) -> MarketData:
     return MarketData(closes=closes(table), quotes=quotes or {}, source=source, fetched_at=fetched_at)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "market.db"
-
-
-@pytest.fixture
-def db(db_path: Path) -> Iterator[sqlite_utils.Database]:
-    database = open_database(db_path)
-    yield database
-    database.close()
-
-
-@pytest.fixture
-def cache(db: sqlite_utils.Database) -> MarketCache:
-    return MarketCache(db)
 
 
 def close_rows(db: sqlite_utils.Database) -> list[tuple[str, str, float]]:

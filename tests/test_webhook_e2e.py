@@ -23,7 +23,7 @@ from _pytest.logging import LogCaptureFixture
 from bot.app import ALLOWED_UPDATES, build_app, webhook_options, webhook_secret
 from bot.services import Services
 from testing.telegram import TelegramEmulator
-from tests.conftest import DATA, TEST_TOKEN, make_config, start_bot, stop_bot
+from testing.world import SHARED_DATA, TEST_TOKEN, make_config, start_bot, stop_bot
 
 CHAT = 3003
 INTRUDER = 6666
@@ -140,7 +140,7 @@ def bot_environment(emu: TelegramEmulator, tmp_path: Path, **settings: str) -> d
     env.update(
         CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN,
         CAPGAP_TELEGRAM_API=emu.root,
-        CAPGAP_MARKET=f"csv:{DATA}",
+        CAPGAP_MARKET=f"csv:{SHARED_DATA}",
         CAPGAP_AS_OF="2024-01-18",
         CAPGAP_DB=str(tmp_path / "capgap.db"),
         CAPGAP_LOG_LEVEL="DEBUG",

@@ -23,7 +23,8 @@ from bot.format import plain
 from bot.services import Services, build_services
 from market.csv_source import CsvSource
 from testing.telegram import TelegramEmulator
-from tests.conftest import TEST_TOKEN, DirectBot, FakeClock, make_config
+from testing.world import TEST_TOKEN, make_config
+from tests.conftest import DirectBot, FakeClock
 from tests.test_answers import ask, closes, last_on_or_before
 
 NOV_15_2021 = date(2021, 11, 15)

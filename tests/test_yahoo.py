@@ -16,6 +16,7 @@ import pytest
 from market.model import MarketRateLimited, MarketUnavailable
 from market.yahoo import FIRST_BACKOFF, LONGEST_BACKOFF, YahooSource
 from testing import yahoo as harness
+from testing.world import SHARED_DATA
 from testing.yahoo import EMPTY, ManualClock, ReplayRequest, ReplaySession, YahooReplay
 
 # The harness fixtures, bound by assignment so this module runs with or without tests/conftest.py
@@ -24,7 +25,6 @@ yahoo_replay = harness.yahoo_replay
 yahoo_clock = harness.yahoo_clock
 yahoo_source = harness.yahoo_source
 
-DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
 ALL_SYMBOLS = ("^RUT", "^GSPC", "IWM", "VTWO", "SPY", "VOO", "IVV")
 ETFS = ("IWM", "VTWO", "SPY", "VOO", "IVV")
 
@@ -32,7 +32,7 @@ ETFS = ("IWM", "VTWO", "SPY", "VOO", "IVV")
 def csv_closes(symbol: str) -> pd.Series:
     """The close column of a history file, read with the csv module rather than the replay's loader."""
     days, values = [], []
-    with (DATA_DIR / f"{symbol.lstrip('^')}_daily.csv").open(newline="") as handle:
+    with (SHARED_DATA / f"{symbol.lstrip('^')}_daily.csv").open(newline="") as handle:
         for row in csv.DictReader(handle):
             if row["close"]:
                 days.append(pd.Timestamp(row["date"]))

@@ -6,8 +6,8 @@ import enum
 from dataclasses import dataclass
 from typing import Any, Final
 
-# The token tests/conftest.py gives the bot; deliberately not shaped like a real one (8-10 digits, a colon,
-# 35 characters).
+# The token tests and benchmarks give the bot (testing.world.make_config); deliberately not shaped like a
+# real one (8-10 digits, a colon, 35 characters).
 TEST_TOKEN: Final = "12345:capgap-test-token-not-a-real-one"
 TEST_BOT_USERNAME: Final = "capgap_test_bot"
 
