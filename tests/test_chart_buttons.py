@@ -14,7 +14,7 @@ from telegram.constants import ParseMode
 from telegram.error import BadRequest
 
 from testing.telegram import TelegramEmulator
-from testing.world import AS_OF, SHARED_DATA
+from testing.world import AS_OF, SHARED_DATA, TEST_TOKEN
 from tests.conftest import DirectBot
 
 CHAT = 4242
@@ -116,7 +116,7 @@ async def test_emulator_edit_message_media_follows_the_bot_api(
     telegram_emulator: TelegramEmulator, png: bytes
 ) -> None:
     emu = telegram_emulator
-    async with Bot("12345:capgap-test-token-not-a-real-one", base_url=emu.base_url) as bot:
+    async with Bot(TEST_TOKEN, base_url=emu.base_url) as bot:
         photo = await bot.send_photo(CHAT, photo=png, caption="<b>one</b>", parse_mode=ParseMode.HTML)
         file_id = photo.photo[-1].file_id
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from testing.world import SHARED_DATA
+from testing.world import SHARED_DATA, TEST_TOKEN
 
 SCRIPT = Path(sys.executable).parent / "capgap"
 COMMAND = [str(SCRIPT)] if SCRIPT.is_file() else [sys.executable, "-m", "bot.cli"]
@@ -223,8 +223,6 @@ def test_an_unknown_command_gets_a_hint_to_help(
 
 # --- what the command line promises ------------------------------------------------------------------
 
-TOKEN = "12345678:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"  # the shape @BotFather gives; no bot has it
-
 
 def assert_one_failure_line(result: subprocess.CompletedProcess[str]) -> str:
     """Exit status 1 and one line on stderr, no traceback (what an operator's log shows)."""
@@ -354,7 +352,7 @@ def test_telegram_unreachable_at_start_is_one_line_after_the_retries(
         run_with_retries(
             tmp_path,
             2,
-            CAPGAP_TELEGRAM_TOKEN=TOKEN,
+            CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN,
             CAPGAP_TELEGRAM_API=api,
             CAPGAP_MARKET=f"csv:{shared_data}",
             CAPGAP_AS_OF="2024-01-18",
@@ -370,7 +368,6 @@ async def test_a_bot_api_that_fails_at_first_is_tried_again(tmp_path: Path, shar
     import signal
 
     from testing.telegram import TelegramEmulator
-    from testing.world import TEST_TOKEN
 
     async with TelegramEmulator() as emu:
         emu.fail("getMe", 502, times=2)  # a gateway still coming up
@@ -399,7 +396,7 @@ async def test_a_bot_api_that_fails_at_first_is_tried_again(tmp_path: Path, shar
 def test_a_damaged_database_at_start_is_one_line_naming_it_and_the_way_back(tmp_path: Path) -> None:
     db = tmp_path / "capgap.db"
     db.write_bytes(b"this is no database " * 300)
-    line = assert_one_failure_line(capgap(["run"], tmp_path, CAPGAP_TELEGRAM_TOKEN=TOKEN))
+    line = assert_one_failure_line(capgap(["run"], tmp_path, CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN))
     assert line == (
         f"capgap: cannot use the database {db} (file is not a database): it looks damaged: put a backup "
         "in its place with `capgap restore BACKUP` (the damaged file is kept beside it)"
@@ -412,7 +409,7 @@ def test_a_full_disk_at_start_is_one_line_naming_the_database(tmp_path: Path) ->
     result = subprocess.run(
         ["sh", "-c", 'ulimit -f 16 && exec "$@"', "sh", *COMMAND, "run"],
         cwd=tmp_path,
-        env=environment(tmp_path, CAPGAP_TELEGRAM_TOKEN=TOKEN),
+        env=environment(tmp_path, CAPGAP_TELEGRAM_TOKEN=TEST_TOKEN),
         capture_output=True,
         text=True,
         timeout=60,
@@ -431,7 +428,6 @@ async def test_an_update_that_cannot_be_read_is_logged_by_size_not_by_its_text(
     import json
 
     from testing.telegram import TelegramEmulator
-    from testing.world import TEST_TOKEN
 
     log_path = tmp_path / "bot.log"
     async with TelegramEmulator() as emu:
@@ -490,7 +486,6 @@ async def test_a_stop_while_telegram_is_tried_again_ends_the_tries(
     import signal
 
     from testing.telegram import TelegramEmulator
-    from testing.world import TEST_TOKEN
 
     async with TelegramEmulator() as emu:
         emu.fail("getMe", 502, times=None)  # never up
