@@ -6,6 +6,7 @@ failing upstream never holds up a reply.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
@@ -159,17 +160,18 @@ class MarketCache:
         if settled_through is not None:
             frame = frame[frame.index <= pd.Timestamp(settled_through)]
         long = frame.stack().dropna()
-        days = pd.DatetimeIndex(long.index.get_level_values(0))
-        rows = [
-            {
-                "symbol": str(symbol),
-                "day": day.date().isoformat(),
-                "close": float(value),
-                "source": data.source,
-                "fetched_at": fetched,
-            }
-            for day, symbol, value in zip(days, long.index.get_level_values(1), long.to_numpy(), strict=True)
-        ]
+        # Plain tuples and one statement: sqlite-utils' upsert_all builds a dict, a JSON check and a query
+        # per row, which for a whole history (tens of thousands of closes) was most of a first fill.
+        rows = list(
+            zip(
+                long.index.get_level_values(1).astype(str).tolist(),
+                pd.DatetimeIndex(long.index.get_level_values(0)).strftime("%Y-%m-%d").tolist(),
+                long.to_numpy(dtype="float64").tolist(),
+                itertools.repeat(data.source),
+                itertools.repeat(fetched),
+                strict=False,
+            )
+        )
         quotes = [
             {
                 "symbol": q.symbol,
@@ -183,7 +185,12 @@ class MarketCache:
         ]
         with self._write, self.db.atomic():
             if rows:
-                self.db.table("closes").upsert_all(rows, pk=("symbol", "day"), batch_size=5000)
+                self.db.conn.executemany(
+                    "INSERT INTO closes (symbol, day, close, source, fetched_at) VALUES (?, ?, ?, ?, ?) "
+                    "ON CONFLICT (symbol, day) DO UPDATE SET close = excluded.close, "
+                    "source = excluded.source, fetched_at = excluded.fetched_at",
+                    rows,
+                )
             if quotes:
                 self.db.table("quotes").upsert_all(quotes, pk="symbol")
         return len(rows)
@@ -204,6 +211,10 @@ class MarketCache:
         if rows:
             with self._write, self.db.atomic():
                 self.db.table("fund_facts").upsert_all(rows, pk=("symbol", "as_of"))
+
+    def has_funds(self) -> bool:
+        """Whether any fund-facts snapshot is cached."""
+        return self.db.execute("SELECT 1 FROM fund_facts LIMIT 1").fetchone() is not None
 
     def record_refresh(
         self, kind: str, at: datetime, ok: bool, source: str, detail: str = "", reason: str | None = None

@@ -169,7 +169,7 @@ class MarketService:
         """Fill an empty or stale cache before the first answer; a failure leaves what is cached."""
         if self.cache.latest_day() is None or not self.is_fresh():
             self.refresh_prices()
-        if self.snapshot.funds.empty:
+        if not self.cache.has_funds():  # asked of SQLite: building a snapshot here would be thrown away
             self.refresh_funds()
 
 
