@@ -533,6 +533,16 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
         self._sent_by_chat.setdefault(record.chat_id, []).append(record)
         return record
 
+    def _caption(self, source: JSON) -> tuple[str | None, str | None, str, list[JSON]]:
+        """A photo's caption fields (of a request, or of one InputMedia): raw text, parse mode, the parsed
+        text and its entities; Telegram refuses a parsed caption over MAX_CAPTION_LENGTH."""
+        raw = source.get("caption") or None
+        parse_mode = source.get("parse_mode")
+        caption, entities = self._formatted(raw or "", parse_mode, source.get("caption_entities"))
+        if len(caption) > MAX_CAPTION_LENGTH:
+            raise _bad("message caption is too long")
+        return raw, parse_mode, caption, entities
+
     def _formatted(self, text: str, parse_mode: str | None, entities: Any) -> tuple[str, list[JSON]]:
         mode = (parse_mode or "").lower()
         if mode == "html":
@@ -684,13 +694,9 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
         size = _image_size(data)
         if size is None:
             raise _bad("IMAGE_PROCESS_FAILED")
-        raw_caption = params.get("caption") or None
-        parse_mode = params.get("parse_mode")
+        raw_caption, parse_mode, caption, entities = self._caption(params)
         fields: JSON = {}
         if raw_caption is not None:
-            caption, entities = self._formatted(raw_caption, parse_mode, params.get("caption_entities"))
-            if len(caption) > MAX_CAPTION_LENGTH:
-                raise _bad("message caption is too long")
             fields["caption"] = caption
             if entities:
                 fields["caption_entities"] = entities
@@ -745,11 +751,7 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
         stored = self._stored_message(params, "edit")
         if "photo" not in stored.message:
             raise _bad("there is no caption in the message to edit")
-        raw = params.get("caption") or None
-        parse_mode = params.get("parse_mode")
-        caption, entities = self._formatted(raw or "", parse_mode, params.get("caption_entities"))
-        if len(caption) > MAX_CAPTION_LENGTH:
-            raise _bad("message caption is too long")
+        raw, parse_mode, caption, entities = self._caption(params)
         markup = self._checked_markup(params.get("reply_markup"))
         changes = {"caption": caption or None, "caption_entities": entities or None}
         return self._edited(
@@ -802,11 +804,7 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
         size = _image_size(data)
         if size is None:
             raise _bad("IMAGE_PROCESS_FAILED")
-        raw_caption = media.get("caption") or None
-        parse_mode = media.get("parse_mode")
-        caption, entities = self._formatted(raw_caption or "", parse_mode, media.get("caption_entities"))
-        if len(caption) > MAX_CAPTION_LENGTH:
-            raise _bad("message caption is too long")
+        raw_caption, parse_mode, caption, entities = self._caption(media)
         markup = self._checked_markup(params.get("reply_markup"))
         old_photo = stored.message.get("photo") or [{}]
         if known is not None and old_photo[-1].get("file_id") == known.file_id:
