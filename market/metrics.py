@@ -474,17 +474,39 @@ def gap_history(funds: pd.DataFrame, small: str = "IWM", large: str = "SPY") -> 
     return points
 
 
-def gap_change(history: Sequence[GapPoint], days: int) -> float | None:
-    """The change in the gap (a fraction; +0.02 = 2 points wider) from the latest point at least ``days``
-    days older than the newest one, or None when there is no such point."""
+def gap_window(days: int) -> int:
+    """How far (in days, either way) a reading may sit from the date ``days`` before the newest and still
+    stand for it: a quarter of the span, at least 2 days and at most 30 (1W: 5–9 days back, 1M: 23–37,
+    3M: 69–113, 1Y: 335–395)."""
+    return min(30, max(2, days // 4))
+
+
+def gap_reading_near(history: Sequence[GapPoint], days: int) -> GapPoint | None:
+    """The reading nearest to ``days`` before the newest, within ``gap_window(days)`` of that date (of two
+    as near, the older), or None when no reading was taken near then. The newest itself never counts."""
     if days < 0:
         raise ValueError(f"days must not be negative, got {days}")
     if not history:
         return None
     points = sorted(history, key=lambda point: point.as_of)
     newest = points[-1]
-    cutoff = newest.as_of - timedelta(days=days)
-    older = [point for point in points if point.as_of <= cutoff]
-    if not older:
+    target = newest.as_of - timedelta(days=days)
+    window = gap_window(days)
+    near = [
+        point
+        for point in points[:-1]
+        if point.as_of < newest.as_of and abs((point.as_of - target).days) <= window
+    ]
+    if not near:
         return None
-    return newest.gap - older[-1].gap
+    return min(near, key=lambda point: (abs((point.as_of - target).days), point.as_of))
+
+
+def gap_change(history: Sequence[GapPoint], days: int) -> float | None:
+    """The change in the gap (a fraction; +0.02 = 2 points wider) since the reading ``gap_reading_near``
+    finds for ``days`` ago, or None when there is none: a change "over 1 week" is never measured against a
+    snapshot months old."""
+    since = gap_reading_near(history, days)
+    if since is None:
+        return None
+    return max(history, key=lambda point: point.as_of).gap - since.gap

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
-from datetime import date
+from datetime import date, timedelta
 from functools import cache
 
 import numpy as np
@@ -24,6 +24,7 @@ from market.metrics import (
     fee_cost,
     gap_change,
     gap_history,
+    gap_reading_near,
     high_mark,
     parse_period,
     period_return,
@@ -550,20 +551,41 @@ def test_gap_history_of_the_real_funds_file_is_empty_because_it_has_no_price_to_
     assert gap_history(funds.iloc[0:0]) == []
 
 
-def test_gap_change_compares_with_the_latest_point_at_least_that_many_days_older():
+def test_gap_change_compares_with_the_reading_nearest_that_many_days_before():
     history = [
         GapPoint(date(2024, 1, 1), 0.40, 1.0, 1.0),
         GapPoint(date(2024, 1, 3), 0.42, 1.0, 1.0),
         GapPoint(date(2024, 1, 8), 0.45, 1.0, 1.0),
         GapPoint(date(2024, 1, 9), 0.50, 1.0, 1.0),
     ]
+    # 7 days before 9 Jan is 2 Jan: 1 and 3 Jan are as near, and the older one wins.
     assert gap_change(history, 7) == pytest.approx(0.50 - 0.40)
     assert gap_change(history, 6) == pytest.approx(0.50 - 0.42)
     assert gap_change(history, 1) == pytest.approx(0.50 - 0.45)
-    assert gap_change(history, 9) is None
+    assert gap_change(history, 9) == pytest.approx(0.50 - 0.40)  # 31 Dec ± 2 days reaches 1 Jan
+    assert gap_change(history, 12) is None  # 28 Dec ± 3 days: no reading then
+    assert gap_change(history[-1:], 0) is None  # the newest reading is not its own past
     assert gap_change([], 7) is None
     with pytest.raises(ValueError, match="days"):
         gap_change(history, -1)
+
+
+def test_gap_change_never_measures_a_week_against_a_reading_months_old():
+    """Two snapshots, 30 Jun 2023 and 18 Jan 2024 (202 days apart): no 1W, 1M, 3M or 1Y change exists."""
+    history = [GapPoint(date(2023, 6, 30), 0.37, 1.9, 4.1), GapPoint(date(2024, 1, 18), 0.425, 1.8, 4.3)]
+    assert [gap_change(history, days) for days in (7, 30, 91, 365)] == [None, None, None, None]
+    assert gap_change(history, 202) == pytest.approx(0.425 - 0.37)
+
+
+@pytest.mark.parametrize(
+    ("days", "lowest", "highest"), [(7, 5, 9), (30, 23, 37), (91, 69, 113), (365, 335, 395)]
+)
+def test_gap_window_takes_a_reading_only_near_the_date_asked_for(days: int, lowest: int, highest: int):
+    newest = GapPoint(date(2024, 6, 1), 0.5, 1.0, 2.0)
+    for back in range(1, 400):
+        older = GapPoint(newest.as_of - timedelta(days=back), 0.4, 1.2, 2.0)
+        found = gap_reading_near([older, newest], days)
+        assert (found == older) == (lowest <= back <= highest), back
 
 
 # --- rebased and drawdown ------------------------------------------------------------------------------
