@@ -81,6 +81,12 @@ def _m002_held_values(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m003_price_to_earnings(db: sqlite_utils.Database) -> None:
+    # The holdings' P/E beside their P/B: the second valuation gap.
+    if "price_to_earnings" not in db.table("fund_facts").columns_dict:
+        db.execute("ALTER TABLE fund_facts ADD COLUMN price_to_earnings REAL")
+
+
 INDEX_SYMBOLS = tuple(i.symbol for i in INDICES)
 # How many held values a snapshot carries for answers to mention (the newest first).
 RECENT_HELD = 20
@@ -88,6 +94,7 @@ RECENT_HELD = 20
 MIGRATIONS: list[Migration] = [
     ("market-001-cache", _m001_market),
     ("market-002-held-values", _m002_held_values),
+    ("market-003-price-to-earnings", _m003_price_to_earnings),
 ]
 
 
@@ -97,7 +104,8 @@ class MarketSnapshot:
 
     closes: pd.DataFrame  # trading dates x symbols, official closes only
     quotes: dict[str, Quote]
-    funds: pd.DataFrame  # symbol, as_of (date), expense_ratio, total_assets, price_to_book, source
+    funds: pd.DataFrame  # symbol, as_of (date), expense_ratio, total_assets, price_to_book, source,
+    # fetched_at, price_to_earnings
     source: str | None  # where the newest closes came from
     fetched_at: datetime | None  # when they were fetched
     last_error: str | None = None  # the last price refresh's failure, in words a user reads
@@ -139,6 +147,7 @@ class MarketSnapshot:
             known("total_assets"),
             known("price_to_book"),
             str(row["source"]),
+            known("price_to_earnings"),
         )
 
 
@@ -203,6 +212,7 @@ class MarketCache:
                 "expense_ratio": f.expense_ratio,
                 "total_assets": f.total_assets,
                 "price_to_book": f.price_to_book,
+                "price_to_earnings": f.price_to_earnings,
                 "source": f.source,
                 "fetched_at": fetched_at.isoformat(),
             }
@@ -355,7 +365,8 @@ class MarketCache:
             if row["price"] is not None and row["price"] > 0
         }
         funds = pd.read_sql_query(
-            "SELECT symbol, as_of, expense_ratio, total_assets, price_to_book, source, fetched_at FROM fund_facts",
+            "SELECT symbol, as_of, expense_ratio, total_assets, price_to_book, source, fetched_at, "
+            "price_to_earnings FROM fund_facts",
             self.db.conn,
         )
         funds["as_of"] = pd.to_datetime(funds["as_of"]).dt.date

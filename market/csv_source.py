@@ -214,6 +214,7 @@ class CsvSource:
                         expense_ratio=cell("expense_ratio"),
                         total_assets=cell("total_assets"),
                         price_to_book=cell("price_to_book"),
+                        price_to_earnings=cell("price_to_earnings"),
                         source=f"funds.csv: {(row.get('source') or '').strip()}".rstrip(": "),
                     )
                 )
@@ -224,7 +225,8 @@ class CsvSource:
 
         Expense ratios and fund size change rarely and are often published a few days after the fact, so
         a fund with no earlier snapshot keeps its earliest one (its own date shows in every answer) —
-        but without price-to-book, which moves with the market and must never leak from the future.
+        but without price-to-book or price-to-earnings, which move with the market and must never leak
+        from the future.
         """
         if self.as_of is None:
             return facts
@@ -234,7 +236,7 @@ class CsvSource:
         for f in facts:
             if f.symbol not in covered and (f.symbol not in earliest or f.as_of < earliest[f.symbol].as_of):
                 earliest[f.symbol] = f
-        return known + [replace(f, price_to_book=None) for f in earliest.values()]
+        return known + [replace(f, price_to_book=None, price_to_earnings=None) for f in earliest.values()]
 
 
 def _number(text: str | None) -> float | None:

@@ -54,6 +54,7 @@ class FundFacts:
     total_assets: float | None  # USD
     price_to_book: float | None  # price / book of the fund's holdings
     source: str
+    price_to_earnings: float | None = None  # price / earnings of the fund's holdings
 
 
 @dataclass(frozen=True)

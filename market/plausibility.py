@@ -47,6 +47,8 @@ PEER_AGREEMENT: Final = 0.5
 
 # A fund's price-to-book outside this range is a data error, not a valuation.
 PRICE_TO_BOOK_RANGE: Final = (0.2, 50.0)
+# Likewise for price-to-earnings: a broad fund's holdings earn something, and no index trades at 200x.
+PRICE_TO_EARNINGS_RANGE: Final = (2.0, 200.0)
 # An expense ratio (as a fraction) at or above this is a unit mix-up, not a fee.
 EXPENSE_RATIO_CEILING: Final = 0.1
 
@@ -270,8 +272,19 @@ def plausible_fund(facts: FundFacts) -> tuple[FundFacts, list[str]]:
     if price_to_book is not None and not (math.isfinite(price_to_book) and low <= price_to_book <= high):
         dropped.append(f"price-to-book {price_to_book!r}")
         price_to_book = None
+    price_to_earnings = facts.price_to_earnings
+    low, high = PRICE_TO_EARNINGS_RANGE
+    if price_to_earnings is not None and not (
+        math.isfinite(price_to_earnings) and low <= price_to_earnings <= high
+    ):
+        dropped.append(f"price-to-earnings {price_to_earnings!r}")
+        price_to_earnings = None
     if not dropped:
         return facts, []
     return replace(
-        facts, expense_ratio=expense_ratio, total_assets=total_assets, price_to_book=price_to_book
+        facts,
+        expense_ratio=expense_ratio,
+        total_assets=total_assets,
+        price_to_book=price_to_book,
+        price_to_earnings=price_to_earnings,
     ), dropped

@@ -39,7 +39,7 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 
 from market.model import FundFacts, MarketData, MarketRateLimited, MarketUnavailable, Quote
-from market.plausibility import EXPENSE_RATIO_CEILING, PRICE_TO_BOOK_RANGE
+from market.plausibility import EXPENSE_RATIO_CEILING, PRICE_TO_BOOK_RANGE, PRICE_TO_EARNINGS_RANGE
 
 if TYPE_CHECKING:
     from curl_cffi.requests import Session
@@ -249,14 +249,17 @@ class YahooSource:
     def _fund_facts(self, yf: Any, symbol: str, as_of: date) -> FundFacts | None:
         ticker = yf.Ticker(symbol, session=self._yahoo_session())
         column = ticker.ticker  # yfinance labels fund tables with its upper-cased symbol
-        expense_ratio = price_to_book = None
+        expense_ratio = price_to_book = price_to_earnings = None
         funds_failure: str | None = None
         try:
             funds = ticker.funds_data
             expense_ratio = _expense_fraction(
                 _cell(funds.fund_operations, "Annual Report Expense Ratio", column)
             )
-            price_to_book = _price_to_book(_cell(funds.equity_holdings, "Price/Book", column))
+            price_to_book = _inverted(_cell(funds.equity_holdings, "Price/Book", column), PRICE_TO_BOOK_RANGE)
+            price_to_earnings = _inverted(
+                _cell(funds.equity_holdings, "Price/Earnings", column), PRICE_TO_EARNINGS_RANGE
+            )
         except Exception as exc:
             if _refusal(exc) is not None or _OUT_OF_REACH.search(_account(exc)):
                 raise  # the info call below would meet the same refusal
@@ -277,9 +280,16 @@ class YahooSource:
         total_assets = _finite(info.get("totalAssets"))
         if total_assets is not None and total_assets <= 0:
             total_assets = None
-        if expense_ratio is None and total_assets is None and price_to_book is None:
+        if (
+            expense_ratio is None
+            and total_assets is None
+            and price_to_book is None
+            and price_to_earnings is None
+        ):
             return None
-        return FundFacts(symbol, as_of, expense_ratio, total_assets, price_to_book, self.name)
+        return FundFacts(
+            symbol, as_of, expense_ratio, total_assets, price_to_book, self.name, price_to_earnings
+        )
 
     def _refuse_while_backing_off(self) -> None:
         now = self._clock()
@@ -547,11 +557,13 @@ def _expense_fraction(value: object) -> float | None:
     return fraction
 
 
-def _price_to_book(book_to_price: object) -> float | None:
-    """Yahoo's fund "Price/Book" is really book / price: invert it, and refuse implausible results."""
-    ratio = _finite(book_to_price)
+def _inverted(yield_: object, plausible: tuple[float, float]) -> float | None:
+    """Yahoo's fund "Price/Book" and "Price/Earnings" (topHoldings.equityHoldings priceToBook and
+    priceToEarnings) are really book / price and earnings / price: invert one, and refuse a result outside
+    ``plausible``."""
+    ratio = _finite(yield_)
     if ratio is None or ratio <= 0:
         return None
-    price_to_book = 1.0 / ratio
-    low, high = PRICE_TO_BOOK_RANGE
-    return price_to_book if low <= price_to_book <= high and math.isfinite(price_to_book) else None
+    multiple = 1.0 / ratio
+    low, high = plausible
+    return multiple if low <= multiple <= high and math.isfinite(multiple) else None

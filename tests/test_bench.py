@@ -22,7 +22,7 @@ EXPECTED_ROWS = (
     "/gap latency",
     "/target 3000 latency",
     "/chart latency",
-    "`capgap ask \"/standing\"` wall time",
+    '`capgap ask "/standing"` wall time',
     "`capgap --help` wall time",
     "`capgap run` to ready",
     "resident memory, idle",

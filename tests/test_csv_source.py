@@ -223,15 +223,16 @@ def test_no_funds_csv_means_no_fund_facts(tmp_path: Path) -> None:
     assert CsvSource(tmp_path).fetch_funds(["IWM", "SPY"]) == []
 
 
-FUNDS_HISTORY = """symbol,as_of,expense_ratio,total_assets,price_to_book,source
-IWM,2023-06-30,0.0019,55000000000,2.05,mid-year report
-iwm,2024-01-19,0.0019,62000000000,1.85,January report
-IWM,2024-06-28,0.0019,,1.95,
-SPY,2024-03-01,0.000945,500000000000,4.5,annual report
-VOO,2022-12-30,nan,abc,inf,odd cells
-VOO,not-a-date,0.0003,1,1,bad row
-IVV,2023-01-03,0.0003,,,
-QQQ,2023-01-03,0.002,1,1,not followed
+# Synthetic values, for the parser: not real fund facts.
+FUNDS_HISTORY = """symbol,as_of,expense_ratio,total_assets,price_to_book,source,price_to_earnings
+IWM,2023-06-30,0.0019,55000000000,2.05,mid-year report,14.5
+iwm,2024-01-19,0.0019,62000000000,1.85,January report,
+IWM,2024-06-28,0.0019,,1.95,,
+SPY,2024-03-01,0.000945,500000000000,4.5,annual report,24
+VOO,2022-12-30,nan,abc,inf,odd cells,x
+VOO,not-a-date,0.0003,1,1,bad row,
+IVV,2023-01-03,0.0003,,,,
+QQQ,2023-01-03,0.002,1,1,not followed,
 """
 
 
@@ -247,10 +248,10 @@ ETF_SYMBOLS = ["IWM", "VTWO", "SPY", "VOO", "IVV"]
 def test_funds_csv_history_without_as_of_keeps_every_good_row(funds_dir: Path) -> None:
     facts = CsvSource(funds_dir).fetch_funds(ETF_SYMBOLS)
     assert facts == [
-        FundFacts("IWM", date(2023, 6, 30), 0.0019, 55e9, 2.05, "funds.csv: mid-year report"),
+        FundFacts("IWM", date(2023, 6, 30), 0.0019, 55e9, 2.05, "funds.csv: mid-year report", 14.5),
         FundFacts("IWM", date(2024, 1, 19), 0.0019, 62e9, 1.85, "funds.csv: January report"),
         FundFacts("IWM", date(2024, 6, 28), 0.0019, None, 1.95, "funds.csv"),
-        FundFacts("SPY", date(2024, 3, 1), 0.000945, 500e9, 4.5, "funds.csv: annual report"),
+        FundFacts("SPY", date(2024, 3, 1), 0.000945, 500e9, 4.5, "funds.csv: annual report", 24.0),
         # nan, inf and text are unknown, never numbers; the row with a bad date is skipped.
         FundFacts("VOO", date(2022, 12, 30), None, None, None, "funds.csv: odd cells"),
         FundFacts("IVV", date(2023, 1, 3), 0.0003, None, None, "funds.csv"),
@@ -281,6 +282,7 @@ def test_fund_facts_before_any_snapshot_keep_the_earliest_without_price_to_book(
         FundFacts("SPY", date(2024, 3, 1), 0.000945, 500e9, None, "funds.csv: annual report"),
     ]
     assert all(f.price_to_book is None for f in facts)  # P/B never leaks from the future
+    assert all(f.price_to_earnings is None for f in facts)  # nor P/E
 
 
 def test_shared_funds_as_of_the_day_before_publication_have_no_price_to_book(shared_data: Path) -> None:

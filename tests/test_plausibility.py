@@ -174,5 +174,14 @@ def test_implausible_fund_fields_become_unknown_and_plausible_ones_stay() -> Non
     checked, dropped = plausible_fund(facts)
     assert (checked.expense_ratio, checked.total_assets, checked.price_to_book) == (None, 62e9, None)
     assert dropped == ["expense ratio 0.19", "price-to-book 0.0"]
-    good = FundFacts("IWM", date(2024, 1, 19), 0.0019, 62e9, 1.9, "funds.csv")
+    good = FundFacts("IWM", date(2024, 1, 19), 0.0019, 62e9, 1.9, "funds.csv", 16.0)
     assert plausible_fund(good) == (good, [])
+
+
+@pytest.mark.parametrize("price_to_earnings", [0.0, 1.5, 250.0, -12.0, math.inf, math.nan])
+def test_an_implausible_price_to_earnings_becomes_unknown(price_to_earnings: float) -> None:
+    facts = FundFacts("IWM", date(2024, 1, 19), 0.0019, 62e9, 1.9, "funds.csv", price_to_earnings)
+    checked, dropped = plausible_fund(facts)
+    assert checked.price_to_earnings is None
+    assert (checked.expense_ratio, checked.price_to_book) == (0.0019, 1.9)
+    assert dropped == [f"price-to-earnings {price_to_earnings!r}"]

@@ -86,6 +86,7 @@ def test_cache_migration_creates_the_tables_and_is_recorded_once(
     assert [r[0] for r in db.execute("SELECT name FROM migrations").fetchall()] == [
         "market-001-cache",
         "market-002-held-values",
+        "market-003-price-to-earnings",
     ]
     assert migrate(db, MIGRATIONS) == []  # a second run applies nothing
     MarketCache(db)  # nor does building another cache on the same file
@@ -296,7 +297,7 @@ def test_snapshot_as_of_hides_later_closes(cache: MarketCache) -> None:
 def test_fund_facts_round_trip_with_unknown_fields_staying_none(
     cache: MarketCache, db: sqlite_utils.Database
 ) -> None:
-    full = FundFacts("IWM", date(2024, 1, 19), 0.0019, 62e9, 1.85, "funds.csv: Barchart")
+    full = FundFacts("IWM", date(2024, 1, 19), 0.0019, 62e9, 1.85, "funds.csv: Barchart", 16.0)
     sparse = FundFacts("VTWO", date(2024, 1, 19), 0.0010, None, None, "funds.csv")
     cache.store_funds([full, sparse], FETCHED)
     snapshot = cache.snapshot()
@@ -306,8 +307,8 @@ def test_fund_facts_round_trip_with_unknown_fields_staying_none(
     assert snapshot.fund("SPY") is None
     # In the file itself an unknown field is NULL, not 0.
     assert db.execute(
-        "SELECT total_assets, price_to_book FROM fund_facts WHERE symbol = 'VTWO'"
-    ).fetchone() == (None, None)
+        "SELECT total_assets, price_to_book, price_to_earnings FROM fund_facts WHERE symbol = 'VTWO'"
+    ).fetchone() == (None, None, None)
     assert (
         db.execute("SELECT fetched_at FROM fund_facts WHERE symbol = 'IWM'").fetchone()[0]
         == FETCHED.isoformat()

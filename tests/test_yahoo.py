@@ -349,6 +349,46 @@ def test_price_to_book_is_inverted_from_yahoos_book_to_price(
     assert facts["SPY"].price_to_book == pytest.approx(4.6)
 
 
+def test_price_to_earnings_is_inverted_from_yahoos_earnings_to_price(
+    yahoo_source: YahooSource, yahoo_replay: YahooReplay
+):
+    """Yahoo serves the holdings' P/E as earnings / price, like P/B (yfinance's funds_data shows the raw
+    ``priceToEarnings`` under "Price/Earnings"): 0.0625 is 16x, 0.04 is 25x."""
+    yahoo_replay.set_fund_facts("IWM", earnings_to_price=0.0625)  # synthetic
+    yahoo_replay.set_fund_facts("SPY", earnings_to_price=0.04)  # synthetic
+    yahoo_replay.set_price_to_book("SPY", 4.6)
+
+    facts = {f.symbol: f for f in yahoo_source.fetch_funds(["IWM", "SPY"])}
+
+    assert facts["IWM"].price_to_earnings == pytest.approx(16.0)
+    assert facts["SPY"].price_to_earnings == pytest.approx(25.0)
+    assert facts["SPY"].price_to_book == pytest.approx(4.6)
+
+
+@pytest.mark.parametrize(
+    "earnings_to_price",
+    [1.0, 0.001, 0.0, -0.05, math.inf, math.nan],
+    ids=["p/e 1", "p/e 1000", "zero", "negative", "infinite", "nan"],
+)
+def test_an_implausible_price_to_earnings_is_none(
+    yahoo_source: YahooSource, yahoo_replay: YahooReplay, earnings_to_price: float
+):
+    yahoo_replay.set_fund_facts("IWM", earnings_to_price=earnings_to_price)
+
+    (facts,) = yahoo_source.fetch_funds(["IWM"])
+
+    assert facts.price_to_earnings is None
+    assert facts.expense_ratio is not None  # the rest of the fund's facts stand
+
+
+def test_a_fund_without_holdings_ratios_has_neither_multiple(
+    yahoo_source: YahooSource, yahoo_replay: YahooReplay
+):
+    (facts,) = yahoo_source.fetch_funds(["IWM"])
+
+    assert (facts.price_to_book, facts.price_to_earnings) == (None, None)
+
+
 @pytest.mark.parametrize(
     "book_to_price",
     [10.0, 0.0001, 0.0, -0.5, math.inf, math.nan],

@@ -71,6 +71,8 @@ class _FundFacts:
     net_expense_ratio: float | None  # percent, served as v7 quote netExpenseRatio
     total_assets: float | None  # USD, served as summaryDetail/defaultKeyStatistics totalAssets
     book_to_price: float | None = None  # served as topHoldings.equityHoldings.priceToBook
+    # served as topHoldings.equityHoldings.priceToEarnings
+    earnings_to_price: float | None = None
 
 
 @dataclass(frozen=True)
@@ -421,8 +423,10 @@ class Payloads:
         if kind == "ETF":
             family, category = _FUND_PROFILES.get(symbol, ("Replay Funds", "Blend"))
             fees: dict[str, Any] = {"annualHoldingsTurnover": 0.2}
-            # Yahoo's fund ratios are inverted (earnings / price, book / price); these stay synthetic.
-            holdings: dict[str, Any] = {"priceToEarnings": 0.05, "priceToSales": 0.5, "medianMarketCap": 3e3}
+            # Yahoo's fund ratios are inverted (earnings / price, book / price). priceToBook and
+            # priceToEarnings are served only when a test sets them (a fund Yahoo has no holdings data for
+            # leaves them out); the other two are synthetic, for the payload's shape.
+            holdings: dict[str, Any] = {"priceToSales": 0.5, "medianMarketCap": 3e3}
             modules["defaultKeyStatistics"] |= {
                 "fundFamily": family,
                 "category": category,
@@ -435,6 +439,8 @@ class Payloads:
                 modules["defaultKeyStatistics"]["totalAssets"] = facts.total_assets
             if facts is not None and facts.book_to_price is not None:
                 holdings["priceToBook"] = facts.book_to_price
+            if facts is not None and facts.earnings_to_price is not None:
+                holdings["priceToEarnings"] = facts.earnings_to_price
             modules["fundProfile"] = {
                 "maxAge": 1,
                 "family": family,

@@ -141,11 +141,13 @@ class YahooReplay(FaultInjection, Payloads):
         net_expense_ratio: float | None = _UNSET,
         total_assets: float | None = _UNSET,
         book_to_price: float | None = _UNSET,
+        earnings_to_price: float | None = _UNSET,
     ) -> None:
         """Override fund fields in Yahoo's own units; None makes Yahoo leave the field out.
 
         ``expense_ratio`` is a fraction (fundProfile), ``net_expense_ratio`` a percent (v7 quote),
-        ``total_assets`` USD, ``book_to_price`` the raw topHoldings.equityHoldings.priceToBook value.
+        ``total_assets`` USD, ``book_to_price`` and ``earnings_to_price`` the raw
+        topHoldings.equityHoldings priceToBook and priceToEarnings values.
         """
         key = symbol.upper()
         with self._lock:
@@ -158,11 +160,17 @@ class YahooReplay(FaultInjection, Payloads):
                 facts.total_assets = total_assets
             if book_to_price is not _UNSET:
                 facts.book_to_price = book_to_price
+            if earnings_to_price is not _UNSET:
+                facts.earnings_to_price = earnings_to_price
 
     def set_price_to_book(self, symbol: str, price_to_book: float | None) -> None:
         """Serve ``price_to_book`` the way Yahoo does for funds: inverted, as book / price."""
         book_to_price = None if price_to_book is None else 1.0 / price_to_book
         self.set_fund_facts(symbol, book_to_price=book_to_price)
+
+    def set_price_to_earnings(self, symbol: str, price_to_earnings: float) -> None:
+        """Serve ``price_to_earnings`` the way Yahoo does for funds: inverted, as earnings / price."""
+        self.set_fund_facts(symbol, earnings_to_price=1.0 / price_to_earnings)
 
     @property
     def requests(self) -> list[ReplayRequest]:
