@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.core import UsageError
+from bot.answers import UsageError
 from bot.format import clock_time, day, esc, number
 from market import calendar
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 from functools import lru_cache
 
-from bot.core import UsageError
+from bot.answers import UsageError
 from bot.format import esc
 
 ZONES_LINK = "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones"

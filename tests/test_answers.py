@@ -8,7 +8,8 @@ from datetime import date
 
 import pytest
 
-from bot import core
+from alerts.messages import MAX_MESSAGE
+from bot import answers, commands, core
 from bot.format import plain
 from bot.services import Services
 from market.model import FundFacts
@@ -26,9 +27,9 @@ def last_on_or_before(series: dict[date, float], day: date) -> float:
     return series[max(d for d in series if d <= day)]
 
 
-async def ask(services: Services, text: str) -> core.Answer:
-    name, args = core.parse_command_line(text)
-    return await core.answer(core.Request(name, args, services, chat_id=1, user_id=1))
+async def ask(services: Services, text: str) -> answers.Answer:
+    name, args = answers.parse_command_line(text)
+    return await core.answer(answers.Request(name, args, services, chat_id=1, user_id=1))
 
 
 async def test_standing_shows_both_closes_and_the_selected_period(csv_services: Services) -> None:
@@ -137,7 +138,7 @@ async def test_gap_reports_level_and_change_from_recorded_snapshots(csv_services
 
 async def test_help_lists_every_command_with_an_example(csv_services: Services) -> None:
     text = plain((await ask(csv_services, "/help")).text)
-    for command in core.registry():
+    for command in commands.registry():
         if not command.admin_only:
             assert re.search(rf"^/{command.name}\b", text, re.MULTILINE), command.name
             assert command.examples[0] in text
@@ -168,7 +169,7 @@ def test_an_overlong_answer_is_cut_at_a_line_end_with_its_tags_closed() -> None:
     long = (
         "<b>Your alerts</b>\n<pre>" + "\n".join(f"#{i} RUT above {3000 + i:,}" for i in range(400)) + "</pre>"
     )
-    fitted = core.fit(core.Answer(long))
-    assert len(fitted.text) <= core.MAX_TEXT
+    fitted = core.fit(answers.Answer(long))
+    assert len(fitted.text) <= MAX_MESSAGE
     assert fitted.text.count("<pre>") == fitted.text.count("</pre>") == 1
     assert "cut to fit" in fitted.text

@@ -5,13 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from bot.core import Answer, Button, Command, Request, UsageError
+from bot.answers import Answer, Button, ButtonFlow, Command, Request, UsageError
 from bot.format import day, esc
 
 if TYPE_CHECKING:
     from datetime import date
-
-    from telegram.ext import Application
 
     from alerts.rules import RuleSpec
     from alerts.store import AlertStore
@@ -129,7 +127,7 @@ def _shown(key: str, value: float) -> str:
 
 
 def _in_group(request: Request) -> bool:
-    from bot.core import GROUP_CHATS
+    from bot.answers import GROUP_CHATS
 
     return request.chat_type in GROUP_CHATS
 
@@ -506,18 +504,6 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_button_flow, add_commands
-
-    add_commands(application, COMMANDS)
-    # In groups only administrators change the group's alerts, by command or by button alike; anyone
-    # may turn the pages of the list.
-    add_button_flow(application, "alert", guide_step, group_admin_only=True)
-    add_button_flow(application, "alerts", _page_button)
-    add_button_flow(application, "delete", _delete_button, group_admin_only=True)
-    add_button_flow(application, "del", _old_delete_button, group_admin_only=True)
-
-
 def _page_button(request: Request, data: str) -> Answer:
     match = _PAGE.match(data)
     if match is None:
@@ -540,3 +526,13 @@ def _old_delete_button(request: Request, data: str) -> Answer:
     return alerts_page(
         request, 1, note="That button is from an older list and no longer valid: nothing was deleted."
     )
+
+
+# In groups only administrators change the group's alerts, by command or by button alike; anyone may turn
+# the pages of the list.
+BUTTONS = (
+    ButtonFlow("alert", guide_step, group_admin_only=True),
+    ButtonFlow("alerts", _page_button),
+    ButtonFlow("delete", _delete_button, group_admin_only=True),
+    ButtonFlow("del", _old_delete_button, group_admin_only=True),
+)

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
 
-from bot.core import Answer, Command, Request, UsageError
+from bot.answers import Answer, Command, Request, UsageError
 from bot.format import big_money, day, esc, money
 from bot.provenance import footer
 from market.instruments import ETFS, LARGE_CAP_ETFS, SMALL_CAP_ETFS
-
-if TYPE_CHECKING:
-    from telegram.ext import Application
 
 DEFAULT_AMOUNT = 10_000.0
 DEFAULT_YEARS = 10.0
@@ -125,7 +121,4 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_commands
-
-    add_commands(application, COMMANDS)
+BUTTONS = ()

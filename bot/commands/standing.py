@@ -8,15 +8,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from bot.core import Answer, Button, Command, Request, UsageError
+from bot.answers import Answer, Button, ButtonFlow, Command, Request, UsageError
 from bot.format import day, esc, number, pct, points
 from bot.provenance import footer, live_note, snapshot_with
 from market.instruments import GSPC, RUT
 from market.metrics import ACCEPTED_PERIODS, PERIODS, WHOLE_HISTORY
 
 if TYPE_CHECKING:
-    from telegram.ext import Application
-
     from bot.services import Services
 
 # The table's rows and the buttons under both answers: every standard period, long ones included.
@@ -119,7 +117,7 @@ def standing_answer(request: Request, period: str | date) -> Answer:
     if isinstance(period, date):
         keys.append("since")
 
-    def ret(series, key):  # type: ignore[no-untyped-def]
+    def ret(series: pd.Series, key: str) -> float | None:
         return metrics.period_return(series, measured(period if key == "since" else key, shared))
 
     rows = []
@@ -241,12 +239,10 @@ def pressed(build: Callable[[Request, str | date], Answer]) -> Callable[[Request
     return on_button
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_button_flow, add_commands
-
-    add_commands(application, COMMANDS)
-    add_button_flow(application, "standing", pressed(standing_answer))
-    add_button_flow(application, "chart", pressed(chart_answer))
+BUTTONS = (
+    ButtonFlow("standing", pressed(standing_answer)),
+    ButtonFlow("chart", pressed(chart_answer)),
+)
 
 
 def standing_digest(services: Services) -> str:

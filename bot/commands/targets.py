@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
 
-from bot.core import Answer, Command, Request, UsageError
+from bot.answers import Answer, Command, Request, UsageError
 from bot.format import day, esc, money, number, pct
 from bot.provenance import footer, snapshot_with
 from market.instruments import INDICES, PROXY_ETF, RUT, resolve
-
-if TYPE_CHECKING:
-    from telegram.ext import Application
 
 USAGE = "Usage: <code>/target LEVEL [index]</code>, e.g. <code>/target 3000</code> or <code>/target 6000 spx</code>."
 MAX_LEVEL = 1_000_000.0
@@ -111,7 +107,4 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_commands
-
-    add_commands(application, COMMANDS)
+BUTTONS = ()
