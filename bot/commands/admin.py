@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.answers import Answer, Command, Request
 from bot.format import esc
+from bot.health import check
 from bot.provenance import held_line
 
 
@@ -26,8 +27,6 @@ def _age(seconds: int | None) -> str:
 
 
 def stats(request: Request) -> Answer:
-    from bot.health import check
-
     services = request.services
     now = services.now()
     start = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)

@@ -9,10 +9,12 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from bot.answers import Answer, Button, ButtonFlow, Command, Request, UsageError
+from bot.charts import render_comparison
 from bot.format import day, esc, number, pct, points
 from bot.provenance import footer, live_note, snapshot_with
+from market import metrics
 from market.instruments import GSPC, RUT
-from market.metrics import ACCEPTED_PERIODS, PERIODS, WHOLE_HISTORY
+from market.metrics import ACCEPTED_PERIODS, PERIODS, WHOLE_HISTORY, parse_period
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -41,8 +43,6 @@ def period_phrase(period: str | date, start: date | None) -> str:
 
 
 def parse_period_arg(args: tuple[str, ...], command: str) -> str | date:
-    from market.metrics import parse_period
-
     if not args:
         return DEFAULT_PERIOD
     if len(args) > 1:
@@ -105,8 +105,6 @@ def period_keyboard(command: str, current: str | date) -> tuple[tuple[Button, ..
 
 
 def standing_answer(request: Request, period: str | date) -> Answer:
-    from market import metrics
-
     snapshot = snapshot_with(request.services, RUT.symbol, GSPC.symbol)
     rut, spx = snapshot.series(RUT.symbol), snapshot.series(GSPC.symbol)
     shared = shared_days(rut, spx)
@@ -174,9 +172,6 @@ def standing(request: Request) -> Answer:
 
 
 def chart_answer(request: Request, period: str | date) -> Answer:
-    from bot.charts import render_comparison
-    from market import metrics
-
     snapshot = snapshot_with(request.services, RUT.symbol, GSPC.symbol)
     rut, spx = snapshot.series(RUT.symbol), snapshot.series(GSPC.symbol)
     shared = shared_days(rut, spx)
@@ -247,8 +242,6 @@ BUTTONS = (
 
 def standing_digest(services: Services) -> str:
     """The daily digest: both closes, today's and this year's change, distance from the high."""
-    from market import metrics
-
     snapshot = snapshot_with(services, RUT.symbol, GSPC.symbol)
     lines = ["📰 <b>capgap daily digest</b>"]
     for inst in (RUT, GSPC):

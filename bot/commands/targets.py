@@ -8,6 +8,7 @@ import re
 from bot.answers import Answer, Command, Request, UsageError
 from bot.format import day, esc, money, number, pct
 from bot.provenance import footer, snapshot_with
+from market import metrics
 from market.instruments import INDICES, PROXY_ETF, RUT, resolve
 
 USAGE = "Usage: <code>/target LEVEL [index]</code>, e.g. <code>/target 3000</code> or <code>/target 6000 spx</code>."
@@ -43,8 +44,6 @@ def distance_pct(fraction: float, signed: bool = False) -> str:
 
 
 def target(request: Request) -> Answer:
-    from market import metrics
-
     if not request.args or len(request.args) > 2:
         raise UsageError(USAGE)
     level = parse_level(request.args[0])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.answers import Answer, Command, Request, UsageError
 from bot.format import day, esc, number
+from market import metrics
 from market.instruments import IWM, SPY
 
 # Changes shown when the store holds snapshots that far back.
@@ -11,8 +12,6 @@ LOOKBACKS = ((7, "1 week"), (30, "1 month"), (91, "3 months"), (365, "1 year"))
 
 
 def gap(request: Request) -> Answer:
-    from market import metrics
-
     if request.args:
         raise UsageError("/gap takes no arguments: it shows the valuation gap between IWM and SPY.")
     snapshot = request.services.market.snapshot
