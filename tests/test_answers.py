@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import pytest
 
@@ -12,6 +12,8 @@ from alerts.messages import MAX_MESSAGE
 from bot import answers, commands, core
 from bot.format import plain
 from bot.services import Services
+from market import calendar
+from market.calendar import NEW_YORK
 from market.model import FundFacts
 from testing.world import SHARED_DATA
 
@@ -173,3 +175,30 @@ def test_an_overlong_answer_is_cut_at_a_line_end_with_its_tags_closed() -> None:
     assert len(fitted.text) <= MAX_MESSAGE
     assert fitted.text.count("<pre>") == fitted.text.count("</pre>") == 1
     assert "cut to fit" in fitted.text
+
+
+async def test_an_answer_cached_just_before_the_close_is_not_served_after_it(
+    csv_services: Services, clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key holds the last closed session: one minute before Friday's settled close /standing is
+    fresh and cached; one minute after it, with the same snapshot, it is rebuilt and says the data is a
+    session behind. Serving the cached answer meanwhile asks the calendar nothing."""
+    clock.now = datetime(2024, 1, 19, 16, 19, tzinfo=NEW_YORK)  # Friday's close settles at 16:20
+    asked: list[datetime] = []
+    real = calendar.last_closed_session
+
+    def counted(now: datetime, settle: timedelta = calendar.CLOSE_SETTLE) -> date:
+        asked.append(now)
+        return real(now, settle)
+
+    monkeypatch.setattr(calendar, "last_closed_session", counted)
+    first = plain((await ask(csv_services, "/standing")).text)
+    asked_to_build = len(asked)  # the cache's key, and the answer's own footer
+    again = [plain((await ask(csv_services, "/standing")).text) for _ in range(20)]
+    assert len(asked) == asked_to_build  # twenty cached answers asked the calendar nothing more
+    assert "stale" not in first and set(again) == {first}
+    clock.advance(minutes=2)
+    after = plain((await ask(csv_services, "/standing")).text)
+    assert "stale: the newest close is 18 Jan 2024" in after
+    sessions = sorted(key[2] for key in csv_services.answers.entries() if key[0] == "standing")
+    assert sessions == [date(2024, 1, 18), date(2024, 1, 19)]
