@@ -10,12 +10,13 @@ from __future__ import annotations
 import html
 import logging
 import math
+import re
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
-from zoneinfo import ZoneInfo
 
 from alerts.observations import GAP_KEY, LEAD_PREFIX, RATIO_KEY, Observation, parse_key
+from market.calendar import NEW_YORK
 from market.instruments import PROXY_ETF, by_symbol
 
 if TYPE_CHECKING:
@@ -23,14 +24,57 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-NEW_YORK = ZoneInfo("America/New_York")
 MAX_MESSAGE = 4096  # Telegram's limit for one message's text
+CUT_NOTE = "\n… (cut to fit Telegram's message size)"
+_TAG = re.compile(r"<(/?)([a-zA-Z][a-zA-Z-]*)[^<>]*>")
 
 
 def esc(text: object) -> str:
     """``text`` as Telegram HTML text: ``&``, ``<`` and ``>`` become entities, as the Bot API asks of every
     such character that is not part of a tag or an entity (core.telegram.org/bots/api#html-style)."""
     return html.escape(str(text), quote=False)
+
+
+def fit_text(text: str, limit: int = MAX_MESSAGE, note: str = CUT_NOTE) -> str:
+    """``text`` itself when it fits in ``limit`` characters; else its start, cut at a line end, with every
+    tag left open closed and ``note`` after it.
+
+    The cut never falls inside a tag or an entity, and a ``<pre>`` table cut part-way is closed where the
+    cut falls: what is sent is always HTML Telegram accepts, within the limit.
+    """
+    if len(text) <= limit:
+        return text
+    budget = limit - len(note)
+    cut = text[:budget]
+    while True:
+        cut = _whole_end(cut)
+        closing = _closing_tags(cut)
+        if len(cut) + len(closing) <= budget:
+            return cut + closing + note
+        cut = cut[: budget - len(closing)]  # room for the closing tags; strictly shorter each time
+
+
+def _whole_end(cut: str) -> str:
+    """``cut`` ending at a line end if it has one, and never inside a tag or an entity."""
+    if "\n" in cut:
+        cut = cut.rsplit("\n", 1)[0]
+    if cut.rfind("<") > cut.rfind(">"):
+        cut = cut[: cut.rfind("<")]  # a tag cut in two
+    if cut.rfind("&") > cut.rfind(";"):
+        cut = cut[: cut.rfind("&")]  # an entity cut in two: a bare "&" is always escaped as &amp;
+    return cut
+
+
+def _closing_tags(html_text: str) -> str:
+    """The closing tags for every tag ``html_text`` leaves open, innermost first."""
+    open_tags: list[str] = []
+    for closing, name in _TAG.findall(html_text):
+        name = name.lower()
+        if not closing:
+            open_tags.append(name)
+        elif name in open_tags:
+            del open_tags[len(open_tags) - 1 - open_tags[::-1].index(name) :]
+    return "".join(f"</{name}>" for name in reversed(open_tags))
 
 
 def format_value(key: str, value: float) -> str:
@@ -178,13 +222,14 @@ def plain_alert_text(hits: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def pack(blocks: Sequence[str], limit: int = MAX_MESSAGE) -> list[str]:
-    """Blocks joined into as few messages as fit Telegram's size, never splitting a block."""
+    """Blocks joined into as few messages as fit Telegram's size, never splitting a block (one too long for
+    a message of its own is cut by ``fit_text``)."""
     messages: list[str] = []
     for block in blocks:
         if messages and len(messages[-1]) + 2 + len(block) <= limit:
             messages[-1] += "\n\n" + block
         else:
-            messages.append(block[:limit])
+            messages.append(fit_text(block, limit))
     return messages
 
 

@@ -25,12 +25,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 import numpy as np
 import pandas as pd
 
+from market.calendar import NEW_YORK, REGULAR_CLOSE
 from market.instruments import GSPC, RUT, SYMBOLS
 from market.model import Quote
 
@@ -40,10 +40,8 @@ LEAD_PREFIX = "LEAD:"
 WINDOWS: tuple[str, ...] = ("1w", "1m", "3m", "6m", "ytd", "1y", "3y", "5y", "10y")
 
 SMALL, LARGE = RUT.symbol, GSPC.symbol
-NEW_YORK = ZoneInfo("America/New_York")
-# The regular close; half days close at 13:00, but a close observation's time only labels the alert —
-# its session is what evaluation goes by.
-REGULAR_CLOSE = time(16, 0)
+# A close observation's time is the regular close (market.calendar.REGULAR_CLOSE) even on a half day: it
+# only labels the alert — its session is what evaluation goes by.
 # A quote older than this is not "live" any more: judging on it could fire at 3 a.m. on Friday's price.
 DEFAULT_MAX_QUOTE_AGE = timedelta(minutes=30)
 # A gap snapshot is carried forward to later trading dates for at most this long; after that the gap is

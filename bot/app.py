@@ -10,15 +10,15 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from telegram import Update
-from telegram.ext import Application, ApplicationBuilder
+from telegram.ext import ApplicationBuilder
 
 from alerts.delivery import Limits, Pacer
-from bot import commands, guard, jobs
-from bot.core import registry
+from bot import commands, guard, jobs, webhook
+from bot.context import App, BotData, context_types
+from bot.handlers import add_chat_moves, add_fallbacks, add_family, menu
 from bot.health import HealthServer
 from bot.limiter import Limiter
 from bot.request import AiohttpRequest
-from bot.telegram import add_chat_moves, add_fallbacks, menu
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -33,36 +33,40 @@ CONNECTION_POOL_SIZE = 64
 ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
 
 
-async def _post_init(application: Application) -> None:  # type: ignore[type-arg]
-    services: Services = application.bot_data["services"]
+async def _post_init(application: App) -> None:
+    data = application.bot_data
     # Answer the first command from a current cache: fetch what is missing (a failure leaves what is cached
     # and the refresh job retries).
-    await asyncio.to_thread(services.market.ensure_loaded)
-    await application.bot.set_my_commands(menu(registry()))
-    health: HealthServer | None = application.bot_data.get("health")
-    if health is not None:
-        await health.start()
+    await asyncio.to_thread(data.services.market.ensure_loaded)
+    await application.bot.set_my_commands(menu(commands.registry()))
+    if data.health is not None:
+        await data.health.start()
 
 
-async def _post_shutdown(application: Application) -> None:  # type: ignore[type-arg]
-    services: Services = application.bot_data["services"]
-    health: HealthServer | None = application.bot_data.get("health")
-    if health is not None:
-        await health.stop()
+async def _post_shutdown(application: App) -> None:
+    data = application.bot_data
+    if data.health is not None:
+        await data.health.stop()
     # Off the loop like every store call: closing checkpoints the rules under the store's lock, which a
     # refresh still finishing in its thread may hold.
-    await asyncio.to_thread(services.close)
+    await asyncio.to_thread(data.services.close)
 
 
-def build_app(  # type: ignore[type-arg]
+def build_app(
     config: Config, services: Services, *, schedule: bool = True, redact: tuple[str, ...] = ()
-) -> Application:
+) -> App:
     """The bot, ready to run. ``redact`` (the webhook secret) is kept out of what /healthz shows, like the
     token."""
     token = config.require_token().reveal()
+    data = BotData(
+        services=services,
+        guard=guard.Guard(config.allowed_chats, config.admins, config.flood_per_minute),
+        pacer=Pacer(Limits(per_second=config.rate_limit or 1e9)),
+    )
     builder = (
         ApplicationBuilder()
         .token(token)
+        .context_types(context_types(data))
         .base_url(f"{config.api_root}/bot")
         .base_file_url(f"{config.api_root}/file/bot")
         .concurrent_updates(True)
@@ -75,13 +79,11 @@ def build_app(  # type: ignore[type-arg]
         .rate_limiter(Limiter(config.rate_limit, group_per_minute=20 if config.rate_limit else 0))
     )
     application = builder.build()
-    application.bot_data["services"] = services
 
     # Handler order matters: PTB stops at the first matching handler in a group.
-    guard.register(application, config)  # group -1, before all: allowed chats, flood and length limits
+    guard.register(application)  # group -1, before all: allowed chats, flood and length limits
     add_chat_moves(application)  # a group upgraded to a supergroup: its alerts follow the new id
-    for family in commands.ALL_FAMILIES:  # each family's commands and buttons
-        family.register(application)
+    add_family(application, commands)  # every family's commands and buttons (bot/commands/__init__.py)
     add_fallbacks(application)  # unknown commands and stray text last
 
     health_port = config.health_port_in_effect
@@ -91,7 +93,7 @@ def build_app(  # type: ignore[type-arg]
             updater = application.updater
             return application.running and (updater is None or updater.running)
 
-        application.bot_data["health"] = HealthServer(
+        data.health = HealthServer(
             services,
             config.listen,
             health_port,
@@ -100,7 +102,6 @@ def build_app(  # type: ignore[type-arg]
             secrets=[token, *redact],
         )
 
-    application.bot_data["pacer"] = Pacer(Limits(per_second=config.rate_limit or 1e9))
     if schedule:
         jobs.schedule_jobs(application, services, config.poll_seconds)
     return application
@@ -130,9 +131,7 @@ def webhook_options(config: Config, secret: str) -> dict[str, Any]:
     }
 
 
-def serve(  # type: ignore[type-arg]
-    application: Application, config: Config, secret: str, *, bootstrap_retries: int = 0
-) -> None:
+def serve(application: App, config: Config, secret: str, *, bootstrap_retries: int = 0) -> None:
     """Run until SIGINT/SIGTERM: behind a webhook when one is configured, else by long polling.
 
     Reaching Telegram at start is tried ``bootstrap_retries`` more times, backing off (PTB's bootstrap
@@ -142,8 +141,6 @@ def serve(  # type: ignore[type-arg]
     webhook to polling needs nothing but dropping the setting.
     """
     if config.webhook_url:
-        from bot import webhook
-
         hook = webhook.Hook(**webhook_options(config, secret))
         asyncio.run(webhook.serve(application, hook, bootstrap_retries))
         return

@@ -1,22 +1,39 @@
 """The ``capgap`` command line: run the bot, ask it one question, replay alerts over history.
 
-Imports stay inside the subcommands so ``capgap --help`` answers without loading pandas or yfinance.
+Imports of what pulls in pandas, yfinance or python-telegram-bot (the market, the alerts, the app) stay
+inside the subcommands, so ``capgap --help`` answers without loading them; the settings, the log setup
+and the standard library are imported here.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import dataclasses
 import json
 import logging
 import os
+import sqlite3
 import sys
 import tempfile
+import urllib.error
+import urllib.request
 from datetime import date
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from bot.config import Config
+from bot.answers import Request, UsageError, parse_command_line
+from bot.config import (
+    DEFAULT_HEALTH_PORT,
+    Config,
+    ConfigError,
+    environment_with_dotenv,
+    load_config,
+    webhook_url,
+)
+from bot.logs import setup_logging
+from market.instruments import SYMBOLS
+from market.model import MarketUnavailable
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -41,8 +58,6 @@ def check_as_of(day: date | None, name: str) -> None:
         return
     today = date.today()
     if not FIRST_AS_OF <= day <= today:
-        from bot.config import ConfigError
-
         raise ConfigError(
             f"{name} {day.isoformat()} is {'before' if day < FIRST_AS_OF else 'after'} the dates capgap "
             f"can answer for: give a day from {FIRST_AS_OF.isoformat()} to today ({today.isoformat()})"
@@ -50,8 +65,6 @@ def check_as_of(day: date | None, name: str) -> None:
 
 
 def _version() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version("capgap")
     except PackageNotFoundError:  # run from a source tree that was never installed
@@ -151,7 +164,8 @@ class BootstrapFailureReported(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         giving_up = record.module == "networkloop" and record.levelno >= logging.ERROR
-        return not (giving_up and "Bootstrap" in str(record.args[0] if record.args else record.msg))
+        first = record.args[0] if isinstance(record.args, tuple) and record.args else record.msg
+        return not (giving_up and "Bootstrap" in str(first))
 
 
 class UnreadableUpdatesDescribed(logging.Filter):
@@ -187,16 +201,10 @@ def fail(message: str, status: int = EXIT_USAGE) -> int:
 
 
 def load() -> Config:
-    from bot.config import environment_with_dotenv, load_config
-
     return load_config(environment_with_dotenv())
 
 
 def cmd_run(config: Config, args: argparse.Namespace) -> int:
-    import dataclasses
-
-    from bot.config import webhook_url
-
     token = config.require_token()  # before any heavy import: a missing token fails at once
     if args.webhook:
         config = dataclasses.replace(config, webhook_url=webhook_url(args.webhook, "--webhook"))
@@ -206,7 +214,6 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
     from bot.app import build_app, serve, webhook_secret
     from bot.database import hold
-    from bot.logs import setup_logging
     from bot.services import build_services
 
     secret = webhook_secret(config) if config.webhook_url else ""
@@ -235,22 +242,20 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_ask(config: Config, args: argparse.Namespace) -> int:
-    import asyncio
-
     from bot import core
+    from bot.commands import find
     from bot.database import throwaway_copy
     from bot.format import plain
-    from bot.logs import setup_logging
     from bot.services import build_services
 
     setup_logging("WARNING")
     try:
-        name, arguments = core.parse_command_line(args.text)
-    except core.UsageError as exc:
+        name, arguments = parse_command_line(args.text)
+    except UsageError as exc:
         return fail(str(exc))
     as_of = args.as_of or config.as_of
     check_as_of(as_of, "--as-of" if args.as_of else "CAPGAP_AS_OF")
-    if core.find(name) is None:  # no need to load any market data to say so
+    if find(name) is None:  # no need to load any market data to say so
         print(plain(core.unknown(name).text))
         return 0
     # Never the live database: an "as of" answer is computed from scratch in memory, so it never mixes
@@ -264,7 +269,7 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
         services = build_services(config, as_of=as_of, db_path=db_path)
         try:
             services.market.ensure_loaded()
-            request = core.Request(name, arguments, services, chat_id=0, user_id=0)
+            request = Request(name, arguments, services, chat_id=0, user_id=0)
             answer = asyncio.run(core.answer(request))
         finally:
             services.close()
@@ -283,7 +288,6 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
     from alerts.replay import replay
     from alerts.rules import RuleError, parse_rule
     from market.csv_source import CsvSource
-    from market.instruments import SYMBOLS
 
     if config.csv_dir is None:
         return fail("replay needs CAPGAP_MARKET=csv:DIR (it steps through stored history)")
@@ -336,11 +340,6 @@ def cmd_restore(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_healthcheck(config: Config) -> int:
-    import urllib.error
-    import urllib.request
-
-    from bot.config import DEFAULT_HEALTH_PORT
-
     if config.health_port == "off":
         return fail("the health endpoint is off (CAPGAP_HEALTH_PORT=off)", EXIT_FAILURE)
     port = (
@@ -390,11 +389,7 @@ def _main(argv: list[str] | None) -> int:
     # PTB 22: RetryAfter.retry_after as a timedelta (the coming default), without a deprecation warning.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = parser().parse_args(argv)
-    import sqlite3
-
-    from bot.config import ConfigError
     from bot.database import DatabaseBusy, NotABackup, database_problem
-    from market.model import MarketUnavailable
 
     try:
         config = load()

@@ -6,13 +6,12 @@ import html
 import math
 import re
 from datetime import date, datetime
-from zoneinfo import ZoneInfo
 
 # The one escape for text sent as Telegram HTML, shared with the alert messages (``alerts`` cannot import
 # ``bot``, so it lives there).
 from alerts.messages import esc as esc
+from market.calendar import NEW_YORK
 
-NEW_YORK = ZoneInfo("America/New_York")
 DASH = "–"  # shown where a figure is unavailable
 
 

@@ -18,12 +18,10 @@ from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING
 
 from telegram import Update
-from telegram.ext import ApplicationHandlerStop, ContextTypes, TypeHandler
+from telegram.ext import ApplicationHandlerStop, TypeHandler
 
 if TYPE_CHECKING:
-    from telegram.ext import Application
-
-    from bot.config import Config
+    from bot.context import App, Context
 
 log = logging.getLogger(__name__)
 
@@ -145,11 +143,11 @@ def addressed_to_bot(update: Update) -> bool:
     return message.chat.type == "private" or message.text.startswith("/")
 
 
-async def screen(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def screen(update: object, context: Context) -> None:
     """Let the update through, or answer it briefly (or not at all) and stop it here."""
     if not isinstance(update, Update) or update.effective_chat is None:
         raise ApplicationHandlerStop  # nothing capgap answers comes without a chat
-    guard: Guard = context.bot_data["guard"]
+    guard = context.bot_data.guard
     chat_id = update.effective_chat.id
     if not addressed_to_bot(update):
         if not guard.allows(chat_id):
@@ -184,6 +182,6 @@ async def screen(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
     raise ApplicationHandlerStop
 
 
-def register(application: Application, config: Config) -> None:  # type: ignore[type-arg]
-    application.bot_data["guard"] = Guard(config.allowed_chats, config.admins, config.flood_per_minute)
+def register(application: App) -> None:
+    """The guard (``bot_data.guard``, built in ``build_app``) ahead of every other handler."""
     application.add_handler(TypeHandler(Update, screen), group=GUARD_GROUP)

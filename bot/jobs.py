@@ -13,11 +13,14 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from alerts.delivery import drain
+from alerts.engine import run_refresh
+from bot.commands.standing import standing_digest
+from bot.transport import transport
 from market import calendar
 
 if TYPE_CHECKING:
-    from telegram.ext import Application, ContextTypes
-
+    from bot.context import App, Context
     from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -26,10 +29,6 @@ FUNDS_EVERY = timedelta(hours=20)
 DRAIN_SECONDS = 2.0
 # APScheduler's default grace of 1 s silently drops a run that starts late (a busy loop, a suspended VM).
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 600}
-
-
-def services_of(context: ContextTypes.DEFAULT_TYPE) -> Services:
-    return context.application.bot_data["services"]  # type: ignore[no-any-return]
 
 
 def needs_price_refresh(services: Services) -> bool:
@@ -42,15 +41,13 @@ def needs_funds_refresh(services: Services) -> bool:
     return last is None or services.now() - datetime.fromisoformat(str(last["at"])) >= FUNDS_EVERY
 
 
-async def evaluate_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def evaluate_alerts(context: Context) -> None:
     """Judge every rule on the current snapshot, then send what that queued."""
-    from alerts.engine import run_refresh
-
-    services = services_of(context)
+    data = context.application.bot_data
+    services = data.services
     # Jobs overlap (a refresh, the close, the fund facts): two passes over the same states would both
     # see a rule armed and fire it twice, so passes take turns.
-    lock: asyncio.Lock = context.application.bot_data.setdefault("evaluation_lock", asyncio.Lock())
-    async with lock:
+    async with data.evaluation_lock:
         outcome = await asyncio.to_thread(
             run_refresh, services.alerts, services.market.snapshot, services.now()
         )
@@ -63,8 +60,8 @@ async def evaluate_alerts(context: ContextTypes.DEFAULT_TYPE) -> None:
     context.application.create_task(deliver(context), name="deliver")
 
 
-async def refresh_prices(context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
+async def refresh_prices(context: Context) -> None:
+    services = context.application.bot_data.services
     if not await asyncio.to_thread(needs_price_refresh, services):
         return
     result = await asyncio.to_thread(services.market.refresh_prices)
@@ -73,9 +70,9 @@ async def refresh_prices(context: ContextTypes.DEFAULT_TYPE) -> None:
         await evaluate_alerts(context)
 
 
-async def at_close(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def at_close(context: Context) -> None:
     """After the official close (half days included): fetch the close, judge close rules, book the next."""
-    services = services_of(context)
+    services = context.application.bot_data.services
     try:
         result = await asyncio.to_thread(services.market.refresh_prices)
         log.info("close refresh: %s", result.detail)
@@ -85,8 +82,8 @@ async def at_close(context: ContextTypes.DEFAULT_TYPE) -> None:
         schedule_close(context.application, services)
 
 
-async def refresh_funds(context: ContextTypes.DEFAULT_TYPE) -> None:
-    services = services_of(context)
+async def refresh_funds(context: Context) -> None:
+    services = context.application.bot_data.services
     if not await asyncio.to_thread(needs_funds_refresh, services):
         return
     result = await asyncio.to_thread(services.market.refresh_funds)
@@ -95,27 +92,20 @@ async def refresh_funds(context: ContextTypes.DEFAULT_TYPE) -> None:
         await evaluate_alerts(context)  # gap rules judge each new snapshot
 
 
-async def deliver(context: ContextTypes.DEFAULT_TYPE) -> None:
-    from alerts.delivery import drain
-    from bot.delivery import transport
-
-    services = services_of(context)
-    lock: asyncio.Lock = context.application.bot_data.setdefault("delivery_lock", asyncio.Lock())
-    if lock.locked():  # a drain is under way; it picks up what is due
+async def deliver(context: Context) -> None:
+    data = context.application.bot_data
+    services = data.services
+    if data.delivery_lock.locked():  # a drain is under way; it picks up what is due
         return
-    async with lock:
-        report = await drain(
-            services.alerts, transport(context.bot), services.now, context.application.bot_data["pacer"]
-        )
+    async with data.delivery_lock:
+        report = await drain(services.alerts, transport(context.bot), services.now, data.pacer)
     if report.sent or report.retried or report.blocked or report.failed or report.moved:
         log.info("delivery: %s", report)
 
 
-async def digests(context: ContextTypes.DEFAULT_TYPE) -> None:
+async def digests(context: Context) -> None:
     """Queue the daily digest of every chat whose local digest time has passed and that has not had today's."""
-    from bot.commands.standing import standing_digest
-
-    services = services_of(context)
+    services = context.application.bot_data.services
     now = services.now()
     due = await asyncio.to_thread(services.alerts.digests_due, now)
     if not due:
@@ -132,7 +122,7 @@ async def digests(context: ContextTypes.DEFAULT_TYPE) -> None:
     context.application.create_task(deliver(context), name="deliver")
 
 
-def schedule_close(application: Application, services: Services) -> None:  # type: ignore[type-arg]
+def schedule_close(application: App, services: Services) -> None:
     queue = application.job_queue
     assert queue is not None
     now = services.now()
@@ -142,7 +132,7 @@ def schedule_close(application: Application, services: Services) -> None:  # typ
     queue.run_once(at_close, when=wait, name="close", job_kwargs=JOB_DEFAULTS)
 
 
-def schedule_jobs(application: Application, services: Services, poll_seconds: int) -> None:  # type: ignore[type-arg]
+def schedule_jobs(application: App, services: Services, poll_seconds: int) -> None:
     queue = application.job_queue
     assert queue is not None, "python-telegram-bot[job-queue] is required"
     # post_init has just brought the cache up to date: judge the rules on it now, refresh on the beat.

@@ -8,7 +8,7 @@ A 429 is handled where it is understood:
   Telegram gave and goes out then, up to ``REPLY_RETRIES`` times and never for longer than
   ``LONGEST_WAIT`` at once. Only that call waits: the rest of the bot goes on (PTB's ``AIORateLimiter``
   halts every call instead, and releases the halt early when another call finishes, PTB #4003 and #5338).
-- The outbox (``bot.delivery``) passes ``NO_RETRY``: the 429 reaches it at once, and it postpones the row
+- The outbox (``bot.transport``) passes ``NO_RETRY``: the 429 reaches it at once, and it postpones the row
   and pauses its own sending (``alerts.delivery``), so nothing is retried twice or held up here.
 
 A 429 is Telegram's ordinary flow control, not a fault: it is logged at INFO, and at WARNING when a reply

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from bot.core import UsageError
-from bot.format import clock_time, day, esc, number
+from bot.answers import UsageError
+from bot.format import clock_time, day, esc, number, pct
 from market import calendar
+from market.instruments import by_symbol
 
 if TYPE_CHECKING:
     from bot.services import Services
@@ -59,8 +60,6 @@ def footer(services: Services, snapshot: MarketSnapshot) -> str:
 
 def held_line(value: HeldValue) -> str:
     """'not used: RUT close of 5 Mar 2026, 1,000,000,000,000.00 (+52,000,000,000.00% in a day; …)'."""
-    from market.instruments import by_symbol
-
     try:
         name = by_symbol(value.symbol).short
     except KeyError:
@@ -79,6 +78,5 @@ def live_note(snapshot: MarketSnapshot, symbol: str) -> str | None:
         return None
     base = quote.previous_close or float(snapshot.series(symbol).iloc[-1])
     change = quote.price / base - 1 if base else None
-    from bot.format import pct
 
     return f"now {number(quote.price)} ({pct(change)}) at {clock_time(quote.time)}"

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from alerts.store import AlertStore
+from bot.core import AnswerCache
+from market.cache import MarketCache
+from market.csv_source import CsvSource
+from market.service import MarketService
+from market.storage import open_database
+
 if TYPE_CHECKING:
-    from alerts.store import AlertStore
     from bot.config import Config
-    from bot.core import AnswerCache
     from market.model import MarketSource
-    from market.service import MarketService
 
 
 @dataclass
@@ -22,7 +27,7 @@ class Services:
     market: MarketService
     alerts: AlertStore
     admins: frozenset[int] = field(default_factory=frozenset)
-    answers: AnswerCache = field(default_factory=lambda: _answer_cache())
+    answers: AnswerCache = field(default_factory=AnswerCache)
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -42,22 +47,16 @@ class Services:
         self.market.cache.db.close()
 
 
-def _answer_cache() -> AnswerCache:
-    from bot.core import AnswerCache
-
-    return AnswerCache()
-
-
 def market_source(config: Config, as_of: date | None = None) -> MarketSource:
     """The source ``CAPGAP_MARKET`` names."""
     if config.csv_dir is not None:
-        from market.csv_source import CsvSource
-
         source = CsvSource(config.csv_dir, as_of=as_of)
         source.check()  # a history file with no usable row stops the start, in one line
         return source
     if as_of is not None:
         raise ValueError("--as-of needs CAPGAP_MARKET=csv:DIR (Yahoo only serves the present)")
+    # Here, not at the top: only the live source needs yfinance (and curl_cffi), which the CSV history,
+    # the replays and the tests never load.
     from market.yahoo import YahooSource
 
     return YahooSource()
@@ -66,8 +65,6 @@ def market_source(config: Config, as_of: date | None = None) -> MarketSource:
 def replayed_clock(source: MarketSource) -> Callable[[], datetime]:
     """Time as if the process had started at the settled close ``source`` speaks for, then running on:
     retries and schedules move forward while the market stays at that date."""
-    import time
-
     start = getattr(source, "now")()  # noqa: B009 - only offline sources have now()
     started = time.monotonic()
     return lambda: start + timedelta(seconds=time.monotonic() - started)
@@ -81,14 +78,9 @@ def build_services(
     clock: Callable[[], datetime] | None = None,
     db_path: Path | str | None = None,
 ) -> Services:
-    from market.cache import MarketCache
-    from market.service import MarketService
-    from market.storage import open_database
-
     source = source or market_source(config, as_of)
     if clock is None and as_of is not None:
         clock = replayed_clock(source)
-    from alerts.store import AlertStore
 
     db = open_database(db_path if db_path is not None else config.db_path)
     market = MarketService(source, MarketCache(db), clock=clock or (lambda: datetime.now(UTC)), as_of=as_of)

@@ -32,7 +32,7 @@ from telegram import Update
 from telegram.error import InvalidToken, NetworkError, RetryAfter, TimedOut
 
 if TYPE_CHECKING:
-    from telegram.ext import Application
+    from bot.context import App
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ async def with_retries(action: Callable[[], Awaitable[T]], retries: int, what: s
 class WebhookServer:
     """The tornado server of one webhook, on the bot's event loop; ``listening`` once started."""
 
-    def __init__(self, application: Application, hook: Hook) -> None:  # type: ignore[type-arg]
+    def __init__(self, application: App, hook: Hook) -> None:
         self.application = application
         self.hook = hook
         self.port = hook.port  # the bound port once started (a requested 0 becomes a free one)
@@ -134,7 +134,7 @@ class WebhookServer:
 
         @tornado.web.stream_request_body
         class UpdateHandler(tornado.web.RequestHandler):
-            SUPPORTED_METHODS = ("POST",)  # type: ignore[assignment]
+            SUPPORTED_METHODS = ("POST",)
 
             def initialize(self) -> None:
                 self.body = bytearray()
@@ -202,7 +202,7 @@ class WebhookServer:
             self._server = None
 
 
-async def register(application: Application, hook: Hook, retries: int) -> None:  # type: ignore[type-arg]
+async def register(application: App, hook: Hook, retries: int) -> None:
     """Tell Telegram where to post updates, and the secret to send with them."""
     await with_retries(
         lambda: application.bot.set_webhook(
@@ -213,14 +213,14 @@ async def register(application: Application, hook: Hook, retries: int) -> None: 
     )
 
 
-async def serve(application: Application, hook: Hook, retries: int) -> None:  # type: ignore[type-arg]
+async def serve(application: App, hook: Hook, retries: int) -> None:
     """Run ``application`` behind the webhook until SIGINT or SIGTERM."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     server = WebhookServer(application, hook)
-    health = application.bot_data.get("health")
+    health = application.bot_data.health
     if health is not None:  # ready once the webhook listens (there is no Updater running to ask)
         health.ready = lambda: application.running and server.listening
 

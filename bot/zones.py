@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import difflib
 from functools import lru_cache
+from zoneinfo import available_timezones
 
-from bot.core import UsageError
+from bot.answers import UsageError
 from bot.format import esc
+from market.calendar import NEW_YORK
 
 ZONES_LINK = "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones"
-DEFAULT_ZONE = "America/New_York"
+DEFAULT_ZONE = NEW_YORK.key  # where the market is, until a chat says otherwise (/tz)
 SUGGESTIONS = 3
 
 
@@ -24,8 +26,6 @@ def _zones() -> dict[str, str]:
     Bare legacy names (``EST5EDT``, ``Cuba``) are left out: they are aliases a newcomer should not
     pick, and "UTC" is the one bare name people mean.
     """
-    from zoneinfo import available_timezones
-
     names = {name.lower(): name for name in available_timezones() if "/" in name}
     names["utc"] = "UTC"
     return names

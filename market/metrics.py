@@ -31,9 +31,8 @@ from datetime import date, timedelta
 import numpy as np
 import pandas as pd
 
-PERIODS: tuple[str, ...] = ("1d", "1w", "1m", "ytd", "1y", "3y", "5y", "10y", "20y", "max")
-# Spans users may ask for beyond the standard table.
-EXTRA_PERIODS: tuple[str, ...] = ("3m", "6m")
+from market.model import EXPENSE_RATIO_CEILING
+
 # Every period key a user may give, in the order a list of them reads best.
 ACCEPTED_PERIODS: tuple[str, ...] = (
     "1d",
@@ -49,6 +48,10 @@ ACCEPTED_PERIODS: tuple[str, ...] = (
     "20y",
     "max",
 )
+# Spans users may ask for beyond the standard table.
+EXTRA_PERIODS: tuple[str, ...] = ("3m", "6m")
+# The standard table: every accepted period but the extra spans, in the same order.
+PERIODS: tuple[str, ...] = tuple(p for p in ACCEPTED_PERIODS if p not in EXTRA_PERIODS)
 WHOLE_HISTORY = "max"
 
 Period = str | date
@@ -62,9 +65,6 @@ MAX_RATIO_AGE_DAYS = 10
 
 # A fund's price-to-book snapshot pairs with the other fund's for at most this many days.
 MAX_SNAPSHOT_AGE_DAYS = 10
-
-# An expense ratio of 5% or more is almost certainly a percent typed where a fraction was meant.
-MAX_EXPENSE_RATIO = 0.05
 
 
 # --- periods -------------------------------------------------------------------------------------------
@@ -386,9 +386,9 @@ def fee_cost(amount: float, years: float, expense_ratio: float, gross_return: fl
     _require(years, "years", minimum=0.0)
     _require(expense_ratio, "expense ratio", minimum=0.0)
     _require(gross_return, "gross return")
-    if expense_ratio >= MAX_EXPENSE_RATIO:
+    if expense_ratio >= EXPENSE_RATIO_CEILING:
         raise ValueError(
-            f"expense ratio must be a fraction below {MAX_EXPENSE_RATIO} (0.19% is 0.0019), "
+            f"expense ratio must be a fraction below {EXPENSE_RATIO_CEILING} (0.19% is 0.0019), "
             f"got {expense_ratio}"
         )
     if gross_return <= -1.0:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +42,12 @@ class Quote:
     price: float
     time: datetime  # timezone-aware (UTC) time of the price
     previous_close: float | None = None
+
+
+# An expense ratio (a fraction) at or above this is a unit mix-up, not a fee: index ETFs charge well under
+# 1% a year. 5% (not 10%) because a percent read as a fraction must fail it: SPY's 0.0945 (percent) would
+# pass as a 9.45% fee under 10%.
+EXPENSE_RATIO_CEILING: Final = 0.05
 
 
 @dataclass(frozen=True)

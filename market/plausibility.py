@@ -31,13 +31,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date
 from typing import Final, Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
 
+from market.calendar import NEW_YORK
 from market.instruments import ALL, by_symbol
-from market.model import FundFacts, Quote
+from market.model import EXPENSE_RATIO_CEILING, FundFacts, Quote
 
 MAX_DAILY_MOVE: Final = 0.25
 # In log terms, so +25% and the -20% that undoes it are the same distance.
@@ -49,12 +49,8 @@ PEER_AGREEMENT: Final = 0.5
 PRICE_TO_BOOK_RANGE: Final = (0.2, 50.0)
 # Likewise for price-to-earnings: a broad fund's holdings earn something, and no index trades at 200x.
 PRICE_TO_EARNINGS_RANGE: Final = (2.0, 200.0)
-# An expense ratio (as a fraction) at or above this is a unit mix-up, not a fee.
-EXPENSE_RATIO_CEILING: Final = 0.1
 
 Status = Literal["unconfirmed", "rejected"]
-
-_NEW_YORK: Final = ZoneInfo("America/New_York")
 
 
 @dataclass(frozen=True)
@@ -218,7 +214,7 @@ def screen_quotes(
     refused: list[HeldValue] = []
     readings: dict[str, tuple[date, float, float | None]] = {}
     for symbol, quote in quotes.items():
-        day = quote.time.astimezone(_NEW_YORK).date()
+        day = quote.time.astimezone(NEW_YORK).date()
         base = _last_before(accepted, symbol, day)
         if base is None and prior:
             base = prior.get(symbol)

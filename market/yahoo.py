@@ -32,14 +32,21 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Final
-from zoneinfo import ZoneInfo
 
 import pandas as pd
 
-from market.model import FundFacts, MarketData, MarketRateLimited, MarketUnavailable, Quote
-from market.plausibility import EXPENSE_RATIO_CEILING, PRICE_TO_BOOK_RANGE, PRICE_TO_EARNINGS_RANGE
+from market.calendar import NEW_YORK, REGULAR_CLOSE
+from market.model import (
+    EXPENSE_RATIO_CEILING,
+    FundFacts,
+    MarketData,
+    MarketRateLimited,
+    MarketUnavailable,
+    Quote,
+)
+from market.plausibility import PRICE_TO_BOOK_RANGE, PRICE_TO_EARNINGS_RANGE
 
 if TYPE_CHECKING:
     from curl_cffi.requests import Session
@@ -54,8 +61,6 @@ HISTORY_YEARS: Final = 99
 FIRST_BACKOFF: Final = timedelta(seconds=60)
 LONGEST_BACKOFF: Final = timedelta(minutes=30)
 
-_NEW_YORK: Final = ZoneInfo("America/New_York")
-_SESSION_CLOSE: Final = time(16, 0)
 _YAHOO_FAILURE: Final = re.compile(r"^\s*\[(?P<symbols>[^\]]*)\]:\s*(?P<reason>.+)$", re.DOTALL)
 # What yfinance's logged failures look like when Yahoo was out of reach or sent something other than
 # JSON: curl_cffi's connection errors, and the exceptions yfinance meets parsing an error page.
@@ -522,7 +527,7 @@ def _latest_quotes(closes: pd.DataFrame, fetched_at: datetime) -> dict[str, Quot
         if series.empty:
             continue
         day = series.index[-1].date()
-        closed_at = datetime.combine(day, _SESSION_CLOSE, _NEW_YORK).astimezone(UTC)
+        closed_at = datetime.combine(day, REGULAR_CLOSE, NEW_YORK).astimezone(UTC)
         previous = float(series.iloc[-2]) if len(series) > 1 else None
         quotes[symbol] = Quote(symbol, float(series.iloc[-1]), min(closed_at, fetched_at), previous)
     return quotes

@@ -214,7 +214,7 @@ async def direct_bot_factory(
     yield make
     for application in started:
         await application.stop()
-        health = application.bot_data.get("health")
+        health = application.bot_data.health
         if health is not None:  # post_shutdown's part, without closing the fixture's services
             await health.stop()
         await application.shutdown()

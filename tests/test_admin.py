@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from bot.core import registry
-from bot.telegram import menu
+from bot.commands import registry
+from bot.handlers import menu
 from tests.conftest import DirectBot
 
 ADMIN = 4242

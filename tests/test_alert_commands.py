@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bot import core
+from bot import answers, core
 from bot.format import plain
 from bot.services import Services
 from tests.conftest import RunningBot
@@ -15,8 +15,8 @@ CHAT = 77
 
 
 async def ask(services: Services, text: str, chat_id: int = CHAT) -> str:
-    name, args = core.parse_command_line(text)
-    answer = await core.answer(core.Request(name, args, services, chat_id=chat_id, user_id=chat_id))
+    name, args = answers.parse_command_line(text)
+    answer = await core.answer(answers.Request(name, args, services, chat_id=chat_id, user_id=chat_id))
     return plain(answer.text)
 
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import csv
 import re
-from datetime import date
+from datetime import date, datetime, timedelta
 
 import pytest
 
-from bot import core
+from alerts.messages import MAX_MESSAGE
+from bot import answers, commands, core
 from bot.format import plain
 from bot.services import Services
+from market import calendar
+from market.calendar import NEW_YORK
 from market.model import FundFacts
 from testing.world import SHARED_DATA
 
@@ -26,9 +29,9 @@ def last_on_or_before(series: dict[date, float], day: date) -> float:
     return series[max(d for d in series if d <= day)]
 
 
-async def ask(services: Services, text: str) -> core.Answer:
-    name, args = core.parse_command_line(text)
-    return await core.answer(core.Request(name, args, services, chat_id=1, user_id=1))
+async def ask(services: Services, text: str) -> answers.Answer:
+    name, args = answers.parse_command_line(text)
+    return await core.answer(answers.Request(name, args, services, chat_id=1, user_id=1))
 
 
 async def test_standing_shows_both_closes_and_the_selected_period(csv_services: Services) -> None:
@@ -137,7 +140,7 @@ async def test_gap_reports_level_and_change_from_recorded_snapshots(csv_services
 
 async def test_help_lists_every_command_with_an_example(csv_services: Services) -> None:
     text = plain((await ask(csv_services, "/help")).text)
-    for command in core.registry():
+    for command in commands.registry():
         if not command.admin_only:
             assert re.search(rf"^/{command.name}\b", text, re.MULTILINE), command.name
             assert command.examples[0] in text
@@ -168,7 +171,34 @@ def test_an_overlong_answer_is_cut_at_a_line_end_with_its_tags_closed() -> None:
     long = (
         "<b>Your alerts</b>\n<pre>" + "\n".join(f"#{i} RUT above {3000 + i:,}" for i in range(400)) + "</pre>"
     )
-    fitted = core.fit(core.Answer(long))
-    assert len(fitted.text) <= core.MAX_TEXT
+    fitted = core.fit(answers.Answer(long))
+    assert len(fitted.text) <= MAX_MESSAGE
     assert fitted.text.count("<pre>") == fitted.text.count("</pre>") == 1
     assert "cut to fit" in fitted.text
+
+
+async def test_an_answer_cached_just_before_the_close_is_not_served_after_it(
+    csv_services: Services, clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cache key holds the last closed session: one minute before Friday's settled close /standing is
+    fresh and cached; one minute after it, with the same snapshot, it is rebuilt and says the data is a
+    session behind. Serving the cached answer meanwhile asks the calendar nothing."""
+    clock.now = datetime(2024, 1, 19, 16, 19, tzinfo=NEW_YORK)  # Friday's close settles at 16:20
+    asked: list[datetime] = []
+    real = calendar.last_closed_session
+
+    def counted(now: datetime, settle: timedelta = calendar.CLOSE_SETTLE) -> date:
+        asked.append(now)
+        return real(now, settle)
+
+    monkeypatch.setattr(calendar, "last_closed_session", counted)
+    first = plain((await ask(csv_services, "/standing")).text)
+    asked_to_build = len(asked)  # the cache's key, and the answer's own footer
+    again = [plain((await ask(csv_services, "/standing")).text) for _ in range(20)]
+    assert len(asked) == asked_to_build  # twenty cached answers asked the calendar nothing more
+    assert "stale" not in first and set(again) == {first}
+    clock.advance(minutes=2)
+    after = plain((await ask(csv_services, "/standing")).text)
+    assert "stale: the newest close is 18 Jan 2024" in after
+    sessions = sorted(key[2] for key in csv_services.answers.entries() if key[0] == "standing")
+    assert sessions == [date(2024, 1, 18), date(2024, 1, 19)]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from alerts.engine import RefreshOutcome, run_refresh
-from bot import core
+from bot import answers, core
 from bot.commands.admin import stats
 from bot.format import plain
 from bot.health import check
@@ -76,7 +76,9 @@ async def services(tmp_path: Path, data: Path, history_db: Path, clock: FakeCloc
     services = build_services(config, source=CsvSource(data, as_of=JAN_18), clock=clock)
     clock.now = after_close(JAN_18)
     for text in RULES:
-        answer = await core.answer(core.Request("alert", text.split(), services, chat_id=CHAT, user_id=CHAT))
+        answer = await core.answer(
+            answers.Request("alert", text.split(), services, chat_id=CHAT, user_id=CHAT)
+        )
         assert "set" in plain(answer.text), answer.text
     yield services
     services.close()
@@ -97,7 +99,7 @@ def alerts_sent(services: Services) -> list[str]:
 
 
 async def standing(services: Services) -> str:
-    answer = await core.answer(core.Request("standing", [], services, chat_id=CHAT, user_id=CHAT))
+    answer = await core.answer(answers.Request("standing", [], services, chat_id=CHAT, user_id=CHAT))
     return plain(answer.text)
 
 
@@ -156,7 +158,7 @@ async def test_a_zero_etf_close_fires_no_etf_rule_and_the_index_rules_still_run(
     health = check(services, services.now())
     assert health.body["market"]["held_values"] == {"unconfirmed": 0, "rejected": 1}
     assert health.healthy
-    stats_text = plain(stats(core.Request("stats", [], services, chat_id=CHAT, user_id=CHAT)).text)
+    stats_text = plain(stats(answers.Request("stats", [], services, chat_id=CHAT, user_id=CHAT)).text)
     assert "Held aside as implausible: 0 unconfirmed, 1 rejected" in stats_text
     assert "not used: IWM close of 19 Jan 2024, 0.00 (not a positive price)" in stats_text
 
@@ -166,7 +168,7 @@ async def test_target_answers_when_a_zero_close_was_in_the_file(
 ):
     spoil(data, "RUT", JAN_19, "0")
     close_of(services, data, clock, JAN_19)
-    answer = await core.answer(core.Request("target", ["3000"], services, chat_id=CHAT, user_id=CHAT))
+    answer = await core.answer(answers.Request("target", ["3000"], services, chat_id=CHAT, user_id=CHAT))
     text = plain(answer.text)
     expected = 3000 / real_close(data, "RUT", JAN_18) - 1
     assert f"+{expected * 100:.2f}%" in text  # +55.95%, from the 18 Jan close

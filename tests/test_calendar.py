@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from market import calendar
-from market.calendar import CLOSE_SETTLE, Freshness, freshness, last_closed_session
+from market.calendar import CLOSE_SETTLE, NEW_YORK, Freshness, closed_span, freshness, last_closed_session
 
 # exchange-calendars trips pandas 3.1 deprecations (building XNYS; checking a minute is in range).
 # pyproject.toml ignores the first only, and a `-W error` on the pytest command line outranks pyproject's
@@ -21,8 +20,6 @@ pytestmark = [
         "ignore:DatetimeIndex.values returning an ndarray that drops timezone:pandas.errors.Pandas4Warning"
     ),
 ]
-
-NEW_YORK = ZoneInfo("America/New_York")
 
 
 def utc(*parts: int) -> datetime:
@@ -192,3 +189,41 @@ def test_no_closes_at_all_are_stale() -> None:
     assert empty.stale
     assert empty.expected == date(2024, 1, 18)
     assert empty.sessions_behind is None
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        utc(2024, 1, 18, 21, 30),  # a Thursday evening
+        utc(2024, 1, 20, 12, 0),  # a Saturday: the span runs from Friday's close to Monday's
+        utc(2024, 11, 29, 18, 25),  # just after a half day's settled close (13:00 + 20 min)
+        utc(2024, 11, 28, 15, 0),  # Thanksgiving, closed
+    ],
+)
+def test_a_closed_span_is_exactly_where_last_closed_session_stays_the_same(now: datetime) -> None:
+    """The span's bounds are the moments the answer changes: the same session from ``since`` up to just
+    before ``until``, the one before just before ``since``, a new one at ``until``."""
+    span = closed_span(now)
+    tick = timedelta(microseconds=1)
+    assert span.holds(now)
+    assert last_closed_session(now) == span.session
+    assert last_closed_session(span.since) == span.session
+    assert last_closed_session(span.until - tick) == span.session
+    assert last_closed_session(span.since - tick) < span.session
+    assert last_closed_session(span.until) > span.session
+    assert not span.holds(span.since - tick) and not span.holds(span.until)
+    # Each bound is a session's official close plus the settle time.
+    assert span.since == calendar.session_close(span.session) + CLOSE_SETTLE
+    assert span.until == calendar.session_close(last_closed_session(span.until)) + CLOSE_SETTLE
+
+
+def test_a_closed_span_takes_naive_moments_as_utc() -> None:
+    span = closed_span(utc(2024, 1, 18, 21, 30))
+    assert span.holds(datetime(2024, 1, 18, 21, 30)) and not span.holds(datetime(2024, 1, 19, 21, 20))
+
+
+def test_the_market_clock_is_new_york_with_a_16_00_close() -> None:
+    close = calendar.session_close(date(2024, 1, 18)).astimezone(NEW_YORK)
+    assert (
+        (close.hour, close.minute) == (calendar.REGULAR_CLOSE.hour, calendar.REGULAR_CLOSE.minute) == (16, 0)
+    )

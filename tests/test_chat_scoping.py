@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.core import GROUP_ADMINS_ONLY
+from bot.answers import GROUP_ADMINS_ONLY
 from tests.conftest import DirectBot
 
 ALICE = 1001  # a private chat with rules

@@ -1,4 +1,4 @@
-"""alerts/delivery.py draining the outbox, through bot/delivery.py's transport, to the Bot API emulator.
+"""alerts/delivery.py draining the outbox, through bot/transport.py's transport, to the Bot API emulator.
 
 The real PTB ``Bot`` talks HTTP to the emulator, so Telegram's answers (200, 500, 429 with retry_after,
 403, 400, 400 with migrate_to_chat_id) reach ``drain`` exactly as PTB raises them. Wall time is the
@@ -35,8 +35,8 @@ from alerts.delivery import (
 )
 from alerts.rules import parse_rule
 from alerts.store import AlertStore, Chat
-from bot.delivery import transport
 from bot.limiter import Limiter
+from bot.transport import transport
 from testing.telegram import ApiCall, TelegramEmulator
 from testing.world import TEST_TOKEN
 from tests.conftest import DirectBot, FakeClock

@@ -29,8 +29,8 @@ from alerts.delivery import DrainReport, Limits, Pacer, drain
 from alerts.store import AlertStore
 from bot import jobs
 from bot.app import build_app
-from bot.delivery import transport
 from bot.services import Services
+from bot.transport import transport
 from market.cache import MarketCache
 from market.csv_source import CsvSource
 from market.service import MarketService

@@ -131,5 +131,5 @@ def test_the_endpoint_is_off_in_polling_mode_unless_asked(
     application = build_app(
         make_config(tmp_path, csv_services.config.market, **settings), csv_services, schedule=False
     )
-    health = application.bot_data.get("health")
+    health = application.bot_data.health
     assert (None if health is None else health.port) == port

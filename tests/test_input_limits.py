@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot import core
+from bot import answers, core
 from bot.format import plain
 from bot.services import Services
 
@@ -40,8 +40,8 @@ CHAT = 31337
 async def test_hostile_arguments_get_a_specific_reply_and_change_nothing(
     csv_services: Services, text: str, says: str
 ) -> None:
-    name, args = core.parse_command_line(text)
-    answer = await core.answer(core.Request(name, args, csv_services, chat_id=CHAT, user_id=CHAT))
+    name, args = answers.parse_command_line(text)
+    answer = await core.answer(answers.Request(name, args, csv_services, chat_id=CHAT, user_id=CHAT))
     assert says in plain(answer.text)
     assert len(answer.text) < 1000  # the echo of the input is cut short
     stored = csv_services.alerts.db.execute(

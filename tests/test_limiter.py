@@ -96,7 +96,7 @@ async def test_a_wait_longer_than_a_reply_is_worth_is_not_taken(
 async def test_the_outbox_gets_its_429_back_at_once_and_nothing_is_logged(
     bot: ExtBot[Retries], telegram_emulator: TelegramEmulator, waits: Waits, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """``NO_RETRY`` (what bot/delivery.py passes): no wait here, one call, the caller decides."""
+    """``NO_RETRY`` (what bot/transport.py passes): no wait here, one call, the caller decides."""
     telegram_emulator.fail("sendMessage", 429, retry_after=7)
 
     with pytest.raises(RetryAfter) as raised:

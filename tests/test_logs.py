@@ -39,12 +39,12 @@ def boom() -> None:
 
 def test_json_lines_carry_time_level_logger_message_and_the_chat(captured: io.StringIO) -> None:
     setup_logging("INFO", [TEST_TOKEN], "json", stream=captured)
-    logging.getLogger("bot.telegram").info(
+    logging.getLogger("bot.handlers").info(
         "chat %s: /%s", 1001, "standing", extra={"chat_id": 1001, "command": "standing"}
     )
     (line,) = captured.getvalue().splitlines()
     record = json.loads(line)
-    assert record["level"] == "INFO" and record["logger"] == "bot.telegram"
+    assert record["level"] == "INFO" and record["logger"] == "bot.handlers"
     assert record["message"] == "chat 1001: /standing"
     assert (record["chat_id"], record["command"]) == (1001, "standing")
     assert record["time"].endswith("+00:00")
@@ -53,7 +53,7 @@ def test_json_lines_carry_time_level_logger_message_and_the_chat(captured: io.St
 @pytest.mark.parametrize("log_format", ["plain", "json"])
 def test_secrets_are_redacted_from_messages_and_tracebacks(captured: io.StringIO, log_format: str) -> None:
     setup_logging("INFO", [TEST_TOKEN, SECRET], log_format, stream=captured)
-    log = logging.getLogger("bot.delivery")
+    log = logging.getLogger("bot.transport")
     log.warning("calling %s with %s", f"https://api.telegram.org/bot{TEST_TOKEN}/getMe", SECRET)
     try:
         boom()
@@ -91,7 +91,7 @@ async def test_a_handled_command_logs_its_chat_and_name_and_nothing_the_user_wro
 ) -> None:
     caplog.set_level(logging.DEBUG)
     await direct_bot.message(2024, "/alert rut above 3141 once")
-    (line,) = [r for r in caplog.records if r.name == "bot.telegram"]
+    (line,) = [r for r in caplog.records if r.name == "bot.handlers"]
     assert line.getMessage() == "chat 2024: /alert"
     assert (line.chat_id, line.command) == (2024, "alert")  # type: ignore[attr-defined]
     assert not [r for r in caplog.records if "3141" in r.getMessage() or "rut above" in r.getMessage()]

@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from market.model import FundFacts, Quote
+from market.metrics import fee_cost
+from market.model import EXPENSE_RATIO_CEILING, FundFacts, Quote
 from market.plausibility import MAX_DAILY_MOVE, peers, plausible_fund, screen, screen_quotes
+from market.yahoo import _expense_fraction
 from testing.world import SHARED_DATA
 
 FILES = {
@@ -185,3 +187,29 @@ def test_an_implausible_price_to_earnings_becomes_unknown(price_to_earnings: flo
     assert checked.price_to_earnings is None
     assert (checked.expense_ratio, checked.price_to_book) == (0.0019, 1.9)
     assert dropped == [f"price-to-earnings {price_to_earnings!r}"]
+
+
+@pytest.mark.parametrize(
+    ("ratio", "plausible"),
+    [
+        (0.0019, True),  # IWM's 0.19% a year
+        (EXPENSE_RATIO_CEILING - 1e-9, True),
+        (EXPENSE_RATIO_CEILING, False),
+        (0.0945, False),  # SPY's 0.0945%, read as a fraction: 9.45% a year
+        (0.19, False),
+    ],
+)
+def test_one_expense_ratio_ceiling_holds_for_the_guard_the_yahoo_reading_and_the_cost(
+    ratio: float, plausible: bool
+) -> None:
+    """At 5% and above an expense ratio is a unit mix-up everywhere: the guard drops it, the Yahoo reading
+    leaves it unknown and the cost refuses it. Below, all three take it as it is."""
+    checked, dropped = plausible_fund(FundFacts("SPY", date(2024, 1, 19), ratio, 5e11, 4.5, "test"))
+    assert checked.expense_ratio == (ratio if plausible else None)
+    assert dropped == ([] if plausible else [f"expense ratio {ratio!r}"])
+    assert _expense_fraction(ratio) == (ratio if plausible else None)
+    if plausible:
+        assert fee_cost(10_000, 1, ratio, 0.07).first_year_fee == pytest.approx(10_000 * 1.07 * ratio)
+    else:
+        with pytest.raises(ValueError, match=r"expense ratio must be a fraction below 0\.05"):
+            fee_cost(10_000, 1, ratio, 0.07)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.core import GROUP_ADMINS_ONLY
+from bot.answers import GROUP_ADMINS_ONLY
 from tests.conftest import DirectBot
 
 ALICE, BOB = 1001, 1002

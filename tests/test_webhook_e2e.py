@@ -98,7 +98,7 @@ async def test_only_updates_with_the_secret_get_in_and_polling_removes_the_webho
     finally:
         await server.stop()
         await application.stop()
-        health = application.bot_data.get("health")
+        health = application.bot_data.health
         if health is not None:  # post_shutdown's part, without closing the fixture's services
             await health.stop()
         await application.shutdown()

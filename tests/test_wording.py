@@ -18,7 +18,7 @@ from telegram import Bot
 from telegram.constants import ParseMode
 
 from alerts.messages import alert_text, plain_alert_text
-from bot import core
+from bot import commands
 from bot.format import plain
 from bot.services import Services, build_services
 from market.csv_source import CsvSource
@@ -92,7 +92,7 @@ async def test_every_answer_escapes_ampersands_in_the_html_it_sends(
     direct_bot = await direct_bot_factory(flood_per_minute=0)  # a user trying every example in a row
     chat = 4242
     sent: list[Any] = []
-    for command in core.registry():
+    for command in commands.registry():
         if command.admin_only or command.name == "forget":
             continue
         for example in command.examples:

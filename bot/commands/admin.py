@@ -7,14 +7,11 @@ like a command that does not exist (``bot.core.answer``).
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
 
-from bot.core import Answer, Command, Request
+from bot.answers import Answer, Command, Request
 from bot.format import esc
+from bot.health import check
 from bot.provenance import held_line
-
-if TYPE_CHECKING:
-    from telegram.ext import Application
 
 
 def _age(seconds: int | None) -> str:
@@ -30,8 +27,6 @@ def _age(seconds: int | None) -> str:
 
 
 def stats(request: Request) -> Answer:
-    from bot.health import check
-
     services = request.services
     now = services.now()
     start = datetime.combine(now.astimezone(UTC).date(), datetime.min.time(), UTC)
@@ -91,7 +86,4 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_commands
-
-    add_commands(application, COMMANDS)
+BUTTONS = ()

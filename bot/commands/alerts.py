@@ -5,13 +5,19 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from bot.core import Answer, Button, Command, Request, UsageError
+from alerts.engine import current_observation, gap_series
+from alerts.messages import format_value
+from alerts.observations import parse_key
+from alerts.replay import preview, without_data
+from alerts.rules import GAP, LEAD, RATIO, RuleError, parse_rule
+from alerts.store import DuplicateRule, QuotaExceeded
+from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request, UsageError
 from bot.format import day, esc
+from bot.zones import DEFAULT_ZONE, digest_setting, parse_zone
+from market.instruments import by_symbol
 
 if TYPE_CHECKING:
     from datetime import date
-
-    from telegram.ext import Application
 
     from alerts.rules import RuleSpec
     from alerts.store import AlertStore
@@ -49,12 +55,6 @@ def _rule_error(exc: Exception) -> UsageError:
 
 
 def create(request: Request, text: str) -> Answer:
-    from alerts.engine import current_observation, gap_series
-    from alerts.observations import parse_key
-    from alerts.replay import preview, without_data
-    from alerts.rules import RuleError, parse_rule
-    from alerts.store import DuplicateRule, QuotaExceeded
-
     store = store_of(request)
     try:
         spec = parse_rule(text)
@@ -123,14 +123,10 @@ def create(request: Request, text: str) -> Answer:
 
 
 def _shown(key: str, value: float) -> str:
-    from alerts.messages import format_value
-
     return format_value(key, value)
 
 
 def _in_group(request: Request) -> bool:
-    from bot.core import GROUP_CHATS
-
     return request.chat_type in GROUP_CHATS
 
 
@@ -144,9 +140,6 @@ def _has(request: Request) -> str:
 
 def _no_data_sentence(key: str, last: date | None) -> str:
     """Why a rule on ``key`` cannot be judged: "There is no VTWO close since 14 Apr 2023"."""
-    from alerts.observations import parse_key
-    from market.instruments import by_symbol
-
     measure, arg = parse_key(key)
     if measure == "gap":
         if last is None:
@@ -163,8 +156,6 @@ def _no_data_sentence(key: str, last: date | None) -> str:
 
 def _holds_text(spec: RuleSpec, value: float, high: float | None) -> str:
     """Why a new rule waits for the next crossing: its condition already holds, with the figures."""
-    from alerts.rules import GAP, LEAD, RATIO
-
     if spec.target == LEAD:
         subject = f"The {spec.window} lead of RUT over SPX ({_shown(spec.key, value)})"
     elif spec.target == RATIO:
@@ -204,8 +195,6 @@ def guide_start() -> Answer:
 
 def guide_step(request: Request, data: str) -> Answer:
     """One step of the button flow: ``alert:rut`` → kinds, ``alert:rut above`` → levels, full rule → create."""
-    from alerts.engine import current_observation
-
     words = data.split()
     if not words or words[0] not in GUIDE_KINDS:
         return guide_start()
@@ -228,8 +217,6 @@ def guide_step(request: Request, data: str) -> Answer:
     elif kind == "shift":
         presets = ["1", "2", "3", "5"]
     else:
-        from alerts.rules import parse_rule
-
         key = parse_rule(f"{target} above 1" if target != "gap" else "gap above 1").key
         current = current_observation(request.services.market.snapshot, request.services.now(), key)
         presets = _levels(target, kind, None if current is None else current.value)
@@ -273,9 +260,6 @@ def list_alerts(request: Request) -> Answer:
 def alerts_page(request: Request, page: int, note: str = "") -> Answer:
     """One page of the chat's alerts with a delete button for each, ◀ ▶ between pages; ``note`` (the
     outcome of a button) goes above it. A page past the end shows the last one: the list may have shrunk."""
-    from alerts.engine import gap_series
-    from alerts.replay import without_data
-
     store = store_of(request)
     groups = store.groups(request.chat_id)
     lead = f"{note}\n\n" if note else ""
@@ -415,8 +399,6 @@ def digest(request: Request) -> Answer:
     store = store_of(request)
     usage = "Usage: <code>/digest HH:MM</code> (your local time, see /tz) or <code>/digest off</code>."
     if not request.args:
-        from bot.zones import digest_setting
-
         chat = store.chat(request.chat_id)
         return Answer(digest_setting(chat.zone if chat else None, chat.digest_time if chat else None))
     if len(request.args) != 1:
@@ -431,7 +413,7 @@ def digest(request: Request) -> Answer:
     at = f"{int(match.group(1)):02d}:{match.group(2)}"
     store.set_digest(request.chat_id, at, request.services.now())
     chat = store.chat(request.chat_id)
-    zone = chat.zone if chat else "America/New_York"
+    zone = chat.zone if chat else DEFAULT_ZONE
     return Answer(
         f"📰 Daily digest at {at} ({esc(zone)}), with the latest close. /tz changes the zone; "
         "/digest off stops it."
@@ -439,12 +421,10 @@ def digest(request: Request) -> Answer:
 
 
 def tz(request: Request) -> Answer:
-    from bot.zones import parse_zone
-
     store = store_of(request)
     if len(request.args) != 1:
         chat = store.chat(request.chat_id)
-        zone = chat.zone if chat else "America/New_York"
+        zone = chat.zone if chat else DEFAULT_ZONE
         raise UsageError(
             f"Your time zone is {esc(zone)}. Usage: <code>/tz Europe/Berlin</code> (IANA names: "
             f'<a href="{ZONES_LINK}">the list</a>).'
@@ -506,18 +486,6 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_button_flow, add_commands
-
-    add_commands(application, COMMANDS)
-    # In groups only administrators change the group's alerts, by command or by button alike; anyone
-    # may turn the pages of the list.
-    add_button_flow(application, "alert", guide_step, group_admin_only=True)
-    add_button_flow(application, "alerts", _page_button)
-    add_button_flow(application, "delete", _delete_button, group_admin_only=True)
-    add_button_flow(application, "del", _old_delete_button, group_admin_only=True)
-
-
 def _page_button(request: Request, data: str) -> Answer:
     match = _PAGE.match(data)
     if match is None:
@@ -540,3 +508,13 @@ def _old_delete_button(request: Request, data: str) -> Answer:
     return alerts_page(
         request, 1, note="That button is from an older list and no longer valid: nothing was deleted."
     )
+
+
+# In groups only administrators change the group's alerts, by command or by button alike; anyone may turn
+# the pages of the list.
+BUTTONS = (
+    ButtonFlow("alert", guide_step, group_admin_only=True),
+    ButtonFlow("alerts", _page_button),
+    ButtonFlow("delete", _delete_button, group_admin_only=True),
+    ButtonFlow("del", _old_delete_button, group_admin_only=True),
+)

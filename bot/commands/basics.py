@@ -1,14 +1,16 @@
-"""/start and /help: what capgap is and every command with an example."""
+"""/start and /help: what capgap is and every command with an example.
+
+/help lists the registry, which holds this module: the package (``bot/commands/__init__.py``) hands the
+list in, so no family imports the registry.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import difflib
+from collections.abc import Sequence
 
-from bot.core import Answer, Command, Request, registry
+from bot.answers import Answer, Command, Request
 from bot.format import esc
-
-if TYPE_CHECKING:
-    from telegram.ext import Application
 
 CONVENTIONS = (
     "<b>How the numbers work</b>\n"
@@ -37,9 +39,10 @@ def start(request: Request) -> Answer:
     )
 
 
-def help_(request: Request) -> Answer:
+def help_answer(request: Request, commands: Sequence[Command]) -> Answer:
+    """Every command of ``commands`` the asker may use, with its usage and examples, then the conventions."""
     lines = ["<b>capgap commands</b>", ""]
-    for command in registry():
+    for command in commands:
         if command.admin_only and not request.services.is_admin(request.user_id):
             continue
         examples = ", ".join(f"<code>{esc(e)}</code>" for e in command.examples)
@@ -48,23 +51,15 @@ def help_(request: Request) -> Answer:
     return Answer("\n".join(lines))
 
 
-def closest_command(name: str) -> str | None:
-    """The command a mistyped name most likely meant ('stading' -> 'standing'), among those everyone sees,
-    or None when nothing is close."""
-    import difflib
-
-    names = [c.name for c in registry() if not c.admin_only]
+def closest_command(name: str, commands: Sequence[Command]) -> str | None:
+    """The command of ``commands`` a mistyped name most likely meant ('stading' -> 'standing'), among
+    those everyone sees, or None when nothing is close."""
+    names = [c.name for c in commands if not c.admin_only]
     found = difflib.get_close_matches(name.lower(), names, n=1, cutoff=0.6)
     return found[0] if found else None
 
 
-COMMANDS = (
-    Command("start", "Welcome and what capgap does", "/start", ("/start",), start),
-    Command("help", "Every command with an example", "/help", ("/help",), help_),
-)
-
-
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_commands
-
-    add_commands(application, COMMANDS)
+START = Command("start", "Welcome and what capgap does", "/start", ("/start",), start)
+# /help itself is the registry's (bot/commands/__init__.py): it lists every family, this one included.
+COMMANDS = (START,)
+BUTTONS = ()

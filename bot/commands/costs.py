@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
 
-from bot.core import Answer, Command, Request, UsageError
+from bot.answers import Answer, Command, Request, UsageError
 from bot.format import big_money, day, esc, money
 from bot.provenance import footer
+from market import metrics
 from market.instruments import ETFS, LARGE_CAP_ETFS, SMALL_CAP_ETFS
-
-if TYPE_CHECKING:
-    from telegram.ext import Application
+from market.model import EXPENSE_RATIO_CEILING
 
 DEFAULT_AMOUNT = 10_000.0
 DEFAULT_YEARS = 10.0
@@ -55,8 +53,6 @@ def rate(expense_ratio: float) -> str:
 
 
 def etf(request: Request) -> Answer:
-    from market import metrics
-
     if len(request.args) > 2:
         raise UsageError(USAGE)
     amount = parse_amount(request.args[0]) if request.args else DEFAULT_AMOUNT
@@ -69,7 +65,7 @@ def etf(request: Request) -> Answer:
         symbol: metrics.fee_cost(amount, years, f.expense_ratio, GROSS_RETURN)
         for symbol, f in facts.items()
         # A ratio outside what an index ETF charges is a data error: that fund shows as unknown.
-        if f.expense_ratio is not None and 0 <= f.expense_ratio < metrics.MAX_EXPENSE_RATIO
+        if f.expense_ratio is not None and 0 <= f.expense_ratio < EXPENSE_RATIO_CEILING
     }
     if not costs:
         reason = snapshot.last_error or "no fund facts have been fetched yet"
@@ -125,7 +121,4 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_commands
-
-    add_commands(application, COMMANDS)
+BUTTONS = ()

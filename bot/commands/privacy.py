@@ -8,12 +8,8 @@ only, and any of them may confirm. A forged or stale button deletes nothing.
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
 
-from bot.core import GROUP_CHATS, Answer, Button, Command, Request
-
-if TYPE_CHECKING:
-    from telegram.ext import Application
+from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request
 
 _CONFIRM = re.compile(r"^yes:(\d{1,20})$")
 CANCELLED = "Nothing was deleted."
@@ -82,8 +78,4 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_button_flow, add_commands
-
-    add_commands(application, COMMANDS)
-    add_button_flow(application, "forget", confirm, group_admin_only=True)
+BUTTONS = (ButtonFlow("forget", confirm, group_admin_only=True),)

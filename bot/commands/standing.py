@@ -8,15 +8,15 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from bot.core import Answer, Button, Command, Request, UsageError
+from bot.answers import Answer, Button, ButtonFlow, Command, Request, UsageError
+from bot.charts import render_comparison
 from bot.format import day, esc, number, pct, points
 from bot.provenance import footer, live_note, snapshot_with
+from market import metrics
 from market.instruments import GSPC, RUT
-from market.metrics import ACCEPTED_PERIODS, PERIODS, WHOLE_HISTORY
+from market.metrics import ACCEPTED_PERIODS, PERIODS, WHOLE_HISTORY, parse_period
 
 if TYPE_CHECKING:
-    from telegram.ext import Application
-
     from bot.services import Services
 
 # The table's rows and the buttons under both answers: every standard period, long ones included.
@@ -43,8 +43,6 @@ def period_phrase(period: str | date, start: date | None) -> str:
 
 
 def parse_period_arg(args: tuple[str, ...], command: str) -> str | date:
-    from market.metrics import parse_period
-
     if not args:
         return DEFAULT_PERIOD
     if len(args) > 1:
@@ -107,8 +105,6 @@ def period_keyboard(command: str, current: str | date) -> tuple[tuple[Button, ..
 
 
 def standing_answer(request: Request, period: str | date) -> Answer:
-    from market import metrics
-
     snapshot = snapshot_with(request.services, RUT.symbol, GSPC.symbol)
     rut, spx = snapshot.series(RUT.symbol), snapshot.series(GSPC.symbol)
     shared = shared_days(rut, spx)
@@ -119,7 +115,7 @@ def standing_answer(request: Request, period: str | date) -> Answer:
     if isinstance(period, date):
         keys.append("since")
 
-    def ret(series, key):  # type: ignore[no-untyped-def]
+    def ret(series: pd.Series, key: str) -> float | None:
         return metrics.period_return(series, measured(period if key == "since" else key, shared))
 
     rows = []
@@ -176,9 +172,6 @@ def standing(request: Request) -> Answer:
 
 
 def chart_answer(request: Request, period: str | date) -> Answer:
-    from bot.charts import render_comparison
-    from market import metrics
-
     snapshot = snapshot_with(request.services, RUT.symbol, GSPC.symbol)
     rut, spx = snapshot.series(RUT.symbol), snapshot.series(GSPC.symbol)
     shared = shared_days(rut, spx)
@@ -241,18 +234,14 @@ def pressed(build: Callable[[Request, str | date], Answer]) -> Callable[[Request
     return on_button
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_button_flow, add_commands
-
-    add_commands(application, COMMANDS)
-    add_button_flow(application, "standing", pressed(standing_answer))
-    add_button_flow(application, "chart", pressed(chart_answer))
+BUTTONS = (
+    ButtonFlow("standing", pressed(standing_answer)),
+    ButtonFlow("chart", pressed(chart_answer)),
+)
 
 
 def standing_digest(services: Services) -> str:
     """The daily digest: both closes, today's and this year's change, distance from the high."""
-    from market import metrics
-
     snapshot = snapshot_with(services, RUT.symbol, GSPC.symbol)
     lines = ["📰 <b>capgap daily digest</b>"]
     for inst in (RUT, GSPC):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
 
-from bot.core import Answer, Command, Request, UsageError
+from bot.answers import Answer, Command, Request, UsageError
 from bot.format import day, esc, money, number, pct
 from bot.provenance import footer, snapshot_with
+from market import metrics
 from market.instruments import INDICES, PROXY_ETF, RUT, resolve
-
-if TYPE_CHECKING:
-    from telegram.ext import Application
 
 USAGE = "Usage: <code>/target LEVEL [index]</code>, e.g. <code>/target 3000</code> or <code>/target 6000 spx</code>."
 MAX_LEVEL = 1_000_000.0
@@ -47,8 +44,6 @@ def distance_pct(fraction: float, signed: bool = False) -> str:
 
 
 def target(request: Request) -> Answer:
-    from market import metrics
-
     if not request.args or len(request.args) > 2:
         raise UsageError(USAGE)
     level = parse_level(request.args[0])
@@ -111,7 +106,4 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_commands
-
-    add_commands(application, COMMANDS)
+BUTTONS = ()

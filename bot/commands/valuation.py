@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from bot.core import Answer, Command, Request, UsageError
+from bot.answers import Answer, Command, Request, UsageError
 from bot.format import day, esc, number
+from market import metrics
 from market.instruments import IWM, SPY
-
-if TYPE_CHECKING:
-    from telegram.ext import Application
 
 # Changes shown when the store holds snapshots that far back.
 LOOKBACKS = ((7, "1 week"), (30, "1 month"), (91, "3 months"), (365, "1 year"))
 
 
 def gap(request: Request) -> Answer:
-    from market import metrics
-
     if request.args:
         raise UsageError("/gap takes no arguments: it shows the valuation gap between IWM and SPY.")
     snapshot = request.services.market.snapshot
@@ -75,7 +69,4 @@ COMMANDS = (
 )
 
 
-def register(application: Application) -> None:  # type: ignore[type-arg]
-    from bot.telegram import add_commands
-
-    add_commands(application, COMMANDS)
+BUTTONS = ()

@@ -1,11 +1,15 @@
-"""The seam between the command core and python-telegram-bot: handlers, replies, the command menu."""
+"""The PTB handler adapter: the seam between the command core and python-telegram-bot.
+
+Every command and button of every family is registered here the same way (``add_family``); a handler
+turns the update into a ``Request``, asks the core, and turns the ``Answer`` into Bot API calls.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from telegram import (
@@ -18,17 +22,20 @@ from telegram import (
 )
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
-from telegram.ext import (
-    Application,
-    CallbackQueryHandler,
-    CommandHandler,
-    ContextTypes,
-    MessageHandler,
-    filters,
-)
+from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
 
 from bot import core
-from bot.core import Answer, Command, Request
+from bot.answers import (
+    GROUP_ADMINS_ONLY,
+    GROUP_CHATS,
+    MAX_CAPTION,
+    Answer,
+    ButtonFlow,
+    Command,
+    Family,
+    Request,
+)
+from bot.context import App, Context
 from bot.limiter import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -37,26 +44,20 @@ NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
 SORRY = "Sorry, something went wrong on my side. It has been logged; please try again in a minute."
 
 
-def services_of(context: ContextTypes.DEFAULT_TYPE) -> Any:
-    return context.application.bot_data["services"]
-
-
-def request_for(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, args: Iterable[str]
-) -> Request:
+def request_for(update: Update, context: Context, name: str, args: Iterable[str]) -> Request:
     chat = update.effective_chat
     user = update.effective_user
     return Request(
         command=name,
         args=tuple(args),
-        services=services_of(context),
+        services=context.bot_data.services,
         chat_id=chat.id if chat else 0,
         user_id=user.id if user else 0,
         chat_type=chat.type if chat else "private",
     )
 
 
-async def is_group_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> bool:
+async def is_group_admin(update: Update, context: Context) -> bool:
     """Whether the sender administers the group the update comes from (asked of Telegram each time, so a
     demoted administrator loses the right at once). Any doubt answers no."""
     chat, user, message = update.effective_chat, update.effective_user, update.message
@@ -77,11 +78,11 @@ async def is_group_admin(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
 
 
 async def checked_request(
-    update: Update, context: ContextTypes.DEFAULT_TYPE, name: str, args: Iterable[str], group_admin_only: bool
+    update: Update, context: Context, name: str, args: Iterable[str], group_admin_only: bool
 ) -> Request:
     """``request_for``, with ``is_group_admin`` filled in where the answer depends on it (groups only)."""
     request = request_for(update, context, name, args)
-    if group_admin_only and request.chat_type in core.GROUP_CHATS:
+    if group_admin_only and request.chat_type in GROUP_CHATS:
         request = dataclasses.replace(request, is_group_admin=await is_group_admin(update, context))
     return request
 
@@ -99,20 +100,15 @@ def markup(answer: Answer) -> InlineKeyboardMarkup | None:
 PHOTO_IDS_KEPT = 64
 
 
-def _photo_ids(context: ContextTypes.DEFAULT_TYPE) -> dict[int, str]:
-    known: dict[int, str] = context.application.bot_data.setdefault("photo_ids", {})
-    return known
-
-
-def _photo(context: ContextTypes.DEFAULT_TYPE, answer: Answer) -> str | bytes:
+def _photo(context: Context, answer: Answer) -> str | bytes:
     """The answer's chart as Telegram should get it: the file_id of the same PNG sent before, else the PNG."""
     assert answer.photo is not None
-    return _photo_ids(context).get(hash(answer.photo), answer.photo)
+    return context.bot_data.photo_ids.get(hash(answer.photo), answer.photo)
 
 
-def _keep_photo_id(context: ContextTypes.DEFAULT_TYPE, answer: Answer, sent: object) -> None:
+def _keep_photo_id(context: Context, answer: Answer, sent: object) -> None:
     """Remember the file_id Telegram gave the answer's chart, so the next send of it is not an upload."""
-    known = _photo_ids(context)
+    known = context.bot_data.photo_ids
     photo = getattr(sent, "photo", None)  # an edit may answer True instead of the message
     key = hash(answer.photo)
     if key not in known and photo:
@@ -121,10 +117,10 @@ def _keep_photo_id(context: ContextTypes.DEFAULT_TYPE, answer: Answer, sent: obj
         known[key] = photo[-1].file_id
 
 
-async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer) -> None:
+async def send(context: Context, chat_id: int, answer: Answer) -> None:
     bot = context.bot
     if answer.photo is not None:
-        fits = len(answer.text) <= core.MAX_CAPTION
+        fits = len(answer.text) <= MAX_CAPTION
         sent = await bot.send_photo(
             chat_id,
             photo=_photo(context, answer),
@@ -145,8 +141,11 @@ async def send(context: ContextTypes.DEFAULT_TYPE, chat_id: int, answer: Answer)
     )
 
 
-def command_callback(command: Command) -> Callable[[Update, ContextTypes.DEFAULT_TYPE], Any]:
-    async def callback(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+Callback = Callable[[Update, Context], Coroutine[Any, Any, None]]
+
+
+def command_callback(command: Command) -> Callback:
+    async def callback(update: Update, context: Context) -> None:
         if update.effective_chat is None:
             return
         chat_id = update.effective_chat.id
@@ -161,41 +160,31 @@ def command_callback(command: Command) -> Callable[[Update, ContextTypes.DEFAULT
     return callback
 
 
-def add_commands(application: Application, commands: Iterable[Command]) -> None:  # type: ignore[type-arg]
-    for command in commands:
-        application.add_handler(CommandHandler(command.name, command_callback(command)))
+def button_callback(flow: ButtonFlow) -> Callback:
+    """A press on a button of ``flow`` redraws its message with ``flow.build(request, data)``.
 
-
-def add_button_flow(
-    application: Application,  # type: ignore[type-arg]
-    prefix: str,
-    build: Callable[[Request, str], Answer],
-    *,
-    group_admin_only: bool = False,
-) -> None:
-    """Buttons with callback data ``prefix:<data>`` redraw their message with ``build(request, data)``.
-
-    Callback data comes from the client and is never trusted: ``build`` validates it like typed input.
     A photo answer replaces the picture, caption and keyboard of the message in place (editMessageMedia);
     a text answer under a photo (a refusal, say) replaces its caption. With ``group_admin_only``, a group
     member who is no administrator gets a refusal only they see, and the message stays as it is.
     """
 
-    async def on_press(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    async def on_press(update: Update, context: Context) -> None:
         query = update.callback_query
         if query is None or query.message is None:
             return
         chat_id = query.message.chat.id
-        log.info("chat %s: button %s", chat_id, prefix, extra={"chat_id": chat_id, "command": prefix})
+        log.info(
+            "chat %s: button %s", chat_id, flow.prefix, extra={"chat_id": chat_id, "command": flow.prefix}
+        )
         data = (query.data or "").partition(":")[2]
-        request = await checked_request(update, context, prefix, (), group_admin_only)
-        if group_admin_only and request.chat_type in core.GROUP_CHATS and not request.is_group_admin:
-            await query.answer(core.GROUP_ADMINS_ONLY, show_alert=True)
+        request = await checked_request(update, context, flow.prefix, (), flow.group_admin_only)
+        if flow.group_admin_only and request.chat_type in GROUP_CHATS and not request.is_group_admin:
+            await query.answer(GROUP_ADMINS_ONLY, show_alert=True)
             return
-        answer = await core.run(request, lambda r: build(r, data))
+        answer = await core.run(request, lambda r: flow.build(r, data))
         await query.answer()
         under_photo = bool(getattr(query.message, "photo", None))
-        in_place = under_photo and len(answer.text) <= core.MAX_CAPTION
+        in_place = under_photo and len(answer.text) <= MAX_CAPTION
         try:
             if in_place and answer.photo is not None:
                 edited = await query.edit_message_media(
@@ -225,10 +214,23 @@ def add_button_flow(
             if "not modified" not in str(exc).lower():  # pressing the current choice again is harmless
                 raise
 
-    application.add_handler(CallbackQueryHandler(on_press, pattern=rf"^{prefix}:"))
+    on_press.__name__ = f"on_{flow.prefix}_button"
+    return on_press
 
 
-async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+def add_family(application: App, family: Family) -> None:
+    """Every command and every button flow of ``family``, each registered the same way.
+
+    A command and a button press never match the same update, so their order among each other is free;
+    button prefixes end at a colon, so ``alert:`` and ``alerts:`` never meet either.
+    """
+    for command in family.COMMANDS:
+        application.add_handler(CommandHandler(command.name, command_callback(command)))
+    for flow in family.BUTTONS:
+        application.add_handler(CallbackQueryHandler(button_callback(flow), pattern=rf"^{flow.prefix}:"))
+
+
+async def on_unknown(update: Update, context: Context) -> None:
     message = update.effective_message
     if message is None or update.effective_chat is None:
         return
@@ -239,12 +241,12 @@ async def on_unknown(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     await send(context, update.effective_chat.id, await core.answer(request))
 
 
-async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_text(update: Update, context: Context) -> None:
     if update.effective_chat is not None:
         await context.bot.send_message(update.effective_chat.id, "Send /help to see what I can answer.")
 
 
-async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_error(update: object, context: Context) -> None:
     chat_id = update.effective_chat.id if isinstance(update, Update) and update.effective_chat else None
     if isinstance(context.error, RetryAfter):  # a wait the rate limiter would not take (bot/limiter.py)
         wait = retry_after_seconds(context.error)
@@ -258,7 +260,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
             log.warning("could not tell chat %s about the error", chat_id)
 
 
-async def on_chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def on_chat_migrated(update: Update, context: Context) -> None:
     """A group became a supergroup, which has a new id: its settings, rules and queued alerts move there.
 
     Telegram says so in both chats (``migrate_to_chat_id`` in the old group, ``migrate_from_chat_id`` in
@@ -273,16 +275,16 @@ async def on_chat_migrated(update: Update, context: ContextTypes.DEFAULT_TYPE) -
         old_chat_id, new_chat_id = message.migrate_from_chat_id, message.chat.id
     else:
         return
-    moved = await asyncio.to_thread(services_of(context).alerts.move_chat, old_chat_id, new_chat_id)
+    moved = await asyncio.to_thread(context.bot_data.services.alerts.move_chat, old_chat_id, new_chat_id)
     log.info("chat %s became %s: moved %s", old_chat_id, new_chat_id, moved, extra={"chat_id": new_chat_id})
 
 
-def add_chat_moves(application: Application) -> None:  # type: ignore[type-arg]
+def add_chat_moves(application: App) -> None:
     # Service messages only: no command or text handler matches them, so the position among them is free.
     application.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, on_chat_migrated))
 
 
-def add_fallbacks(application: Application) -> None:  # type: ignore[type-arg]
+def add_fallbacks(application: App) -> None:
     """Last in order: anything no family claimed gets a pointer to /help, never silence."""
     application.add_handler(MessageHandler(filters.COMMAND, on_unknown))
     application.add_handler(MessageHandler(filters.TEXT & filters.ChatType.PRIVATE, on_text))
