@@ -285,10 +285,17 @@ def _epoch_ns(moment: datetime) -> int:
 @dataclass(frozen=True)
 class Evaluation:
     """What one evaluation changed: ``state`` holds the new ``STATE_COLUMNS`` of only the rows that changed
-    (indexed by rule_id); ``fired`` one row per alert to send (``FIRED_COLUMNS``)."""
+    (indexed by rule_id); ``fired`` one row per alert to send (``FIRED_COLUMNS``).
+
+    ``positions`` says where each row of ``state`` sits in the evaluated frame (``iloc`` positions), and
+    ``decided`` which of them changed what decides whether and when a rule fires (status, armed,
+    reference, last alert session) or fired: the others only judged a new ``last_value`` or
+    ``last_session``. With them the store writes the state back without looking up a rule id."""
 
     state: pd.DataFrame
     fired: pd.DataFrame
+    positions: np.ndarray | None = None
+    decided: np.ndarray | None = None
 
 
 def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: datetime) -> Evaluation:
@@ -395,15 +402,8 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
 
     # Only judged or expiring rows can change. A judged value is finite, so != is a real change even
     # against a NaN last value.
-    changed = (
-        expiring
-        | (new_status != status)
-        | (new_armed != armed)
-        | (new_last_fired != last_fired)
-        | consumed_close
-        | (judged & (value != last_value))
-        | moved_reference
-    )
+    decides = (new_status != status) | (new_armed != armed) | (new_last_fired != last_fired) | moved_reference
+    changed = decides | expiring | consumed_close | (judged & (value != last_value))
     rows = np.flatnonzero(changed)
     # copy=False: the arrays are fresh, and pandas would otherwise copy every column of a million rows.
     state = pd.DataFrame(
@@ -443,7 +443,7 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
         columns=list(FIRED_COLUMNS),
         copy=False,
     )
-    return Evaluation(state=state, fired=fired)
+    return Evaluation(state=state, fired=fired, positions=rows, decided=decides[rows] | fire[rows])
 
 
 def apply_state(rules: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:
