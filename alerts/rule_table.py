@@ -241,7 +241,7 @@ def read_snapshot(path: Path, version: int, rows: int) -> RuleTable | None:
     """The table in ``path`` when it is whole and stamped with ``version`` and holds ``rows`` rows; None
     when it is missing, stale, truncated or corrupt (each array's CRC is checked as it is read)."""
     try:
-        with np.load(path, allow_pickle=False) as stored:
+        with path.open("rb") as file, np.load(file, allow_pickle=False) as stored:
             meta = stored["meta"]
             if meta.tolist() != [SNAPSHOT_FORMAT, version, rows]:
                 return None

@@ -520,6 +520,29 @@ def test_vectorised_evaluation_equals_the_oracle_on_random_rules_and_series(
         rules = oracle.apply_changes(rules, expected_changes)
 
 
+@PROPERTY
+@given(random_rules(), random_steps())
+def test_an_evaluation_says_where_its_rows_are_and_which_of_them_changed_a_decision(
+    rules: list[dict[str, Any]], steps: list[tuple[datetime, dict[str, Observation]]]
+) -> None:
+    """``positions`` are the changed rows' places in the evaluated frame; ``decided`` is True exactly for
+    those that fired or changed status, armed, reference or last alert session (the rest only judged)."""
+    frame = oracle.to_frame(rules)
+    for moment, observations in steps:
+        evaluation = evaluate(frame, observations, moment)
+        assert evaluation.positions is not None and evaluation.decided is not None
+        assert frame.index[evaluation.positions].tolist() == evaluation.state.index.tolist()
+        before = frame.iloc[evaluation.positions]
+        after = evaluation.state
+        decided = evaluation.state.index.isin(evaluation.fired["rule_id"])
+        for column in ("status", "armed", "last_fired_session"):
+            decided |= after[column].to_numpy() != before[column].to_numpy()
+        old, new = before["reference"].to_numpy(), after["reference"].to_numpy()
+        decided |= ~((old == new) | (np.isnan(old) & np.isnan(new)))
+        assert evaluation.decided.tolist() == decided.tolist()
+        frame = apply_state(frame, evaluation.state)
+
+
 @PROPERTY_ALONE
 @given(random_rules(), random_steps())
 def test_rules_evaluated_together_give_what_each_gives_alone(
