@@ -55,6 +55,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -284,18 +285,32 @@ def _epoch_ns(moment: datetime) -> int:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What one evaluation changed: ``state`` holds the new ``STATE_COLUMNS`` of only the rows that changed
-    (indexed by rule_id); ``fired`` one row per alert to send (``FIRED_COLUMNS``).
+    """What one evaluation of a rules frame changed.
 
-    ``positions`` says where each row of ``state`` sits in the evaluated frame (``iloc`` positions), and
-    ``decided`` which of them changed what decides whether and when a rule fires (status, armed,
-    reference, last alert session) or fired: the others only judged a new ``last_value`` or
-    ``last_session``. With them the store writes the state back without looking up a rule id."""
+    ``fired`` has one row per alert to send (``FIRED_COLUMNS``). ``new`` holds every row's new
+    ``STATE_COLUMNS``, one array each in the frame's order (a row that did not change keeps its values);
+    ``positions`` are the rows that changed, and ``decided`` says which of those fired or changed what
+    decides whether and when a rule fires (status, armed, reference, last alert session): the others only
+    judged a new ``last_value`` or ``last_session``. ``ids`` are the frame's rule ids. With these the store
+    writes the state back by position, without looking up a rule id or building ``state``.
+    """
 
-    state: pd.DataFrame
     fired: pd.DataFrame
-    positions: np.ndarray | None = None
-    decided: np.ndarray | None = None
+    ids: np.ndarray
+    new: Mapping[str, np.ndarray]
+    positions: np.ndarray
+    decided: np.ndarray
+
+    @cached_property
+    def state(self) -> pd.DataFrame:
+        """The new ``STATE_COLUMNS`` of only the rows that changed, indexed by rule_id."""
+        rows = self.positions
+        # copy=False: the gathered arrays are fresh already.
+        return pd.DataFrame(
+            {column: self.new[column][rows] for column in STATE_COLUMNS},
+            index=pd.Index(self.ids[rows], name="rule_id"),
+            copy=False,
+        )
 
 
 def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: datetime) -> Evaluation:
@@ -405,19 +420,14 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
     decides = (new_status != status) | (new_armed != armed) | (new_last_fired != last_fired) | moved_reference
     changed = decides | expiring | consumed_close | (judged & (value != last_value))
     rows = np.flatnonzero(changed)
-    # copy=False: the arrays are fresh, and pandas would otherwise copy every column of a million rows.
-    state = pd.DataFrame(
-        {
-            "status": new_status[rows],
-            "armed": new_armed[rows],
-            "reference": new_reference[rows],
-            "last_value": new_last_value[rows],
-            "last_fired_session": new_last_fired[rows],
-            "last_session": new_last_session[rows],
-        },
-        index=pd.Index(ids[rows], name="rule_id"),
-        copy=False,
-    )
+    new = {
+        "status": new_status,
+        "armed": new_armed,
+        "reference": new_reference,
+        "last_value": new_last_value,
+        "last_fired_session": new_last_fired.astype(np.int32, copy=False),
+        "last_session": new_last_session.astype(np.int32, copy=False),
+    }
 
     hits = np.flatnonzero(fire)
     hit_slots = codes[hits]
@@ -443,7 +453,17 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
         columns=list(FIRED_COLUMNS),
         copy=False,
     )
-    return Evaluation(state=state, fired=fired, positions=rows, decided=decides[rows] | fire[rows])
+    return Evaluation(fired, ids, new, rows, decides[rows] | fire[rows])
+
+
+def advance(rules: pd.DataFrame, evaluation: Evaluation) -> pd.DataFrame:
+    """``rules`` after ``evaluation`` of that very frame: its state columns replaced by the evaluation's new
+    ones (a new frame sharing the other columns; ``rules`` is not modified). ``apply_state`` without a
+    lookup by rule id."""
+    if len(evaluation.ids) != len(rules) or not np.array_equal(evaluation.ids, rules.index.to_numpy()):
+        raise ValueError("the evaluation is of another rules frame")
+    columns = {c: evaluation.new[c] if c in STATE_COLUMNS else rules[c] for c in rules.columns}
+    return pd.DataFrame(columns, index=rules.index, copy=False)
 
 
 def apply_state(rules: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:

@@ -180,9 +180,12 @@ class RuleTable:
         self._frame = None
         self.changed_status()
 
-    def changed_status(self) -> None:
+    def changed_status(self, *, keys: bool = True) -> None:
+        """Values changed in place: the copy of the active rows is out of date, and the watched keys too
+        when a rule finished (``keys``)."""
         self._active = None
-        self._keys = None
+        if keys:
+            self._keys = None
 
     @property
     def frame(self) -> pd.DataFrame:

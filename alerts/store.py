@@ -25,6 +25,7 @@ from alerts.evaluate import (
     KIND_NAMES,
     MODE_NAMES,
     RULE_COLUMNS,
+    STATE_COLUMNS,
     STATUS_NAMES,
     Evaluation,
     InitialState,
@@ -553,7 +554,7 @@ class AlertStore:
         if group_id is not None:
             mask &= table.column("group_id") == group_id
         table.column("paused")[mask] = paused
-        table.changed_status()
+        table.changed_status(keys=False)
 
     # --- evaluation results ----------------------------------------------------------------------------
 
@@ -590,31 +591,42 @@ class AlertStore:
         """
         import numpy as np
 
-        state = evaluation.state
         fired = evaluation.fired["rule_id"].to_numpy() if len(evaluation.fired) else np.empty(0, np.int64)
         stamp = _iso(now)
         outbox = [(chat_id, text, kind, stamp, stamp) for chat_id, text, kind in messages]
         with self._write:
             table = self._table
-            ids = state.index.to_numpy()
-            positions, judged_here = self._positions(evaluation)
-            held = positions >= 0
-            if judged_here and evaluation.decided is not None:
-                decided = evaluation.decided
-            else:  # judged on another frame: what changed is told against this one
-                decided = self._decided(state, positions)
-            decided = decided | ~held | np.isin(ids, fired)
-            rows = np.flatnonzero(decided)
+            if self._judged_here(evaluation):
+                # A refresh: the rows are where the evaluation found them, and it says which it decided.
+                new, judged = evaluation.new, evaluation.positions
+                decided = judged[evaluation.decided]
+                ids = evaluation.ids[decided]
+                values = {column: new[column][decided] for column in STATE_COLUMNS}
+                judged_values = {column: new[column][judged] for column in ("last_value", "last_session")}
+                decided_values = values
+            else:  # judged on another frame: found by rule id, and what changed told against this table
+                state = evaluation.state
+                found = table.positions(state.index.to_numpy())
+                held = found >= 0
+                changed = self._decided(state, found) | ~held | state.index.isin(fired)
+                ids = state.index.to_numpy()[changed]
+                values = {column: state[column].to_numpy()[changed] for column in STATE_COLUMNS}
+                judged = found[held]
+                judged_values = {c: state[c].to_numpy()[held] for c in ("last_value", "last_session")}
+                decided = found[changed & held]
+                decided_values = {
+                    column: state[column].to_numpy()[changed & held] for column in STATE_COLUMNS
+                }
             updates = list(
                 zip(
-                    [STATUS_NAMES[code] for code in state["status"].to_numpy()[rows].tolist()],
-                    state["armed"].to_numpy()[rows].astype(int).tolist(),
-                    [_real(v) for v in state["reference"].to_numpy()[rows].tolist()],
-                    [_real(v) for v in state["last_value"].to_numpy()[rows].tolist()],
-                    state["last_fired_session"].to_numpy()[rows].tolist(),
-                    state["last_session"].to_numpy()[rows].tolist(),
-                    [stamp if hit else None for hit in np.isin(ids[rows], fired).tolist()],
-                    ids[rows].tolist(),
+                    [STATUS_NAMES[code] for code in values["status"].tolist()],
+                    values["armed"].astype(int).tolist(),
+                    [_real(v) for v in values["reference"].tolist()],
+                    [_real(v) for v in values["last_value"].tolist()],
+                    values["last_fired_session"].tolist(),
+                    values["last_session"].tolist(),
+                    [stamp if hit else None for hit in np.isin(ids, fired).tolist()],
+                    ids.tolist(),
                     strict=True,
                 )
             )
@@ -633,34 +645,24 @@ class AlertStore:
                         "VALUES (?, ?, ?, ?, ?, 0, 'pending')",
                         outbox,
                     )
-            if len(rows) < len(ids):
+            # Memory follows the disk. Every changed row judged a value; only the decided ones (few)
+            # changed anything else.
+            if len(judged) > len(decided):
                 self.unsaved_progress = True
-            if not held.all():  # rows deleted since they were judged: nothing to write them into
-                keep = np.flatnonzero(held)
-                positions, decided, state = positions[keep], decided[keep], state.iloc[keep]
-            # Every changed row judged a value; only the decided ones changed anything else.
-            for column in ("last_value", "last_session"):
-                table.column(column)[positions] = state[column].to_numpy()
-            at = positions[decided]
+            for column, judged_column in judged_values.items():
+                table.column(column)[judged] = judged_column
             for column in ("status", "armed", "reference", "last_fired_session"):
-                table.column(column)[at] = state[column].to_numpy()[decided]
-            finished = int(np.count_nonzero(state["status"].to_numpy()[decided] != ACTIVE))
+                table.column(column)[decided] = decided_values[column]
+            finished = int(np.count_nonzero(decided_values["status"] != ACTIVE))
             table.finished += finished
-            table.changed_status()
+            table.changed_status(keys=finished > 0)
 
-    def _positions(self, evaluation: Evaluation) -> tuple[Any, bool]:
-        """Where each row of ``evaluation.state`` sits in the table (-1: not held any more), and whether the
-        evaluation judged this table's frame (its own positions are right)."""
+    def _judged_here(self, evaluation: Evaluation) -> bool:
+        """Whether ``evaluation`` judged this table's rows as they are held now (as a refresh does, under
+        the lock): then its positions are the table's."""
         import numpy as np
 
-        ids = evaluation.state.index.to_numpy()
-        table = self._table
-        given = evaluation.positions
-        if given is not None and len(given) == len(ids):
-            inside = (given >= 0) & (given < table.size)
-            if inside.all() and np.array_equal(table.ids[given], ids):
-                return given, True  # it judged this very frame, as a refresh does
-        return table.positions(ids), False
+        return len(evaluation.ids) == self._table.size and np.array_equal(evaluation.ids, self._table.ids)
 
     def _decided(self, state: pd.DataFrame, positions: Any) -> Any:
         """Which rows of ``state`` changed a decision column against the table (an evaluation that does not
@@ -920,7 +922,7 @@ class AlertStore:
                     groups = table.column("group_id")
                     groups[moved] = [renumbered.get(int(g), int(g)) for g in groups[moved].tolist()]
                 table.column("chat_id")[moved] = new_chat_id
-                table.changed_status()
+                table.changed_status(keys=False)
         return {"chats": chats, "rules": rules, "outbox": outbox}
 
 

@@ -19,6 +19,7 @@ from alerts.evaluate import (
     RULE_COLUMNS,
     STATE_COLUMNS,
     Evaluation,
+    advance,
     apply_state,
     evaluate,
     initial_state,
@@ -526,7 +527,8 @@ def test_an_evaluation_says_where_its_rows_are_and_which_of_them_changed_a_decis
     rules: list[dict[str, Any]], steps: list[tuple[datetime, dict[str, Observation]]]
 ) -> None:
     """``positions`` are the changed rows' places in the evaluated frame; ``decided`` is True exactly for
-    those that fired or changed status, armed, reference or last alert session (the rest only judged)."""
+    those that fired or changed status, armed, reference or last alert session (the rest only judged);
+    ``advance`` makes of the frame what ``apply_state`` does."""
     frame = oracle.to_frame(rules)
     for moment, observations in steps:
         evaluation = evaluate(frame, observations, moment)
@@ -540,7 +542,9 @@ def test_an_evaluation_says_where_its_rows_are_and_which_of_them_changed_a_decis
         old, new = before["reference"].to_numpy(), after["reference"].to_numpy()
         decided |= ~((old == new) | (np.isnan(old) & np.isnan(new)))
         assert evaluation.decided.tolist() == decided.tolist()
+        advanced = advance(frame, evaluation)
         frame = apply_state(frame, evaluation.state)
+        pd.testing.assert_frame_equal(advanced, frame)
 
 
 @PROPERTY_ALONE

@@ -18,7 +18,7 @@ import sqlite_utils
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.evaluate import STATUS_NAMES, Evaluation, apply_state, evaluate, rules_frame
+from alerts.evaluate import STATUS_NAMES, apply_state, evaluate, rules_frame
 from alerts.observations import Observation, close_time
 from alerts.rule_table import RuleTable, read_snapshot
 from alerts.rules import parse_rule
@@ -189,8 +189,9 @@ def disk_rows(db: sqlite_utils.Database) -> list[tuple[Any, ...]]:
 def test_commit_by_position_writes_what_a_lookup_by_rule_id_writes(
     rules: list[dict[str, Any]], steps: list[tuple[datetime, dict[str, Observation]]]
 ) -> None:
-    """Two stores on the same rules: one commits each evaluation by the positions it carries, the other
-    the same state and alerts looked up by rule id and compared with memory (the way commit worked before).
+    """Two stores on the same rules: one commits each evaluation by the positions it carries, the other an
+    evaluation of its rules in reverse order, looked up by rule id and compared with memory (the way
+    commit worked before).
     Disk and memory agree after every refresh, and memory is what ``apply_state`` makes of the frame."""
     with tempfile.TemporaryDirectory() as folder:
         by_position = store_with(Path(folder) / "a.db", rules)
@@ -199,7 +200,9 @@ def test_commit_by_position_writes_what_a_lookup_by_rule_id_writes(
             frame = by_position.frame.copy()
             evaluation = evaluate(by_position.frame, observed, moment)
             by_position.commit(evaluation, [], moment)
-            by_id.commit(Evaluation(evaluation.state, evaluation.fired), [], moment)
+            # The same rules in the other order: its positions are not the store's, so it looks them up.
+            backwards = evaluate(by_id.frame.iloc[::-1], observed, moment)
+            by_id.commit(backwards, [], moment)
 
             assert disk_rows(by_position.db) == disk_rows(by_id.db)
             pd.testing.assert_frame_equal(by_position.frame, by_id.frame)
