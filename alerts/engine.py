@@ -108,8 +108,8 @@ def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> 
     from alerts.evaluate import evaluate
     from alerts.messages import alert_text, limit_text, plain_alert_text
 
-    rules = store.rules
-    keys = set(map(str, rules["key"].unique())) if len(rules) else set()
+    rules = store.frame  # finished rules too, until the next checkpoint: evaluation skips them
+    keys = store.watched_keys()
     observed, mode = observe(snapshot, now, keys | _context_keys(keys))
     if not observed:
         return RefreshOutcome(0, 0, 0, mode)

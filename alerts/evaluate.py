@@ -55,6 +55,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -284,11 +285,32 @@ def _epoch_ns(moment: datetime) -> int:
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What one evaluation changed: ``state`` holds the new ``STATE_COLUMNS`` of only the rows that changed
-    (indexed by rule_id); ``fired`` one row per alert to send (``FIRED_COLUMNS``)."""
+    """What one evaluation of a rules frame changed.
 
-    state: pd.DataFrame
+    ``fired`` has one row per alert to send (``FIRED_COLUMNS``). ``new`` holds every row's new
+    ``STATE_COLUMNS``, one array each in the frame's order (a row that did not change keeps its values);
+    ``positions`` are the rows that changed, and ``decided`` says which of those fired or changed what
+    decides whether and when a rule fires (status, armed, reference, last alert session): the others only
+    judged a new ``last_value`` or ``last_session``. ``ids`` are the frame's rule ids. With these the store
+    writes the state back by position, without looking up a rule id or building ``state``.
+    """
+
     fired: pd.DataFrame
+    ids: np.ndarray
+    new: Mapping[str, np.ndarray]
+    positions: np.ndarray
+    decided: np.ndarray
+
+    @cached_property
+    def state(self) -> pd.DataFrame:
+        """The new ``STATE_COLUMNS`` of only the rows that changed, indexed by rule_id."""
+        rows = self.positions
+        # copy=False: the gathered arrays are fresh already.
+        return pd.DataFrame(
+            {column: self.new[column][rows] for column in STATE_COLUMNS},
+            index=pd.Index(self.ids[rows], name="rule_id"),
+            copy=False,
+        )
 
 
 def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: datetime) -> Evaluation:
@@ -344,12 +366,13 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
     judged = active & ~expiring & ~rules["paused"].to_numpy() & valid
     judged &= (rules["mode"].to_numpy() == LIVE) | (is_close & (session > last_session))
 
-    # Each kind's arithmetic runs only on the judged rows of that kind (gathered by index, results
-    # scattered back), so a million rules cost a few passes over memory rather than one per formula.
-    fire = np.zeros(len(rules), dtype=bool)
-    rearm = np.zeros(len(rules), dtype=bool)
-    new_reference = reference.copy()
-    moved_reference = np.zeros(len(rules), dtype=bool)
+    # Each kind's arithmetic runs only on the judged rows of that kind (gathered by index), and only the
+    # few rows that fire or change state are scattered back: a million rules cost a few passes over
+    # memory rather than one per formula.
+    fires: list[np.ndarray] = []  # rows that fire
+    flips: list[np.ndarray] = []  # rows whose armed state flips
+    moves: list[np.ndarray] = []  # rows whose reference moves...
+    moved_to: list[np.ndarray] = []  # ...to these values
     judged_rows = np.flatnonzero(judged)
     judged_kinds = kind[judged_rows]
     with np.errstate(invalid="ignore"):
@@ -360,64 +383,69 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
             v, lv, was_armed = value[rows], level[rows], armed[rows]
             if code == ABOVE:
                 hit = was_armed & (v >= lv)
-                back = ~was_armed & (v <= lv * (1.0 - np.copysign(band[rows], lv)))
+                flip = hit | (~was_armed & (v <= lv * (1.0 - np.copysign(band[rows], lv))))
             elif code == BELOW:
                 hit = was_armed & (v <= lv)
-                back = ~was_armed & (v >= lv * (1.0 + np.copysign(band[rows], lv)))
+                flip = hit | (~was_armed & (v >= lv * (1.0 + np.copysign(band[rows], lv))))
             elif code == HIGH:
                 ref = reference[rows]
                 hit = was_armed & (v > ref)
-                ref = np.where(v <= ref, ref, v)  # follows a new high; a first value becomes the high
-                back = ~was_armed & (v <= ref * (1.0 - band[rows]))
-                moved_reference[rows] = ~(ref == reference[rows])
-                new_reference[rows] = ref
+                up = ~(v <= ref)  # follows a new high; a first value (no reference yet) becomes the high
+                ref = np.where(up, v, ref)
+                flip = hit | (~was_armed & (v <= ref * (1.0 - band[rows])))
+                moves.append(rows[up])
+                moved_to.append(v[up])
             elif code == MOVE:
-                hit = (session[rows] > last_fired[rows]) & (np.abs(v) >= lv)
-                back = np.zeros(len(rows), dtype=bool)
+                fresh = session[rows] > last_fired[rows]  # no alert yet this session
+                hit = fresh & (np.abs(v) >= lv)
+                flip = (fresh & ~hit) != was_armed  # armed: may still fire this session
             else:
                 ref = reference[rows]
                 unknown = np.isnan(ref)  # created without a value: adopt the first one silently
                 hit = ~unknown & (np.abs(v - ref) >= lv)
-                moved_reference[rows] = (unknown | hit) & ~(v == ref)
-                new_reference[rows] = np.where(unknown | hit, v, ref)
-                back = was_armed  # a shift rule has no armed state: keep it as it is
-            fire[rows] = hit
-            rearm[rows] = back
+                moved = (unknown | hit) & ~(v == ref)
+                moves.append(rows[moved])
+                moved_to.append(v[moved])
+                flip = np.zeros(len(rows), dtype=bool)  # a shift rule has no armed state: kept as it is
+            fires.append(rows[hit])
+            flips.append(rows[flip])
 
-    new_armed = (armed & ~fire) | rearm
-    new_last_fired = np.where(fire, session, last_fired)
-    move = judged & (kind == MOVE)
-    new_armed = np.where(move, session > new_last_fired, new_armed)
+    fire_rows = np.sort(np.concatenate([np.empty(0, np.intp), *fires]))
+    flip_rows = np.concatenate([np.empty(0, np.intp), *flips])
+    move_rows = np.concatenate([np.empty(0, np.intp), *moves])
+    expiring_rows = np.flatnonzero(expiring)
+
+    new_armed = armed.copy()
+    new_armed[flip_rows] = ~armed[flip_rows]
+    new_reference = reference.copy()
+    new_reference[move_rows] = np.concatenate([np.empty(0), *moved_to])
+    new_last_fired = last_fired.copy()
+    new_last_fired[fire_rows] = session[fire_rows]
+    new_status = status.copy()
+    new_status[expiring_rows] = EXPIRED
+    new_status[fire_rows[once[fire_rows]]] = DONE
     new_last_value = np.where(judged, value, last_value)
     consumed_close = judged & is_close & (session > last_session)
     new_last_session = np.where(consumed_close, session, last_session)
-    new_status = np.where(expiring, EXPIRED, np.where(fire & once, DONE, status)).astype(np.int8)
 
+    # What decides whether and when a rule fires changed only on these rows (or the row fired).
+    decides = np.zeros(len(rules), dtype=bool)
+    for touched in (fire_rows, flip_rows, move_rows, expiring_rows):
+        decides[touched] = True
+    fire = np.zeros(len(rules), dtype=bool)
+    fire[fire_rows] = True
     # Only judged or expiring rows can change. A judged value is finite, so != is a real change even
     # against a NaN last value.
-    changed = (
-        expiring
-        | (new_status != status)
-        | (new_armed != armed)
-        | (new_last_fired != last_fired)
-        | consumed_close
-        | (judged & (value != last_value))
-        | moved_reference
-    )
+    changed = decides | consumed_close | (judged & (value != last_value))
     rows = np.flatnonzero(changed)
-    # copy=False: the arrays are fresh, and pandas would otherwise copy every column of a million rows.
-    state = pd.DataFrame(
-        {
-            "status": new_status[rows],
-            "armed": new_armed[rows],
-            "reference": new_reference[rows],
-            "last_value": new_last_value[rows],
-            "last_fired_session": new_last_fired[rows],
-            "last_session": new_last_session[rows],
-        },
-        index=pd.Index(ids[rows], name="rule_id"),
-        copy=False,
-    )
+    new = {
+        "status": new_status,
+        "armed": new_armed,
+        "reference": new_reference,
+        "last_value": new_last_value,
+        "last_fired_session": new_last_fired.astype(np.int32, copy=False),
+        "last_session": new_last_session.astype(np.int32, copy=False),
+    }
 
     hits = np.flatnonzero(fire)
     hit_slots = codes[hits]
@@ -443,7 +471,17 @@ def evaluate(rules: pd.DataFrame, observations: Mapping[str, Observation], now: 
         columns=list(FIRED_COLUMNS),
         copy=False,
     )
-    return Evaluation(state=state, fired=fired)
+    return Evaluation(fired, ids, new, rows, decides[rows])
+
+
+def advance(rules: pd.DataFrame, evaluation: Evaluation) -> pd.DataFrame:
+    """``rules`` after ``evaluation`` of that very frame: its state columns replaced by the evaluation's new
+    ones (a new frame sharing the other columns; ``rules`` is not modified). ``apply_state`` without a
+    lookup by rule id."""
+    if len(evaluation.ids) != len(rules) or not np.array_equal(evaluation.ids, rules.index.to_numpy()):
+        raise ValueError("the evaluation is of another rules frame")
+    columns = {c: evaluation.new[c] if c in STATE_COLUMNS else rules[c] for c in rules.columns}
+    return pd.DataFrame(columns, index=rules.index, copy=False)
 
 
 def apply_state(rules: pd.DataFrame, state: pd.DataFrame) -> pd.DataFrame:

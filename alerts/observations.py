@@ -266,6 +266,8 @@ def live_observations(
         put(RATIO_KEY, small / large, moment, stale)
         small_past, large_past = (_valid(before[s].astype("float64")) for s in (SMALL, LARGE))
         for window in WINDOWS:
+            if wanted is not None and f"{LEAD_PREFIX}{window}" not in wanted:
+                continue  # a lead no rule watches: its two base closes cost more than the rest together
             small_base, large_base = (_base_close(p, session, window) for p in (small_past, large_past))
             if small_base is None or large_base is None:
                 continue

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from alerts.evaluate import apply_state, evaluate, rule_rows, rules_frame
+from alerts.evaluate import advance, evaluate, rule_rows, rules_frame
 from alerts.observations import (
     GAP_KEY,
     GAP_MAX_AGE,
@@ -103,7 +103,7 @@ def replay(
     for day, values in zip(stepping.index, stepping.to_numpy(), strict=True):
         session = day.date()
         evaluation = evaluate(rules, close_observations(keys, values, session), close_time(session))
-        rules = apply_state(rules, evaluation.state)
+        rules = advance(rules, evaluation)
         if evaluation.fired.empty:
             continue
         for hit in evaluation.fired.to_dict("records"):

@@ -1,6 +1,10 @@
 """Chats, alert rules, observations and the outbox, in SQLite (sqlite-utils, WAL).
 
-The rules live in memory as one frame (``alerts.evaluate.RULE_COLUMNS``) mirrored in the ``rules`` table.
+The rules live in memory as columns (``alerts.rule_table.RuleTable``, a rules frame of
+``alerts.evaluate.RULE_COLUMNS``) mirrored in the ``rules`` table. Every write to that table also changes
+the rules version (a row of ``sequences``) in the same transaction; a checkpoint leaves a snapshot of the
+columns beside the database stamped with it, which the next start loads instead of the table when the
+version still matches.
 An evaluation's new rule states and the outbox rows it produced are written in ONE transaction, so after a
 crash either both are on disk or neither is: a restart re-sends what is pending and never re-fires what
 was already queued.
@@ -8,15 +12,16 @@ was already queued.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from alerts.evaluate import (
-    DONE,
-    EXPIRED,
+    ACTIVE,
     KIND_NAMES,
     MODE_NAMES,
     RULE_COLUMNS,
@@ -24,10 +29,10 @@ from alerts.evaluate import (
     STATUS_NAMES,
     Evaluation,
     InitialState,
-    apply_state,
     rule_rows,
     rules_frame,
 )
+from alerts.rule_table import RuleTable, read_snapshot
 from alerts.rules import RuleSpec
 from market.storage import Migration, migrate, write_lock
 
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
     import sqlite_utils
 
     from alerts.observations import Observation
+
+log = logging.getLogger(__name__)
 
 MAX_GROUPS_PER_CHAT = 50
 DEFAULT_ZONE = "America/New_York"  # where the market is, until a chat says otherwise (/tz)
@@ -156,11 +163,22 @@ def _m003_alert_numbers(db: sqlite_utils.Database) -> None:
     db.table("rules").create_index(["chat_id", "group_id"], if_not_exists=True)
 
 
+def _m004_rules_version(db: sqlite_utils.Database) -> None:
+    """The rules version: changed in the transaction of every write to ``rules`` (``AlertStore``), so a
+    snapshot of the rules stamped with it is known to match the table exactly while it is unchanged."""
+    db.execute("INSERT OR IGNORE INTO sequences (name, value) VALUES ('rules_version', abs(random()))")
+
+
 MIGRATIONS: list[Migration] = [
     ("alerts-001-tables", _m001_alerts),
     ("alerts-002-digest-day", _m002_digest_day),
     ("alerts-003-alert-numbers", _m003_alert_numbers),
+    ("alerts-004-rules-version", _m004_rules_version),
 ]
+
+# A new random value rather than a count: a database restored from a backup, or rebuilt, can never carry
+# by chance the version of a snapshot left beside the file it replaced.
+BUMP_RULES_VERSION = "UPDATE sequences SET value = abs(random()) WHERE name = 'rules_version'"
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -191,10 +209,28 @@ class AlertStore:
         self.db = db
         self._write = write_lock(db)
         migrate(db, MIGRATIONS)
-        self.rules = self._load_rules()
+        # The version the snapshot file matches (None: it is missing or stale, the next checkpoint writes it).
+        self._snapshot_version: int | None = None
+        self._table = self._load_table()
         self.lock = self._write  # held by a whole refresh (alerts.engine.run_refresh)
         # Rows whose last judged value moved since the last checkpoint (see ``commit``).
         self.unsaved_progress = False
+
+    @property
+    def rules(self) -> pd.DataFrame:
+        """The active rules as a rules frame (finished rows left out). Read it; do not keep it: the store
+        writes judged state into it in place."""
+        return self._table.active()
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """What a refresh evaluates: every rule row held, the finished ones too until the next checkpoint
+        (evaluation judges only ACTIVE rows, so they never fire again). ``commit`` writes back into it."""
+        return self._table.frame
+
+    def watched_keys(self) -> set[str]:
+        """The observation keys some active rule judges."""
+        return self._table.watched_keys()
 
     # --- chats -----------------------------------------------------------------------------------------
 
@@ -268,6 +304,7 @@ class AlertStore:
                 "UPDATE chats SET active = 0, deactivated_at = ? WHERE chat_id = ?", [_iso(now), chat_id]
             )
             self.db.execute("UPDATE rules SET paused = 1 WHERE chat_id = ?", [chat_id])
+            self.db.execute(BUMP_RULES_VERSION)
             self.db.execute(
                 "UPDATE outbox SET status = 'dropped', error = 'chat blocked the bot' "
                 "WHERE chat_id = ? AND status = 'pending'",
@@ -277,32 +314,50 @@ class AlertStore:
 
     # --- rules -----------------------------------------------------------------------------------------
 
-    def _load_rules(self) -> pd.DataFrame:
-        """The active rules as a rules frame, read a chunk of rows at a time and converted column by column:
-        a million rules load in seconds and never exist as a million Python dicts at once."""
-        import numpy as np
-        import pandas as pd
-        from pandas.api.types import union_categoricals
+    def _load_table(self) -> RuleTable:
+        """The active rules: from the snapshot when it matches the rules version, else from the table."""
+        version, rows = self._rules_version(), self._active_rows()
+        path = self._snapshot_path()
+        if path is not None:
+            table = read_snapshot(path, version, rows)
+            if table is not None:
+                self._snapshot_version = version
+                return table
+        return self._read_rules(rows)
 
+    def _read_rules(self, rows: int) -> RuleTable:
+        """The active rules read from the table a chunk of rows at a time, converted column by column
+        into the table's arrays: a million rules never exist as a million Python dicts at once."""
+        import pandas as pd
+
+        table = RuleTable.empty(rows)
         columns = ", ".join(["rule_id", *RULE_COLUMNS])
         chunks = pd.read_sql_query(
             f"SELECT {columns} FROM rules WHERE status = 'active' ORDER BY rule_id",
             self.db.conn,
             chunksize=LOAD_CHUNK,
         )
-        parts = [_rules_columns(chunk) for chunk in chunks]
-        if not parts or not any(len(part["rule_id"]) for part in parts):
-            return rules_frame([])
-        keys = union_categoricals([p.pop("key") for p in parts], sort_categories=True)
-        data: dict[str, Any] = {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
-        data["key"] = keys
-        index = pd.Index(data.pop("rule_id"), name="rule_id")
-        # copy=False: the arrays are fresh; copying a million rows of every column would double the peak.
-        frame = pd.DataFrame({name: data[name] for name in RULE_COLUMNS}, index=index, copy=False)
-        if len(frame) > LOAD_CHUNK:
-            del parts, data
+        for chunk in chunks:
+            part = _rules_columns(chunk)
+            table.append_columns(part.pop("rule_id"), part, part.pop("key"))
+        if table.size > LOAD_CHUNK:
             _release_free_memory()
-        return frame
+        return table
+
+    def _rules_version(self) -> int:
+        row = self.db.execute("SELECT value FROM sequences WHERE name = 'rules_version'").fetchone()
+        return int(row[0])
+
+    def _active_rows(self) -> int:
+        (count,) = self.db.execute("SELECT COUNT(*) FROM rules WHERE status = 'active'").fetchone()
+        return int(count)
+
+    def _snapshot_path(self) -> Path | None:
+        """Where the rules snapshot lives: beside the database file (None for a database in memory)."""
+        for _, name, file in self.db.execute("PRAGMA database_list").fetchall():
+            if name == "main":
+                return Path(f"{file}{SNAPSHOT_SUFFIX}") if file else None
+        return None
 
     def count_groups(self, chat_id: int) -> int:
         row = self.db.execute(
@@ -326,8 +381,6 @@ class AlertStore:
         chat, whatever was deleted; a cross is one number. QuotaExceeded past ``MAX_GROUPS_PER_CHAT``;
         DuplicateRule when the chat already has the same rule, active. Either way nothing is stored.
         """
-        import pandas as pd
-
         with self._write:
             if self.count_groups(chat_id) >= MAX_GROUPS_PER_CHAT:
                 raise QuotaExceeded(f"a chat can keep at most {MAX_GROUPS_PER_CHAT} alerts")
@@ -357,8 +410,9 @@ class AlertStore:
                     "UPDATE sequences SET value = ? WHERE name = 'rule_id'", [first_id + len(rows) - 1]
                 )
                 self.db.execute("UPDATE chats SET alert_numbers = ? WHERE chat_id = ?", [number, chat_id])
-            self.rules = pd.concat([self.rules, rules_frame(rows)]) if len(self.rules) else rules_frame(rows)
-            self.rules["key"] = self.rules["key"].astype("category")
+                self.db.execute(BUMP_RULES_VERSION)
+            # Into the table's spare room: no copy of the other rules (the frame is rebuilt when next read).
+            self._table.append(rules_frame(rows))
             return number, start
 
     def _next_number(self, chat_id: int) -> int:
@@ -432,8 +486,11 @@ class AlertStore:
             if last_fired_at and (entry["last_fired_at"] or "") < last_fired_at:
                 entry["last_fired_at"] = last_fired_at
         # The last judged value on disk may trail memory by up to a checkpoint (see ``commit``).
-        mine = self.rules[self.rules["chat_id"] == chat_id]
-        for group_id, value in zip(mine["group_id"].to_numpy(), mine["last_value"].to_numpy(), strict=True):
+        table = self._table
+        mine = (table.column("chat_id") == chat_id) & (table.column("status") == ACTIVE)
+        for group_id, value in zip(
+            table.column("group_id")[mine].tolist(), table.column("last_value")[mine].tolist(), strict=True
+        ):
             if int(group_id) in groups and value == value:  # NaN: nothing judged yet
                 groups[int(group_id)]["last_value"] = float(value)
         return list(groups.values())
@@ -467,8 +524,10 @@ class AlertStore:
                 "DELETE FROM rules WHERE chat_id = ? AND group_id = ? AND status = 'active'",
                 [chat_id, group_id],
             )
-            keep = ~((self.rules["chat_id"] == chat_id) & (self.rules["group_id"] == group_id))
-            self.rules = self.rules[keep]
+            self.db.execute(BUMP_RULES_VERSION)
+            table = self._table
+            # Its finished rows, if any are still held, go too: on disk they stay, as a finished alert.
+            table.keep(~((table.column("chat_id") == chat_id) & (table.column("group_id") == group_id)))
             return str(spec)
 
     def set_paused(self, chat_id: int, paused: bool, group_id: int | None = None) -> int:
@@ -485,15 +544,17 @@ class AlertStore:
                 [chat_id, int(paused)] + ([group_id] if group_id is not None else []),
             ).fetchone()[0]
             self.db.execute(sql, params)
+            self.db.execute(BUMP_RULES_VERSION)
             self._set_paused_in_memory(chat_id, group_id, paused)
             return int(changed)
 
     def _set_paused_in_memory(self, chat_id: int, group_id: int | None, paused: bool) -> None:
-        mask = self.rules["chat_id"] == chat_id
+        table = self._table
+        mask = table.column("chat_id") == chat_id
         if group_id is not None:
-            mask &= self.rules["group_id"] == group_id
-        if mask.any():
-            self.rules.loc[mask, "paused"] = paused
+            mask &= table.column("group_id") == group_id
+        table.column("paused")[mask] = paused
+        table.changed_status(keys=False)
 
     # --- evaluation results ----------------------------------------------------------------------------
 
@@ -522,27 +583,50 @@ class AlertStore:
         ``checkpoint``. Losing that in a crash is harmless: judging the same value again decides the same
         (an alert already sent disarmed its rule, and that was written), so nothing fires twice and nothing
         is missed.
+
+        Memory follows the disk once the transaction is over: the new state is written into the rows where
+        the evaluation found them (``Evaluation.positions``) when it judged this store's ``frame``, else
+        looked up by rule id. A rule that finished (done, expired) stays there, inactive, until the next
+        checkpoint compacts it away.
         """
         import numpy as np
 
-        state = evaluation.state
         fired = evaluation.fired["rule_id"].to_numpy() if len(evaluation.fired) else np.empty(0, np.int64)
         stamp = _iso(now)
         outbox = [(chat_id, text, kind, stamp, stamp) for chat_id, text, kind in messages]
         with self._write:
-            ids = state.index.to_numpy()
-            judged_only = self._judged_only(state, fired)
-            rows = ~judged_only
+            table = self._table
+            if self._judged_here(evaluation):
+                # A refresh: the rows are where the evaluation found them, and it says which it decided.
+                new, judged = evaluation.new, evaluation.positions
+                decided = judged[evaluation.decided]
+                ids = evaluation.ids[decided]
+                values = {column: new[column][decided] for column in STATE_COLUMNS}
+                judged_values = {column: new[column][judged] for column in ("last_value", "last_session")}
+                decided_values = values
+            else:  # judged on another frame: found by rule id, and what changed told against this table
+                state = evaluation.state
+                found = table.positions(state.index.to_numpy())
+                held = found >= 0
+                changed = self._decided(state, found) | ~held | state.index.isin(fired)
+                ids = state.index.to_numpy()[changed]
+                values = {column: state[column].to_numpy()[changed] for column in STATE_COLUMNS}
+                judged = found[held]
+                judged_values = {c: state[c].to_numpy()[held] for c in ("last_value", "last_session")}
+                decided = found[changed & held]
+                decided_values = {
+                    column: state[column].to_numpy()[changed & held] for column in STATE_COLUMNS
+                }
             updates = list(
                 zip(
-                    [STATUS_NAMES[code] for code in state["status"].to_numpy()[rows].tolist()],
-                    state["armed"].to_numpy()[rows].astype(int).tolist(),
-                    [_real(v) for v in state["reference"].to_numpy()[rows].tolist()],
-                    [_real(v) for v in state["last_value"].to_numpy()[rows].tolist()],
-                    state["last_fired_session"].to_numpy()[rows].tolist(),
-                    state["last_session"].to_numpy()[rows].tolist(),
-                    [stamp if hit else None for hit in np.isin(ids[rows], fired).tolist()],
-                    ids[rows].tolist(),
+                    [STATUS_NAMES[code] for code in values["status"].tolist()],
+                    values["armed"].astype(int).tolist(),
+                    [_real(v) for v in values["reference"].tolist()],
+                    [_real(v) for v in values["last_value"].tolist()],
+                    values["last_fired_session"].tolist(),
+                    values["last_session"].tolist(),
+                    [stamp if hit else None for hit in np.isin(ids, fired).tolist()],
+                    ids.tolist(),
                     strict=True,
                 )
             )
@@ -554,59 +638,88 @@ class AlertStore:
                         "last_fired_at = COALESCE(?, last_fired_at) WHERE rule_id = ?",
                         updates,
                     )
+                    self.db.execute(BUMP_RULES_VERSION)
                 if outbox:
                     self.db.conn.executemany(
                         "INSERT INTO outbox (chat_id, text, kind, created_at, due_at, attempts, status) "
                         "VALUES (?, ?, ?, ?, ?, 0, 'pending')",
                         outbox,
                     )
-            if judged_only.any():
+            # Memory follows the disk. Every changed row judged a value; only the decided ones (few)
+            # changed anything else.
+            if len(judged) > len(decided):
                 self.unsaved_progress = True
-            present = state.index.intersection(self.rules.index)
-            if len(present):
-                self.rules = apply_state(self.rules, state.loc[present, list(STATE_COLUMNS)])
-                finished = self.rules["status"].isin([DONE, EXPIRED])
-                if finished.any():
-                    self.rules = self.rules[~finished]
+            for column, judged_column in judged_values.items():
+                table.column(column)[judged] = judged_column
+            for column in ("status", "armed", "reference", "last_fired_session"):
+                table.column(column)[decided] = decided_values[column]
+            finished = int(np.count_nonzero(decided_values["status"] != ACTIVE))
+            table.finished += finished
+            table.changed_status(keys=finished > 0)
 
-    def _judged_only(self, state: pd.DataFrame, fired: Any) -> Any:
-        """Which rows of ``state`` (in memory, not fired) changed nothing but ``last_value``/``last_session``."""
+    def _judged_here(self, evaluation: Evaluation) -> bool:
+        """Whether ``evaluation`` judged this table's rows as they are held now (as a refresh does, under
+        the lock): then its positions are the table's."""
         import numpy as np
 
-        rules = self.rules
-        positions = rules.index.get_indexer(state.index)
-        judged_only = positions >= 0
-        judged_only &= ~np.isin(state.index.to_numpy(), fired)
-        at = np.where(judged_only, positions, 0)
+        return len(evaluation.ids) == self._table.size and np.array_equal(evaluation.ids, self._table.ids)
+
+    def _decided(self, state: pd.DataFrame, positions: Any) -> Any:
+        """Which rows of ``state`` changed a decision column against the table (an evaluation that does not
+        say so itself)."""
+        import numpy as np
+
+        table = self._table
+        at = np.where(positions >= 0, positions, 0)
+        same = np.ones(len(state), dtype=bool)
         for column in ("status", "armed", "last_fired_session"):
-            judged_only &= state[column].to_numpy() == rules[column].to_numpy()[at]
-        new_ref, old_ref = state["reference"].to_numpy(), rules["reference"].to_numpy()[at]
-        judged_only &= (new_ref == old_ref) | (np.isnan(new_ref) & np.isnan(old_ref))
-        return judged_only
+            same &= state[column].to_numpy() == table.column(column)[at]
+        new_ref, old_ref = state["reference"].to_numpy(), table.column("reference")[at]
+        same &= (new_ref == old_ref) | (np.isnan(new_ref) & np.isnan(old_ref))
+        return ~same
 
     def checkpoint(self) -> int:
-        """Write every active rule's last judged value and session; returns the rows written.
+        """Write every active rule's last judged value and session, drop the finished rules from memory,
+        and leave a snapshot of the rules beside the database; returns the rows written.
 
-        Called after the close and at shutdown: a bulk write off the refresh's hot path.
+        Called after the close and at shutdown: bulk work off the refresh's hot path. The snapshot is
+        written after the transaction, stamped with the rules version it made: a crash between the two
+        leaves the old snapshot, whose version no longer matches, and the next start reads the table.
         """
         with self._write:
-            if not self.unsaved_progress:
-                return 0
-            rules = self.rules
-            rows = list(
-                zip(
-                    [_real(v) for v in rules["last_value"].to_numpy().tolist()],
-                    rules["last_session"].to_numpy().tolist(),
-                    rules.index.to_numpy().tolist(),
-                    strict=True,
+            table = self._table
+            table.compact()
+            written = 0
+            if self.unsaved_progress:
+                rows = list(
+                    zip(
+                        [_real(v) for v in table.column("last_value").tolist()],
+                        table.column("last_session").tolist(),
+                        table.ids.tolist(),
+                        strict=True,
+                    )
                 )
-            )
-            with self.db.atomic():
-                self.db.conn.executemany(
-                    "UPDATE rules SET last_value = ?, last_session = ? WHERE rule_id = ?", rows
-                )
-            self.unsaved_progress = False
-            return len(rows)
+                with self.db.atomic():
+                    self.db.conn.executemany(
+                        "UPDATE rules SET last_value = ?, last_session = ? WHERE rule_id = ?", rows
+                    )
+                    self.db.execute(BUMP_RULES_VERSION)
+                self.unsaved_progress = False
+                written = len(rows)
+            self._write_snapshot()
+            return written
+
+    def _write_snapshot(self) -> None:
+        """The snapshot for the rules version now, unless the file already has it."""
+        version, path = self._rules_version(), self._snapshot_path()
+        if path is None or version == self._snapshot_version:
+            return
+        try:
+            self._table.write_snapshot(path, version)
+        except OSError:  # a full disk: the next start reads the table, slower but the same
+            log.warning("the rules snapshot could not be written to %s", path, exc_info=True)
+            return
+        self._snapshot_version = version
 
     def queue(self, chat_id: int, text: str, kind: str, now: datetime) -> None:
         with self._write, self.db.atomic():
@@ -715,7 +828,8 @@ class AlertStore:
             outbox = self.db.execute("DELETE FROM outbox WHERE chat_id = ?", [chat_id]).rowcount
             chats = self.db.execute("DELETE FROM chats WHERE chat_id = ?", [chat_id]).rowcount
             if rules:
-                self.rules = self.rules[self.rules["chat_id"] != chat_id]
+                self.db.execute(BUMP_RULES_VERSION)
+                self._table.keep(self._table.column("chat_id") != chat_id)
         return {"rules": rules, "outbox": outbox, "chats": chats}
 
     def usage(self, day_start: datetime, day_end: datetime) -> dict[str, int]:
@@ -798,17 +912,22 @@ class AlertStore:
                 outbox = self.db.execute(
                     "UPDATE outbox SET chat_id = ? WHERE chat_id = ?", [new_chat_id, old_chat_id]
                 ).rowcount
+                if rules:
+                    self.db.execute(BUMP_RULES_VERSION)
             # After the commit: a failed transaction leaves memory as it was, matching the disk.
-            moved = self.rules["chat_id"] == old_chat_id
+            table = self._table
+            moved = table.column("chat_id") == old_chat_id
             if moved.any():
                 if renumbered:
-                    groups = self.rules.loc[moved, "group_id"]
-                    self.rules.loc[moved, "group_id"] = groups.map(renumbered).fillna(groups).astype("int64")
-                self.rules.loc[moved, "chat_id"] = new_chat_id
+                    groups = table.column("group_id")
+                    groups[moved] = [renumbered.get(int(g), int(g)) for g in groups[moved].tolist()]
+                table.column("chat_id")[moved] = new_chat_id
+                table.changed_status(keys=False)
         return {"chats": chats, "rules": rules, "outbox": outbox}
 
 
 LOAD_CHUNK = 100_000  # rule rows converted at a time when the store loads
+SNAPSHOT_SUFFIX = "-rules.npz"  # the rules snapshot beside the database, like its -wal and -shm
 
 
 def _rules_columns(chunk: pd.DataFrame) -> dict[str, Any]:

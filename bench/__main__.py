@@ -23,11 +23,12 @@ os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 
 def benchmarks() -> dict[str, Callable[[Path, Scale], Result]]:
-    """The five benchmarks by name, in the order of the table (imported here: each loads what it needs)."""
+    """The benchmarks by name, in the order of the table (imported here: each loads what it needs)."""
     from bench import commands, delivery, evaluation, startup, upstream
 
     return {
         evaluation.NAME: evaluation.run,
+        evaluation.NAME_10M: evaluation.run_10m,
         upstream.NAME: upstream.run,
         delivery.NAME: delivery.run,
         commands.NAME: commands.run,

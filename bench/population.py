@@ -20,7 +20,7 @@ import numpy as np
 import sqlite_utils
 
 from alerts.evaluate import ABOVE, BELOW, HIGH, KIND_NAMES, MODE_NAMES, MOVE, SHIFT, session_number
-from alerts.store import AlertStore
+from alerts.store import BUMP_RULES_VERSION, AlertStore
 
 # One row of the recipe per kind of user rule: (key, verb, share of rules, live share). A ``cross`` is two
 # stored rows, like the bot stores it.
@@ -194,6 +194,7 @@ def populate(
             "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'active', ?, ?, ?, -1, ?, ?)",
             ((*row, created_text) for row in rows),
         )
+        db.execute(BUMP_RULES_VERSION)  # as every write to the rules does: a snapshot of others is stale
     return Population(rows=total, rules=int(counts.sum()), chats=chats)
 
 

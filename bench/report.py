@@ -39,6 +39,7 @@ class Row:
     ratio: str  # against the baseline measured in the same run
     target: str = "—"
     met: bool | None = None
+    cpu: str = "—"  # median CPU time of the process (time.process_time), where a row measures it
 
 
 @dataclass
@@ -115,12 +116,12 @@ def load_average() -> str:
 
 
 def table(rows: Sequence[Row]) -> str:
-    head = "| what | size | median | p99 or throughput | peak memory | vs baseline | target | met? |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    head = "| what | size | median | CPU median | p99 or throughput | peak memory | vs baseline | target | met? |"
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         memory = "—" if row.peak_mb is None else f"{row.peak_mb:,.0f} MB"
         met = "—" if row.met is None else ("yes" if row.met else "**no**")
-        cells = (row.what, row.size, row.median, row.p99, memory, row.ratio, row.target, met)
+        cells = (row.what, row.size, row.median, row.cpu, row.p99, memory, row.ratio, row.target, met)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")
     return "\n".join(lines)
 

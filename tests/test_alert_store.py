@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import sqlite_utils
 
-from alerts.evaluate import DONE, EXPIRED, evaluate
+from alerts.evaluate import ACTIVE, DONE, EXPIRED, evaluate
 from alerts.observations import Observation, close_time
 from alerts.rules import parse_rule
 from alerts.store import MAX_GROUPS_PER_CHAT, MIGRATIONS, AlertStore, QuotaExceeded, day_bounds
@@ -257,27 +257,43 @@ def test_commit_is_all_or_nothing_when_the_outbox_insert_fails(
     assert rule_rows_on_disk(db_path) != disk_before
 
 
-def test_done_and_expired_rows_leave_the_in_memory_frame(
+def test_done_and_expired_rows_stay_inactive_in_memory_until_the_checkpoint_compacts_them(
     store: AlertStore, db: sqlite_utils.Database, db_path: Path
 ) -> None:
-    """A `once` rule that fired is DONE and an expired rule EXPIRED: on disk, gone from memory and /alerts."""
+    """A `once` rule that fired is DONE and an expired rule EXPIRED: on disk at once; in memory they stay
+    in the evaluated frame, never judged again and shown nowhere as active, until the checkpoint drops them."""
     once, _ = store.add_rule(
         CHAT, parse_rule("rut above 1920 close once"), close_of("^RUT", RUT_JAN_17, JAN_17), NOW
     )
     short, _ = store.add_rule(CHAT, parse_rule("spx above 9000 for 1d"), 4739.21, NOW - timedelta(days=2))
     kept, _ = store.add_rule(CHAT, parse_rule("rut above 3000"), RUT_JAN_17, NOW)
 
-    evaluation = evaluate(store.rules, {"^RUT": close_of("^RUT", RUT_JAN_18, JAN_18)}, NOW)
+    evaluation = evaluate(store.frame, {"^RUT": close_of("^RUT", RUT_JAN_18, JAN_18)}, NOW)
     assert evaluation.fired["rule_id"].tolist() == [once]
     store.commit(evaluation, [(CHAT, "once", "alert")], NOW)
 
     statuses = dict(db.execute("SELECT rule_id, status FROM rules").fetchall())
     assert statuses == {once: "done", short: "expired", kept: "active"}
+    assert store.frame.index.tolist() == [once, short, kept]
+    assert store.frame["status"].tolist() == [DONE, EXPIRED, ACTIVE]
     assert store.rules.index.tolist() == [kept]
-    assert not store.rules["status"].isin([DONE, EXPIRED]).any()
+    assert store.watched_keys() == {"^RUT"}  # nothing active judges ^GSPC any more
     assert [g["id"] for g in store.groups(CHAT)] == [kept]
     assert store.count_groups(CHAT) == 1
     assert AlertStore(open_database(db_path)).rules.index.tolist() == [kept]
+
+    # Judged again, even past the level and the expiry, the finished rows neither fire nor change.
+    again = evaluate(
+        store.frame,
+        {"^RUT": close_of("^RUT", 1950.0, JAN_19), "^GSPC": close_of("^GSPC", 9500.0, JAN_19)},
+        NOW + timedelta(days=1),
+    )
+    assert again.fired.empty
+    assert again.state.index.tolist() == [kept]
+
+    store.checkpoint()
+    assert store.frame.index.tolist() == [kept]
+    pd.testing.assert_frame_equal(store.frame, store.rules)
 
 
 # --- chats --------------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from alerts.evaluate import (
     RULE_COLUMNS,
     STATE_COLUMNS,
     Evaluation,
+    advance,
     apply_state,
     evaluate,
     initial_state,
@@ -518,6 +519,32 @@ def test_vectorised_evaluation_equals_the_oracle_on_random_rules_and_series(
         assert oracle.same_records(oracle.fired_from_frame(evaluation.fired), expected_fired)
         frame = apply_state(frame, evaluation.state)
         rules = oracle.apply_changes(rules, expected_changes)
+
+
+@PROPERTY
+@given(random_rules(), random_steps())
+def test_an_evaluation_says_where_its_rows_are_and_which_of_them_changed_a_decision(
+    rules: list[dict[str, Any]], steps: list[tuple[datetime, dict[str, Observation]]]
+) -> None:
+    """``positions`` are the changed rows' places in the evaluated frame; ``decided`` is True exactly for
+    those that fired or changed status, armed, reference or last alert session (the rest only judged);
+    ``advance`` makes of the frame what ``apply_state`` does."""
+    frame = oracle.to_frame(rules)
+    for moment, observations in steps:
+        evaluation = evaluate(frame, observations, moment)
+        assert evaluation.positions is not None and evaluation.decided is not None
+        assert frame.index[evaluation.positions].tolist() == evaluation.state.index.tolist()
+        before = frame.iloc[evaluation.positions]
+        after = evaluation.state
+        decided = evaluation.state.index.isin(evaluation.fired["rule_id"])
+        for column in ("status", "armed", "last_fired_session"):
+            decided |= after[column].to_numpy() != before[column].to_numpy()
+        old, new = before["reference"].to_numpy(), after["reference"].to_numpy()
+        decided |= ~((old == new) | (np.isnan(old) & np.isnan(new)))
+        assert evaluation.decided.tolist() == decided.tolist()
+        advanced = advance(frame, evaluation)
+        frame = apply_state(frame, evaluation.state)
+        pd.testing.assert_frame_equal(advanced, frame)
 
 
 @PROPERTY_ALONE
