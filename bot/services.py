@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,6 +21,8 @@ from market.storage import open_database
 if TYPE_CHECKING:
     from bot.config import Config
     from market.model import MarketSource
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -40,7 +44,12 @@ class Services:
         return user_id in self.admins
 
     def close(self) -> None:
-        self.alerts.checkpoint()  # the rules' last judged values, kept in memory between checkpoints
+        try:
+            self.alerts.checkpoint()  # the rules' last judged values, kept in memory between checkpoints
+        except sqlite3.ProgrammingError:
+            # The connection is already closed: nothing can be written, and losing the judged values is
+            # harmless (judging them again decides the same; see AlertStore.commit).
+            log.warning("database already closed at shutdown: the rules' last judged values were not saved")
         close_source = getattr(self.market.source, "close", None)
         if close_source is not None:
             close_source()

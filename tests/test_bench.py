@@ -43,7 +43,7 @@ def test_quick_run_writes_a_table_with_every_benchmark_row(tmp_path: Path) -> No
     )
     assert finished.returncode == 0, finished.stderr[-3000:]
     written = out.read_text()
-    assert "| what | size | median | p99 or throughput |" in written
+    assert "| what | size | median | CPU median | p99 or throughput |" in written
     assert "cores" in written and "Load average" in written
     for row in EXPECTED_ROWS:
         assert f"| {row}" in written, row
