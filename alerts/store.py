@@ -34,7 +34,8 @@ from alerts.evaluate import (
 )
 from alerts.rule_table import RuleTable, read_snapshot
 from alerts.rules import RuleSpec
-from market.storage import Migration, migrate, write_lock
+from database.connection import write_lock
+from database.migrations import Migration, migrate
 
 if TYPE_CHECKING:
     import pandas as pd

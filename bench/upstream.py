@@ -16,9 +16,9 @@ from alerts.rules import parse_rule
 from alerts.store import AlertStore
 from bench.population import KEYS, populate
 from bench.report import Result, Row, Scale, median, ms, peak_mb, reset_peak
+from database.connection import open_database
 from market.cache import MarketCache
 from market.service import MarketService
-from market.storage import open_database
 from market.yahoo import YahooSource
 from testing.yahoo import (
     DEFAULT_DATA_DIR,

@@ -213,8 +213,8 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
     from telegram.error import InvalidToken, NetworkError, RetryAfter
 
     from bot.app import build_app, serve, webhook_secret
-    from bot.database import hold
     from bot.services import build_services
+    from database.files import hold
 
     secret = webhook_secret(config) if config.webhook_url else ""
     setup_logging(config.log_level, [token.reveal(), secret], config.log_format)
@@ -244,9 +244,9 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 def cmd_ask(config: Config, args: argparse.Namespace) -> int:
     from bot import core
     from bot.commands import find
-    from bot.database import throwaway_copy
     from bot.format import plain
     from bot.services import build_services
+    from database.files import throwaway_copy
 
     setup_logging("WARNING")
     try:
@@ -320,7 +320,7 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_backup(config: Config, args: argparse.Namespace) -> int:
-    from bot.database import backup
+    from database.files import backup
 
     copied = backup(config.db_path, args.path)
     rows = ", ".join(f"{name} {count:,}" for name, count in copied.tables.items())
@@ -329,7 +329,7 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_restore(config: Config, args: argparse.Namespace) -> int:
-    from bot.database import restore
+    from database.files import restore
 
     restored, kept = restore(args.path, config.db_path)
     rows = ", ".join(f"{name} {count:,}" for name, count in restored.tables.items())
@@ -389,7 +389,7 @@ def _main(argv: list[str] | None) -> int:
     # PTB 22: RetryAfter.retry_after as a timedelta (the coming default), without a deprecation warning.
     os.environ.setdefault("PTB_TIMEDELTA", "true")
     args = parser().parse_args(argv)
-    from bot.database import DatabaseBusy, NotABackup, database_problem
+    from database.files import DatabaseBusy, NotABackup, database_problem
 
     try:
         config = load()

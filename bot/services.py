@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 from alerts.store import AlertStore
 from bot.core import AnswerCache
+from database.connection import open_database
 from market.cache import MarketCache
 from market.csv_source import CsvSource
 from market.service import MarketService
-from market.storage import open_database
 
 if TYPE_CHECKING:
     from bot.config import Config

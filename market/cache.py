@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
+from database.connection import write_lock
+from database.migrations import Migration, migrate
 from market.instruments import INDICES
 from market.model import FundFacts, MarketData, Quote
 from market.plausibility import HeldValue
-from market.storage import Migration, migrate, write_lock
 
 if TYPE_CHECKING:
     import pandas as pd

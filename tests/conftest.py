@@ -21,9 +21,9 @@ from hypothesis import HealthCheck, settings
 
 from alerts.store import AlertStore
 from bot.services import Services, build_services
+from database.connection import open_database
 from market.cache import MarketCache
 from market.csv_source import CsvSource
-from market.storage import open_database
 from testing.telegram import TelegramEmulator, telegram_emulator_fixture  # noqa: F401 - the fixture
 from testing.world import AS_OF, SHARED_DATA, TEST_TOKEN, build_history_db, make_config, start_bot, stop_bot
 

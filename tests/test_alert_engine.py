@@ -18,10 +18,10 @@ from alerts.engine import DAILY_ALERT_LIMIT, RefreshOutcome, current_observation
 from alerts.rules import parse_rule
 from alerts.store import AlertStore
 from bot.services import Services
+from database.connection import open_database
 from market import calendar
 from market.csv_source import CsvSource
 from market.model import FundFacts, MarketData, Quote
-from market.storage import open_database
 from testing.world import SHARED_DATA
 from tests.conftest import FakeClock
 

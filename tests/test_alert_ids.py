@@ -17,7 +17,8 @@ import pytest
 from alerts.rules import parse_rule
 from alerts.store import MIGRATIONS, AlertStore
 from bot.format import plain
-from market.storage import migrate, open_database
+from database.connection import open_database
+from database.migrations import migrate
 from tests.conftest import DirectBot
 
 CHAT = 4242

@@ -14,7 +14,8 @@ from alerts.evaluate import ACTIVE, DONE, EXPIRED, evaluate
 from alerts.observations import Observation, close_time
 from alerts.rules import parse_rule
 from alerts.store import MAX_GROUPS_PER_CHAT, MIGRATIONS, AlertStore, QuotaExceeded, day_bounds
-from market.storage import migrate, open_database
+from database.connection import open_database
+from database.migrations import migrate
 
 NOW = datetime(2024, 1, 18, 21, 30, tzinfo=UTC)
 JAN_17, JAN_18, JAN_19 = date(2024, 1, 17), date(2024, 1, 18), date(2024, 1, 19)

@@ -1,4 +1,4 @@
-"""bot/database.py and `capgap backup` / `capgap restore`: consistent copies of a live database, and no
+"""database/files.py and `capgap backup` / `capgap restore`: consistent copies of a live database, and no
 restore under a running bot. Real SQLite files, real processes."""
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.database import DatabaseBusy, backup, hold, lock_path, restore
-from market.storage import open_database
+from database.connection import open_database
+from database.files import DatabaseBusy, backup, hold, lock_path, restore
 from testing.telegram import TelegramEmulator
 from testing.world import SHARED_DATA, TEST_TOKEN
 from tests.conftest import bot_process

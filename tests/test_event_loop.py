@@ -31,10 +31,10 @@ from bot import jobs
 from bot.app import build_app
 from bot.services import Services
 from bot.transport import transport
+from database.connection import open_database
 from market.cache import MarketCache
 from market.csv_source import CsvSource
 from market.service import MarketService
-from market.storage import open_database
 from testing.telegram import TelegramEmulator
 from testing.world import AS_OF, make_config
 from tests.conftest import DirectBot, FakeClock
@@ -45,7 +45,7 @@ ASKER = 9001
 
 
 class WatchedLock:
-    """The connection's write lock (``market.storage.write_lock``), telling when a writer has to wait."""
+    """The connection's write lock (``database.connection.write_lock``), telling when a writer has to wait."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()

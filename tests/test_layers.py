@@ -1,4 +1,4 @@
-"""The import graph of the bot's packages keeps its layers: market -> alerts -> bot, no arrow back up, the
+"""The import graph of the bot's packages keeps its layers: database -> market -> alerts -> bot, no arrow back up, the
 test peers (``testing``, ``tests``) never imported by the bot, and no import circle among its modules.
 
 The graph is read statically: every module under market/, alerts/ and bot/ is parsed with ``ast`` and every
@@ -17,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Lowest first: a module may import its own layer and the layers before it, never one after it.
-LAYERS = ("market", "alerts", "bot")
+LAYERS = ("database", "market", "alerts", "bot")
 PEERS = ("testing", "tests")
 
 

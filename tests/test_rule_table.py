@@ -23,7 +23,7 @@ from alerts.observations import Observation, close_time
 from alerts.rule_table import RuleTable, read_snapshot
 from alerts.rules import parse_rule
 from alerts.store import SNAPSHOT_SUFFIX, AlertStore
-from market.storage import open_database
+from database.connection import open_database
 
 NOW = datetime(2024, 1, 18, 21, 30, tzinfo=UTC)
 JAN_17, JAN_18 = date(2024, 1, 17), date(2024, 1, 18)

@@ -22,7 +22,7 @@ SQL = re.compile(
 ALLOWED = {
     ("alerts/store.py", "columns"): "a constant list of column names (RULE_COLUMNS)",
     ("alerts/store.py", "','.join('?' * len(chunk))"): "only ? placeholders; the values are bound",
-    ("bot/database.py", "name.replace(chr(34), chr(34) * 2)"): "a table name from sqlite_master, quoted",
+    ("database/files.py", "name.replace(chr(34), chr(34) * 2)"): "a table name from sqlite_master, quoted",
 }
 
 

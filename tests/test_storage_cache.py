@@ -1,4 +1,4 @@
-"""market/storage.py and market/cache.py on real SQLite files in tmp_path."""
+"""database/connection.py and market/cache.py on real SQLite files in tmp_path."""
 
 from __future__ import annotations
 
@@ -10,9 +10,10 @@ import pandas as pd
 import pytest
 import sqlite_utils
 
+from database.connection import open_database
+from database.migrations import migrate
 from market.cache import MIGRATIONS, MarketCache
 from market.model import FundFacts, MarketData, Quote
-from market.storage import migrate, open_database
 
 FETCHED = datetime(2024, 1, 18, 21, 30, tzinfo=UTC)
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from market.storage import PRIVATE_MODE, connect, private_file
+from database.connection import PRIVATE_MODE, connect, private_file
 
 
 class DatabaseBusy(RuntimeError):

@@ -1,4 +1,5 @@
-"""The SQLite file capgap keeps everything in, and the ordered migrations that shape it."""
+"""The connection to the SQLite file capgap keeps everything in: opened private, in WAL mode, with the one
+write lock its writers share and transactions that wait for the write lock instead of failing."""
 
 from __future__ import annotations
 
@@ -7,13 +8,10 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Callable, Generator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Generator
 from pathlib import Path
 
 import sqlite_utils
-
-Migration = tuple[str, Callable[[sqlite_utils.Database], None]]
 
 # How long a statement waits for another connection's write lock (`capgap backup`, a second reader
 # checkpointing, a writer in another thread) before it gives up with "database is locked".
@@ -115,21 +113,3 @@ def write_lock(db: sqlite_utils.Database) -> threading.RLock:
         lock = threading.RLock()
         db._capgap_write_lock = lock  # type: ignore[attr-defined]
     return lock
-
-
-def migrate(db: sqlite_utils.Database, steps: Sequence[Migration]) -> list[str]:
-    """Apply the steps not yet recorded, in order, each in its own transaction. Safe to re-run."""
-    db.execute("CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
-    done = {row[0] for row in db.execute("SELECT name FROM migrations").fetchall()}
-    applied = []
-    for name, step in steps:
-        if name in done:
-            continue
-        with db.atomic():
-            step(db)
-            db.conn.execute(
-                "INSERT INTO migrations (name, applied_at) VALUES (?, ?)",
-                (name, datetime.now(UTC).isoformat(timespec="seconds")),
-            )
-        applied.append(name)
-    return applied

@@ -1,0 +1,7 @@
+"""The SQLite file capgap keeps everything in, below every other layer: market/, alerts/ and bot/ all use it.
+
+- ``database.connection``: open the file (private, WAL), the one write lock per connection, transactions that
+  begin with the write lock (``BEGIN IMMEDIATE``).
+- ``database.migrations``: the ordered, re-runnable steps each layer's tables are built with.
+- ``database.files``: the file as an operator handles it: the running bot's lock, backup, restore.
+"""
