@@ -181,7 +181,7 @@ async def _drain(
     limit: int,
     concurrency: int,
 ) -> DrainReport:
-    rows: list[OutboxRow] = await record(store.pending, now(), limit)
+    rows: list[OutboxRow] = await record(store.outbox.pending, now(), limit)
     if not rows:
         return DrainReport()
     by_chat: dict[int, deque[OutboxRow]] = {}
@@ -198,7 +198,7 @@ async def _drain(
         except RetryAfter as exc:
             pacer.pause(exc.seconds)
             await record(
-                store.retry_later,
+                store.outbox.retry_later,
                 row.id,
                 now() + timedelta(seconds=exc.seconds),
                 str(exc),
@@ -223,18 +223,18 @@ async def _drain(
             if age >= GIVE_UP_AFTER:
                 reason = f"gave up after {_hours(age)} undelivered ({row.attempts + 1} attempts): {exc}"
                 log.warning("outbox row %s for chat %s: %s", row.id, row.chat_id, reason)
-                await record(store.give_up, row.id, reason)
+                await record(store.outbox.give_up, row.id, reason)
                 counts["failed"] += 1
             else:
-                await record(store.retry_later, row.id, now() + backoff(row.attempts), str(exc))
+                await record(store.outbox.retry_later, row.id, now() + backoff(row.attempts), str(exc))
                 counts["retried"] += 1
             return False
         except PermanentFailure as exc:
             log.error("Telegram refused outbox row %s for chat %s: %s", row.id, row.chat_id, exc)
-            await record(store.give_up, row.id, str(exc))
+            await record(store.outbox.give_up, row.id, str(exc))
             counts["failed"] += 1
             return True
-        await record(store.mark_sent, row.id, now())
+        await record(store.outbox.mark_sent, row.id, now())
         counts["sent"] += 1
         return True
 

@@ -108,17 +108,17 @@ def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> 
     from alerts.evaluate import evaluate
     from alerts.messages import alert_text, limit_text, plain_alert_text
 
-    rules = store.frame  # finished rules too, until the next checkpoint: evaluation skips them
-    keys = store.watched_keys()
+    rules = store.rules.frame  # finished rules too, until the next checkpoint: evaluation skips them
+    keys = store.rules.watched_keys()
     observed, mode = observe(snapshot, now, keys | _context_keys(keys))
     if not observed:
         return RefreshOutcome(0, 0, 0, mode)
-    store.record_observations(o for o in observed.values() if o.key in keys)
+    store.observations.record(o for o in observed.values() if o.key in keys)
     evaluation = evaluate(rules, observed, now)
     fired = evaluation.fired
     messages: list[tuple[int, str, str]] = []
     if len(fired):
-        specs = store.specs(int(i) for i in fired["rule_id"])
+        specs = store.rules.specs(int(i) for i in fired["rule_id"])
         contexts: dict[str, str] = {}  # one context line per key, shared by every chat's message
         by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for record in fired.to_dict("records"):
@@ -127,14 +127,14 @@ def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> 
             by_chat[int(hit["chat_id"])].append(hit)
         # Each chat's zone and its alerts already queued today, a query per zone rather than two per chat:
         # a refresh can fire for thousands of chats.
-        zones = store.zones(list(by_chat))
+        zones = store.chats.zones(list(by_chat))
         chats_in: dict[str, list[int]] = defaultdict(list)
         for chat_id in by_chat:
             chats_in[zones.get(chat_id, DEFAULT_ZONE)].append(chat_id)
         days = {zone: day_bounds(_local_day(now, zone), zone) for zone in chats_in}
         queued_today: dict[int, int] = {}
         for zone, members in chats_in.items():
-            queued_today.update(store.alerts_queued_between(members, *days[zone]))
+            queued_today.update(store.outbox.alerts_queued_between(members, *days[zone]))
         for chat_id, hits in by_chat.items():
             start, end = days[zones.get(chat_id, DEFAULT_ZONE)]
             if queued_today.get(chat_id, 0) < DAILY_ALERT_LIMIT:
@@ -144,7 +144,7 @@ def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> 
                     log.exception("alert message for chat %s could not be built; sending it plain", chat_id)
                     texts = plain_alert_text(hits)
                 messages.extend((chat_id, text, "alert") for text in texts)
-            elif not store.limit_notice_queued_on(chat_id, start, end):
+            elif not store.outbox.limit_notice_queued_on(chat_id, start, end):
                 messages.append((chat_id, limit_text(DAILY_ALERT_LIMIT), "limit"))
             else:
                 log.info("chat %s is over its daily alert limit; %d alert(s) not sent", chat_id, len(hits))

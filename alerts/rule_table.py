@@ -1,13 +1,13 @@
 """The rules in memory: one numpy array per rules-frame column, with room to grow, and its snapshot file.
 
-``AlertStore`` keeps its rules here rather than in a DataFrame it replaces on every change: a refresh writes
+The rules room (``alerts.store.rules``) keeps its rules here rather than in a DataFrame it replaces on every change: a refresh writes
 the judged state back by position into these arrays, a finished rule stays in place (inactive: evaluation
 only judges ACTIVE rows) until the next checkpoint compacts it away, and a new rule is written into spare
 room at the end. ``frame`` is a DataFrame over views of the arrays (``alerts.evaluate.RULE_COLUMNS``,
 indexed by ``rule_id``), built again only when rows come or go.
 
 The snapshot is the same columns in one ``.npz`` file beside the database, written at a checkpoint and
-stamped with the rules version it matches (``AlertStore``): loading it costs a read of the file instead
+stamped with the rules version it matches (``alerts.store.rules``): loading it costs a read of the file instead
 of a million SQLite rows turned into Python objects. It is private to its owner like the database, and
 anything wrong with it (stale, truncated, corrupt) makes ``read_snapshot`` return None, never a wrong
 table.

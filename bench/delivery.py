@@ -112,9 +112,9 @@ async def _drain(folder: Path, count: int, rate_limit: int) -> dict[str, float]:
             cpu = time.process_time()
             deadline = time.monotonic() + max(120.0, 3 * count / (rate_limit or 1000))
             # The job drains what is due; a 429 postpones a row, so run it again until nothing is pending.
-            while store.backlog()[0] and time.monotonic() < deadline:
+            while store.outbox.backlog()[0] and time.monotonic() < deadline:
                 await jobs.deliver(context)
-                if store.backlog()[0]:
+                if store.outbox.backlog()[0]:
                     await asyncio.sleep(0.5)
             cpu = time.process_time() - cpu
             peak = peak_mb()

@@ -168,12 +168,12 @@ def _one_size(workdir: Path, scale: Scale, size: int, result: Result, *, loop: b
         level *= float(np.exp(rng.normal(0.0, STEP_SIGMA)))
         noise = rng.normal(0.0, STEP_SIGMA / 3, len(snapshot.closes.columns))
         live = replace(snapshot, quotes=_quotes(snapshot.closes, level, noise, now))
-        seen, _ = observe(live, now, store.watched_keys())
+        seen, _ = observe(live, now, store.rules.watched_keys())
         timed = 0 < step <= timed_steps
         if step == timed_steps + 1:
             peak = peak_mb()  # the loop's rule dicts are not the refresh's memory
 
-        frame = store.frame  # what run_refresh evaluates
+        frame = store.rules.frame  # what run_refresh evaluates
         with Clock() as evaluating:
             evaluation = evaluate(frame, seen, now)
         if step > 0 and (full or not timed):

@@ -20,7 +20,8 @@ import numpy as np
 import sqlite_utils
 
 from alerts.evaluate import ABOVE, BELOW, HIGH, KIND_NAMES, MODE_NAMES, MOVE, SHIFT, session_number
-from alerts.store import BUMP_RULES_VERSION, AlertStore
+from alerts.store import AlertStore
+from alerts.store.schema import BUMP_RULES_VERSION
 
 # One row of the recipe per kind of user rule: (key, verb, share of rules, live share). A ``cross`` is two
 # stored rows, like the bot stores it.

@@ -72,7 +72,7 @@ def run(workdir: Path, scale: Scale) -> Result:
             Row(
                 NAME,
                 "upstream requests per refresh (refresh_prices + run_refresh)",
-                f"{len(store.rules):,} rule row(s), {chats:,} chat(s)",
+                f"{len(store.rules.active):,} rule row(s), {chats:,} chat(s)",
                 ms(median(seconds)),
                 f"{median(counts[(rules, chats)]):.0f} requests",
                 peak,
@@ -96,7 +96,7 @@ def _add_rules(store: AlertStore, service: MarketService, rules: int, chats: int
     now = service.now()
     snapshot = service.snapshot
     if rules == 1:
-        store.add_rule(1, parse_rule("rut above 3000"), None, now)
+        store.rules.add(1, parse_rule("rut above 3000"), None, now)
         return
     observed, _ = observe(snapshot, now, set(KEYS))
     current = {key: observed[key].value if key in observed else 40.0 for key in KEYS}

@@ -70,13 +70,13 @@ def check(services: Services, now: datetime, *, ready: bool = True, mode: str = 
         return Health(False, (f"database: {exc}",), {"status": "unhealthy", "live": True, "ready": False})
 
     market = _market(services, now, problems)
-    pending, oldest = services.alerts.backlog()
+    pending, oldest = services.alerts.outbox.backlog()
     oldest_age = _age(now, oldest)
     if oldest is not None and now - oldest > BACKLOG_MAX_AGE:
         problems.append(
             f"outbox: a message has waited {_minutes(now - oldest)} (limit {_minutes(BACKLOG_MAX_AGE)})"
         )
-    last_error = services.alerts.last_delivery_error()
+    last_error = services.alerts.outbox.last_error()
     if not ready:
         problems.append("not ready: starting or stopping")
     body: dict[str, Any] = {

@@ -77,7 +77,7 @@ async def at_close(context: Context) -> None:
         result = await asyncio.to_thread(services.market.refresh_prices)
         log.info("close refresh: %s", result.detail)
         await evaluate_alerts(context)
-        await asyncio.to_thread(services.alerts.checkpoint)
+        await asyncio.to_thread(services.alerts.rules.checkpoint)
     finally:
         schedule_close(context.application, services)
 
@@ -107,7 +107,7 @@ async def digests(context: Context) -> None:
     """Queue the daily digest of every chat whose local digest time has passed and that has not had today's."""
     services = context.application.bot_data.services
     now = services.now()
-    due = await asyncio.to_thread(services.alerts.digests_due, now)
+    due = await asyncio.to_thread(services.alerts.chats.digests_due, now)
     if not due:
         return
     text = await asyncio.to_thread(standing_digest, services)

@@ -45,10 +45,10 @@ class Services:
 
     def close(self) -> None:
         try:
-            self.alerts.checkpoint()  # the rules' last judged values, kept in memory between checkpoints
+            self.alerts.rules.checkpoint()  # the rules' last judged values, kept in memory between checkpoints
         except sqlite3.ProgrammingError:
             # The connection is already closed: nothing can be written, and losing the judged values is
-            # harmless (judging them again decides the same; see AlertStore.commit).
+            # harmless (judging them again decides the same; see Rules.decisions in alerts/store/rules.py).
             log.warning("database already closed at shutdown: the rules' last judged values were not saved")
         close_source = getattr(self.market.source, "close", None)
         if close_source is not None:

@@ -10,12 +10,11 @@ import difflib
 from functools import lru_cache
 from zoneinfo import available_timezones
 
+from alerts.store import DEFAULT_ZONE
 from bot.answers import UsageError
 from bot.format import esc
-from market.calendar import NEW_YORK
 
 ZONES_LINK = "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones"
-DEFAULT_ZONE = NEW_YORK.key  # where the market is, until a chat says otherwise (/tz)
 SUGGESTIONS = 3
 
 

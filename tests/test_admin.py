@@ -50,11 +50,11 @@ async def test_stats_counts_chats_rules_sent_alerts_and_the_backlog(bot: DirectB
     await bot.message(USER + 1, "/alert gap shift 3")
     await bot.message(USER + 1, "/pause")
     store, now = bot.services.alerts, bot.services.now()
-    store.queue(USER, "sent one", "alert", now - timedelta(minutes=30))
-    (row,) = store.pending(now)
-    store.mark_sent(row.id, now)
-    store.queue(USER, "waiting", "alert", now - timedelta(minutes=3))
-    store.retry_later(store.pending(now)[0].id, now, "Timed out")
+    store.outbox.queue(USER, "sent one", "alert", now - timedelta(minutes=30))
+    (row,) = store.outbox.pending(now)
+    store.outbox.mark_sent(row.id, now)
+    store.outbox.queue(USER, "waiting", "alert", now - timedelta(minutes=3))
+    store.outbox.retry_later(store.outbox.pending(now)[0].id, now, "Timed out")
 
     text = reply_params(await bot.message(ADMIN, "/stats"))["text"]
     assert "Chats: 2 active of 2" in text

@@ -64,7 +64,7 @@ async def test_the_fifty_first_alert_is_refused_and_changes_nothing(csv_services
     from alerts.rules import parse_rule
 
     for level in range(50):
-        csv_services.alerts.add_rule(CHAT, parse_rule(f"rut above {3000 + level}"), None, csv_services.now())
+        csv_services.alerts.rules.add(CHAT, parse_rule(f"rut above {3000 + level}"), None, csv_services.now())
     before = stored_rules(csv_services)
     reply = await ask(csv_services, "/alert rut above 4000")
     assert "most alerts a chat can keep" in reply
@@ -89,13 +89,13 @@ async def test_list_pause_resume_and_delete_are_scoped_to_the_chat(csv_services:
 async def test_digest_and_time_zone_settings(csv_services: Services) -> None:
     assert "Daily digest at 22:30 (America/New_York)" in await ask(csv_services, "/digest 22:30")
     assert "is not a time zone name" in await ask(csv_services, "/tz Mars/Olympus")
-    assert csv_services.alerts.chat(CHAT).zone == "America/New_York"
+    assert csv_services.alerts.chats.get(CHAT).zone == "America/New_York"
     assert "Time zone set to Europe/Berlin" in await ask(csv_services, "/tz Europe/Berlin")
-    assert csv_services.alerts.chat(CHAT).zone == "Europe/Berlin"
+    assert csv_services.alerts.chats.get(CHAT).zone == "Europe/Berlin"
     assert "is not a time" in await ask(csv_services, "/digest 25:00")
-    assert csv_services.alerts.chat(CHAT).digest_time == "22:30"
+    assert csv_services.alerts.chats.get(CHAT).digest_time == "22:30"
     assert "Daily digest off" in await ask(csv_services, "/digest off")
-    assert csv_services.alerts.chat(CHAT).digest_time is None
+    assert csv_services.alerts.chats.get(CHAT).digest_time is None
 
 
 async def test_guided_alert_flow_with_buttons_creates_the_rule(running_bot: RunningBot) -> None:

@@ -50,7 +50,7 @@ def set_rules(
         spec = parse_rule(text)
         current = current_observation(snapshot, when, spec.key)
         assert current is not None and current.session == at_close_of
-        ids.append(services.alerts.add_rule(chat_id, spec, current, when)[0])
+        ids.append(services.alerts.rules.add(chat_id, spec, current, when)[0])
     return ids
 
 
@@ -206,7 +206,7 @@ def test_a_stale_cache_fires_nothing_and_changes_no_state(csv_services: Services
     """Days later with no new closes (and only old quotes), nothing is judged; new closes then fire it."""
     set_rule(csv_services, CHAT, "rut above 1920 close", at_close_of=JAN_17)
     set_rule(csv_services, CHAT, "rut above 1920", at_close_of=JAN_17)
-    disk, frame = rules_on_disk(csv_services), csv_services.alerts.rules.copy()
+    disk, frame = rules_on_disk(csv_services), csv_services.alerts.rules.active.copy()
 
     clock.now = after_close(JAN_24)  # four sessions later, cache still at Jan 18
     assert refresh(csv_services).fired == 0
@@ -216,7 +216,7 @@ def test_a_stale_cache_fires_nothing_and_changes_no_state(csv_services: Services
 
     assert queued(csv_services) == []
     assert rules_on_disk(csv_services) == disk
-    pd.testing.assert_frame_equal(csv_services.alerts.rules, frame)
+    pd.testing.assert_frame_equal(csv_services.alerts.rules.active, frame)
 
     advance_market(csv_services, clock, JAN_24)  # 1,961.86: both rules fire on the real close
     assert (refresh(csv_services).fired, len(queued(csv_services))) == (2, 1)
@@ -321,11 +321,11 @@ def test_daily_limit_then_one_notice_then_silence_until_the_next_day(
 def test_the_daily_limit_follows_the_chats_own_day(csv_services: Services, clock: FakeClock) -> None:
     """Twenty alerts queued at 05:00 New York (19:00 Tokyo) on Jan 19: at the Jan 19 close a New York chat
     is over its limit, while for a Tokyo chat it is already 06:30 on the 20th, a new day."""
-    csv_services.alerts.set_zone(CHAT, "Asia/Tokyo")
+    csv_services.alerts.chats.set_zone(CHAT, "Asia/Tokyo")
     for chat_id in (CHAT, OTHER):
         set_rule(csv_services, chat_id, "rut above 1940 close")
         for n in range(DAILY_ALERT_LIMIT):
-            csv_services.alerts.queue(
+            csv_services.alerts.outbox.queue(
                 chat_id, f"alert {n}", "alert", datetime(2024, 1, 19, 10, n, tzinfo=UTC)
             )
 
@@ -353,12 +353,12 @@ def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, cl
     cache.store_funds(synthetic_pb(JAN_18, iwm=2.40, spy=4.00), clock())  # gap 1 − 2.4/4 = 40%
     now = clock()
     above_id, shift_id = (
-        csv_services.alerts.add_rule(
+        csv_services.alerts.rules.add(
             CHAT, parse_rule(text), current_observation(cache.snapshot(), now, "GAP"), now
         )[0]
         for text in ("gap above 45%", "gap shift 3")
     )
-    assert csv_services.alerts.rules["last_value"].tolist() == pytest.approx([40.0, 40.0])
+    assert csv_services.alerts.rules.active["last_value"].tolist() == pytest.approx([40.0, 40.0])
     assert run_refresh(csv_services.alerts, cache.snapshot(), now).fired == 0
 
     advance_market(csv_services, clock, JAN_19)
@@ -378,23 +378,23 @@ def test_an_old_gap_snapshot_is_stale_and_fires_nothing(csv_services: Services, 
     """A P/B snapshot more than ten days old is not judged, whatever its value."""
     cache = csv_services.market.cache
     cache.store_funds(synthetic_pb(JAN_18, iwm=2.40, spy=4.00), clock())
-    group_id, _ = csv_services.alerts.add_rule(
+    group_id, _ = csv_services.alerts.rules.add(
         CHAT, parse_rule("gap shift 3"), current_observation(cache.snapshot(), clock(), "GAP"), clock()
     )
     cache.store_funds(synthetic_pb(JAN_18, iwm=1.00, spy=4.00), clock())  # the Jan 18 gap now reads 75%
     clock.now = after_close(JAN_18) + timedelta(days=11)
 
     assert run_refresh(csv_services.alerts, cache.snapshot(), clock()).fired == 0
-    assert csv_services.alerts.rules.loc[group_id, "reference"] == pytest.approx(40.0)
+    assert csv_services.alerts.rules.active.loc[group_id, "reference"] == pytest.approx(40.0)
 
 
 def test_a_paused_rule_is_not_judged(csv_services: Services, clock: FakeClock) -> None:
     """/pause: the rule neither fires nor moves its state; after /resume it judges the next close."""
     group_id = set_rule(csv_services, CHAT, "rut above 1920 close", at_close_of=JAN_17)
-    csv_services.alerts.set_paused(CHAT, True)
+    csv_services.alerts.rules.set_paused(CHAT, True)
 
     assert refresh(csv_services).fired == 0
-    csv_services.alerts.set_paused(CHAT, False)
+    csv_services.alerts.rules.set_paused(CHAT, False)
     advance_market(csv_services, clock, JAN_19)
     assert refresh(csv_services).fired == 1
     assert f"/delete {group_id} " in texts_to(csv_services, CHAT)[0]
@@ -408,7 +408,7 @@ def test_a_once_rule_says_it_is_deleted_and_leaves_the_list(csv_services: Servic
 
     (text,) = texts_to(csv_services, CHAT)
     assert "This was a one-time alert; it is now deleted." in text and "/delete" not in text
-    assert csv_services.alerts.groups(CHAT) == []
+    assert csv_services.alerts.rules.groups(CHAT) == []
 
 
 def test_in_the_minutes_after_the_bell_yesterdays_close_is_not_judged(csv_services: Services) -> None:

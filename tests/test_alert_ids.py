@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from alerts.rules import parse_rule
-from alerts.store import MIGRATIONS, AlertStore
+from alerts.store import AlertStore
+from alerts.store.schema import MIGRATIONS
 from bot.format import plain
 from database.connection import open_database
 from database.migrations import migrate
@@ -204,7 +205,7 @@ async def test_alerts_pages_ten_at_a_time_and_the_arrows_edit_the_list_in_place(
 ) -> None:
     store = direct_bot.services.alerts
     for n in range(23):
-        store.add_rule(CHAT, parse_rule(f"rut above {3000 + n}"), None, NOW)
+        store.rules.add(CHAT, parse_rule(f"rut above {3000 + n}"), None, NOW)
     first = sent(await say(direct_bot, "/alerts"))
     message_id = first.result["message_id"]
     page = plain(first.params["text"])
@@ -236,7 +237,7 @@ async def test_alerts_pages_ten_at_a_time_and_the_arrows_edit_the_list_in_place(
         assert "page 3 of 3" in text_of(calls)
     _, calls = await direct_bot.press(CHAT, message_id, buttons(sent(calls))["🗑 #23"])
     assert "Deleted #23" in text_of(calls) and "Your alerts (20) · page 2 of 2" in text_of(calls)
-    assert store.count_groups(CHAT) == 20
+    assert store.rules.count_groups(CHAT) == 20
 
     _, calls = await direct_bot.press(CHAT, message_id, buttons(sent(calls))["◀"])
     assert "page 1 of 2" in text_of(calls)
@@ -304,18 +305,18 @@ def test_the_migration_keeps_the_numbers_chats_were_told_and_never_gives_one_aga
     store = AlertStore(open_database(path))
 
     assert numbers_on_disk(path) == [(1, 1, 1), (2, 1, 1), (3, 2, 3), (5, 1, 5), (6, -3, 6), (7, -3, 7)]
-    assert [(g["id"], g["spec"].split(" · ")[0]) for g in store.groups(1)] == [
+    assert [(g.number, g.spec.split(" · ")[0]) for g in store.rules.groups(1)] == [
         (1, "RUT cross 2,000"),
         (5, "RUT above 2,500"),
     ]
-    assert [g["id"] for g in store.groups(-3)] == [7]  # #6 fired once and is finished
-    assert store.delete_group(2, 1) is None  # chat 2 never had a #1 of its own
+    assert [g.number for g in store.rules.groups(-3)] == [7]  # #6 fired once and is finished
+    assert store.rules.delete_group(2, 1) is None  # chat 2 never had a #1 of its own
     # Each existing chat's counter starts after the largest number given out; a new chat starts at #1;
     # row keys never go back below the largest stored.
-    assert store.add_rule(1, parse_rule("spx above 6000"), None, NOW)[0] == 8
-    assert store.add_rule(-3, parse_rule("spx above 6000"), None, NOW)[0] == 8
-    assert store.add_rule(2, parse_rule("spx above 6000"), None, NOW)[0] == 8
-    assert store.add_rule(99, parse_rule("spx above 6000"), None, NOW)[0] == 1
+    assert store.rules.add(1, parse_rule("spx above 6000"), None, NOW)[0] == 8
+    assert store.rules.add(-3, parse_rule("spx above 6000"), None, NOW)[0] == 8
+    assert store.rules.add(2, parse_rule("spx above 6000"), None, NOW)[0] == 8
+    assert store.rules.add(99, parse_rule("spx above 6000"), None, NOW)[0] == 1
     assert [r for r, _, _ in numbers_on_disk(path)][-4:] == [8, 9, 10, 11]
     store.db.close()
 
@@ -324,22 +325,22 @@ def test_the_migration_keeps_the_numbers_chats_were_told_and_never_gives_one_aga
     again = AlertStore(open_database(path))
     assert migrate(again.db, MIGRATIONS) == []
     assert numbers_on_disk(path) == before
-    assert again.add_rule(1, parse_rule("spx above 7000"), None, NOW)[0] == 9
+    assert again.rules.add(1, parse_rule("spx above 7000"), None, NOW)[0] == 9
     again.db.close()
 
 
 def test_a_deleted_newest_alert_gives_neither_its_number_nor_its_row_key_to_the_next(tmp_path: Path) -> None:
     store = AlertStore(open_database(tmp_path / "a.db"))
-    store.add_rule(1, parse_rule("rut cross 2000"), None, NOW)
-    number, _ = store.add_rule(1, parse_rule("spx above 5000"), None, NOW)
-    assert store.delete_group(1, number) == "SPX above 5,000 · live · band 1%"
-    assert store.delete_group(1, number) is None
+    store.rules.add(1, parse_rule("rut cross 2000"), None, NOW)
+    number, _ = store.rules.add(1, parse_rule("spx above 5000"), None, NOW)
+    assert store.rules.delete_group(1, number) == "SPX above 5,000 · live · band 1%"
+    assert store.rules.delete_group(1, number) is None
 
-    assert store.add_rule(1, parse_rule("rut below 1500"), None, NOW)[0] == 3
-    assert [g["rule_id"] for g in store.groups(1)] == [1, 4]  # row 3 went with #2 and stays unused
+    assert store.rules.add(1, parse_rule("rut below 1500"), None, NOW)[0] == 3
+    assert [g.rule_id for g in store.rules.groups(1)] == [1, 4]  # row 3 went with #2 and stays unused
     store.forget_chat(1)
-    assert store.add_rule(1, parse_rule("rut below 1500"), None, NOW)[0] == 1
-    assert [g["rule_id"] for g in store.groups(1)] == [5]
+    assert store.rules.add(1, parse_rule("rut below 1500"), None, NOW)[0] == 1
+    assert [g.rule_id for g in store.rules.groups(1)] == [5]
     store.db.close()
 
 
@@ -348,19 +349,19 @@ def test_moving_into_a_chat_with_alerts_of_its_own_gives_the_moved_ones_new_numb
     group's alerts come after the supergroup's, in their order, and the counter follows."""
     store = AlertStore(open_database(tmp_path / "m.db"))
     old, new = -4001, -1004001
-    store.add_rule(old, parse_rule("rut cross 2000"), None, NOW)
-    store.add_rule(old, parse_rule("rut above 2500"), None, NOW)
-    store.add_rule(new, parse_rule("spx above 6000"), None, NOW)
+    store.rules.add(old, parse_rule("rut cross 2000"), None, NOW)
+    store.rules.add(old, parse_rule("rut above 2500"), None, NOW)
+    store.rules.add(new, parse_rule("spx above 6000"), None, NOW)
 
     store.move_chat(old, new)
 
-    assert [(g["id"], g["spec"].split(" · ")[0]) for g in store.groups(new)] == [
+    assert [(g.number, g.spec.split(" · ")[0]) for g in store.rules.groups(new)] == [
         (1, "SPX above 6,000"),
         (2, "RUT cross 2,000"),
         (3, "RUT above 2,500"),
     ]
-    assert sorted(store.rules["group_id"].tolist()) == [1, 2, 2, 3]
-    assert store.add_rule(new, parse_rule("spx above 7000"), None, NOW)[0] == 4
+    assert sorted(store.rules.active["group_id"].tolist()) == [1, 2, 2, 3]
+    assert store.rules.add(new, parse_rule("spx above 7000"), None, NOW)[0] == 4
     store.db.close()
 
 

@@ -132,10 +132,10 @@ async def test_a_group_member_who_is_no_admin_cannot_change_the_groups_alerts(
     """A plain member tries each command that changes what the group keeps."""
     assert await group_replies(group_bot, "/alert rut cross 2000", ADMIN)  # the admin sets one first
     before = rules_of(group_bot, GROUP)
-    chat_row = group_bot.services.alerts.chat(GROUP)
+    chat_row = group_bot.services.alerts.chats.get(GROUP)
     assert await group_replies(group_bot, text, MEMBER) == [GROUP_ADMINS_ONLY]
     assert rules_of(group_bot, GROUP) == before
-    assert group_bot.services.alerts.chat(GROUP) == chat_row
+    assert group_bot.services.alerts.chats.get(GROUP) == chat_row
 
 
 async def test_group_administrators_and_the_owner_can_change_them(group_bot: DirectBot) -> None:

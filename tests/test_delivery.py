@@ -97,7 +97,7 @@ async def bot(telegram_emulator: TelegramEmulator) -> AsyncIterator[Bot]:
 def queue(store: AlertStore, clock: FakeClock, *messages: tuple[int, str]) -> list[int]:
     """Queue (chat, text) rows a second apart, as refreshes would; returns their outbox ids."""
     for chat_id, text in messages:
-        store.queue(chat_id, text, "alert", clock())
+        store.outbox.queue(chat_id, text, "alert", clock())
         clock.advance(seconds=1)
     return [int(r[0]) for r in store.db.execute("SELECT id FROM outbox ORDER BY id").fetchall()][
         -len(messages) :
@@ -134,7 +134,7 @@ async def test_every_pending_row_is_sent_once_and_marked_sent(
     assert telegram_emulator.sent_to(ANN)[0].plain_text == "one"  # parsed as HTML by "Telegram"
     assert {(row(store, i)["status"], row(store, i)["attempts"]) for i in ids} == {("sent", 1)}
     assert row(store, ids[0])["sent_at"] == clock().isoformat()
-    assert store.backlog() == (0, None)
+    assert store.outbox.backlog() == (0, None)
 
     assert await drain(store, transport(bot), clock, pacer) == DrainReport()
     assert len(send_calls(telegram_emulator)) == 5
@@ -221,7 +221,7 @@ async def test_a_403_deactivates_the_chat_pauses_its_rules_and_drops_its_rows(
 ) -> None:
     """Blocked by the user: one refused send, then nothing more for that chat; other chats are served."""
     for chat_id in (ANN, BOB):
-        store.add_rule(chat_id, parse_rule("rut cross 2000"), 1923.65, clock())
+        store.rules.add(chat_id, parse_rule("rut cross 2000"), 1923.65, clock())
     ids = queue(store, clock, (ANN, "a1"), (BOB, "b1"), (ANN, "a2"), (BOB, "b2"), (ANN, "a3"))
     telegram_emulator.block(ANN)
 
@@ -230,7 +230,7 @@ async def test_a_403_deactivates_the_chat_pauses_its_rules_and_drops_its_rows(
     assert report == DrainReport(sent=2, blocked=1)
     assert len(send_calls(telegram_emulator, ANN)) == 1
     assert texts_sent(telegram_emulator, BOB) == ["b1", "b2"]
-    ann, bob = store.chat(ANN), store.chat(BOB)
+    ann, bob = store.chats.get(ANN), store.chats.get(BOB)
     assert ann is not None and not ann.active and bob is not None and bob.active
     assert store.db.execute("SELECT chat_id, paused FROM rules ORDER BY rule_id").fetchall() == [
         (ANN, 1),
@@ -238,7 +238,7 @@ async def test_a_403_deactivates_the_chat_pauses_its_rules_and_drops_its_rows(
         (BOB, 0),
         (BOB, 0),
     ]
-    assert store.rules.groupby("chat_id")["paused"].all().to_dict() == {ANN: True, BOB: False}
+    assert store.rules.active.groupby("chat_id")["paused"].all().to_dict() == {ANN: True, BOB: False}
     assert [row(store, i)["status"] for i in ids] == ["dropped", "sent", "dropped", "sent", "dropped"]
 
     clock.advance(hours=1)
@@ -250,12 +250,12 @@ async def test_a_chat_that_no_longer_exists_is_treated_as_blocked(
     store: AlertStore, clock: FakeClock, bot: Bot, telegram_emulator: TelegramEmulator, pacer: Pacer
 ) -> None:
     """Telegram's 400 "chat not found" is not a bad message: the chat is deactivated, not retried."""
-    store.register_chat(CAT, now=clock())
+    store.chats.register(CAT, now=clock())
     telegram_emulator.strict_chats = True  # CAT never wrote to this emulator: "chat not found"
     (row_id,) = queue(store, clock, (CAT, "hello?"))
 
     assert await drain(store, transport(bot), clock, pacer) == DrainReport(blocked=1)
-    assert store.chat(CAT) is not None and not store.chat(CAT).active  # type: ignore[union-attr]
+    assert store.chats.get(CAT) is not None and not store.chats.get(CAT).active  # type: ignore[union-attr]
     assert row(store, row_id)["status"] == "dropped"
 
 
@@ -271,10 +271,10 @@ async def test_a_group_upgraded_to_a_supergroup_gets_its_alerts_at_the_new_id(
     """A send refused with migrate_to_chat_id moves the chat (settings kept), its rules on disk and in
     memory and its queued rows to the new id, pausing and dropping nothing; the next drain delivers them
     there, in order."""
-    store.register_chat(OLD_GROUP, "group", now=clock())
-    store.set_zone(OLD_GROUP, "Europe/Berlin")
-    store.set_digest(OLD_GROUP, "18:30")
-    group_id, _ = store.add_rule(OLD_GROUP, parse_rule("rut cross 2000"), 1923.65, clock())
+    store.chats.register(OLD_GROUP, "group", now=clock())
+    store.chats.set_zone(OLD_GROUP, "Europe/Berlin")
+    store.chats.set_digest(OLD_GROUP, "18:30")
+    group_id, _ = store.rules.add(OLD_GROUP, parse_rule("rut cross 2000"), 1923.65, clock())
     ids = queue(store, clock, (OLD_GROUP, "g1"), (BOB, "b1"), (OLD_GROUP, "g2"))
     telegram_emulator.fail(
         "sendMessage",
@@ -286,11 +286,13 @@ async def test_a_group_upgraded_to_a_supergroup_gets_its_alerts_at_the_new_id(
     )
 
     assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=1, moved=1)
-    assert store.chat(OLD_GROUP) is None
-    assert store.chat(SUPERGROUP) == Chat(SUPERGROUP, "supergroup", "Europe/Berlin", "18:30", True)
+    assert store.chats.get(OLD_GROUP) is None
+    assert store.chats.get(SUPERGROUP) == Chat(SUPERGROUP, "supergroup", "Europe/Berlin", "18:30", True)
     assert store.db.execute("SELECT chat_id, paused FROM rules").fetchall() == [(SUPERGROUP, 0)] * 2
-    assert store.rules["chat_id"].tolist() == [SUPERGROUP] * 2 and not store.rules["paused"].any()
-    assert [g["id"] for g in store.groups(SUPERGROUP)] == [group_id]
+    assert (
+        store.rules.active["chat_id"].tolist() == [SUPERGROUP] * 2 and not store.rules.active["paused"].any()
+    )
+    assert [g.number for g in store.rules.groups(SUPERGROUP)] == [group_id]
     assert [(row(store, i)["chat_id"], row(store, i)["status"], row(store, i)["attempts"]) for i in ids] == [
         (SUPERGROUP, "pending", 0),
         (BOB, "sent", 1),
@@ -300,7 +302,7 @@ async def test_a_group_upgraded_to_a_supergroup_gets_its_alerts_at_the_new_id(
     assert await drain(store, transport(bot), clock, pacer) == DrainReport(sent=2)
     assert texts_sent(telegram_emulator, SUPERGROUP) == ["g1", "g2"]
     assert len(send_calls(telegram_emulator, OLD_GROUP)) == 1  # the one refusal, never tried again
-    assert store.backlog() == (0, None)
+    assert store.outbox.backlog() == (0, None)
 
 
 def service_message(emu: TelegramEmulator, chat: dict[str, Any], **migration: int) -> dict[str, Any]:
@@ -317,9 +319,9 @@ async def test_the_upgrade_service_message_moves_the_chat_before_any_send_is_ref
     the bot says nothing; the "migrated from" message in the supergroup then finds nothing left to move."""
     alerts, emu = direct_bot.services.alerts, direct_bot.emulator
     now = direct_bot.services.now()
-    alerts.register_chat(OLD_GROUP, "group", now=now)
-    alerts.add_rule(OLD_GROUP, parse_rule("spx above 6000"), 4780.94, now)
-    alerts.queue(OLD_GROUP, "queued before the upgrade", "alert", now)
+    alerts.chats.register(OLD_GROUP, "group", now=now)
+    alerts.rules.add(OLD_GROUP, parse_rule("spx above 6000"), 4780.94, now)
+    alerts.outbox.queue(OLD_GROUP, "queued before the upgrade", "alert", now)
     old = emu.add_chat(OLD_GROUP, chat_type="group", title="Small caps club")
     new = emu.add_chat(SUPERGROUP, chat_type="supergroup", title="Small caps club")
 
@@ -328,10 +330,10 @@ async def test_the_upgrade_service_message_moves_the_chat_before_any_send_is_ref
 
     def where_everything_is() -> list[object]:
         return [
-            alerts.chat(OLD_GROUP),
-            alerts.chat(SUPERGROUP),
+            alerts.chats.get(OLD_GROUP),
+            alerts.chats.get(SUPERGROUP),
             alerts.db.execute("SELECT chat_id FROM rules").fetchall(),
-            alerts.rules["chat_id"].tolist(),
+            alerts.rules.active["chat_id"].tolist(),
             alerts.db.execute("SELECT chat_id, status FROM outbox").fetchall(),
         ]
 
@@ -438,7 +440,7 @@ async def test_a_two_hour_outage_delays_alerts_but_loses_none(
     assert (row(store, first)["status"], row(store, first)["attempts"]) == ("sent", len(waits) + 1)
     assert (row(store, second)["status"], row(store, second)["attempts"]) == ("sent", 1)
     assert [c.status for c in send_calls(telegram_emulator)] == [502] * len(waits) + [200, 200]
-    assert store.backlog() == (0, None)
+    assert store.outbox.backlog() == (0, None)
 
 
 async def test_per_chat_order_holds_while_an_earlier_row_waits_for_its_retry(

@@ -169,7 +169,7 @@ async def test_drain_leaves_the_loop_free_while_a_refresh_holds_the_store_lock(
     chats = range(7000, 7020)
     for order in ("first", "second"):
         for chat in chats:
-            store.queue(chat, f"{order} alert for {chat}", "alert", clock())
+            store.outbox.queue(chat, f"{order} alert for {chat}", "alert", clock())
     refresh = Refresh(store)
     refresh.start()
     await asyncio.to_thread(refresh.holding.wait, HOLD_AT_MOST)
@@ -211,7 +211,7 @@ async def test_a_drain_cancelled_while_its_bookkeeping_waits_still_marks_what_we
     chats = range(7200, 7203)
     for order in ("first", "second"):
         for chat in chats:
-            store.queue(chat, f"{order} alert for {chat}", "alert", clock())
+            store.outbox.queue(chat, f"{order} alert for {chat}", "alert", clock())
     refresh = Refresh(store)
     refresh.start()
     await asyncio.to_thread(refresh.holding.wait, HOLD_AT_MOST)
@@ -254,7 +254,7 @@ async def test_the_digest_job_leaves_the_loop_free_while_a_refresh_holds_the_sto
     ticks and /standing is answered; once the refresh lets go, the digest is queued and delivered once."""
     store, emu = world.services.alerts, world.emu
     chat = 7100
-    store.set_digest(chat, "16:00", now=clock() - timedelta(hours=1))  # 16:30 in New York now: due
+    store.chats.set_digest(chat, "16:00", now=clock() - timedelta(hours=1))  # 16:30 in New York now: due
     context: Any = CallbackContext(world.bot.application)
     refresh = Refresh(store)
     refresh.start()

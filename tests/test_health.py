@@ -62,10 +62,10 @@ def test_a_message_waiting_too_long_in_the_outbox_is_unhealthy(
     csv_services: Services, clock: FakeClock
 ) -> None:
     now = clock()
-    csv_services.alerts.queue(1001, "recent", "alert", now - timedelta(minutes=5))
+    csv_services.alerts.outbox.queue(1001, "recent", "alert", now - timedelta(minutes=5))
     assert check(csv_services, now).healthy
-    csv_services.alerts.queue(1002, "stuck", "alert", now - BACKLOG_MAX_AGE - timedelta(minutes=1))
-    csv_services.alerts.retry_later(2, now + timedelta(minutes=5), "Forbidden: bot was kicked")
+    csv_services.alerts.outbox.queue(1002, "stuck", "alert", now - BACKLOG_MAX_AGE - timedelta(minutes=1))
+    csv_services.alerts.outbox.retry_later(2, now + timedelta(minutes=5), "Forbidden: bot was kicked")
     health = check(csv_services, now)
     assert health.problems == ("outbox: a message has waited 16 min (limit 15 min)",)
     assert health.body["outbox"] == {"pending": 2, "oldest_pending_age_seconds": 960}
@@ -98,8 +98,8 @@ async def test_the_endpoint_answers_json_200_then_503_and_never_shows_the_token(
                 body = json.loads(await response.text())
             assert body["status"] == "ok" and body["mode"] == "webhook" and body["uptime_seconds"] >= 0
 
-            csv_services.alerts.queue(1001, "stuck", "alert", clock() - timedelta(hours=1))
-            csv_services.alerts.retry_later(
+            csv_services.alerts.outbox.queue(1001, "stuck", "alert", clock() - timedelta(hours=1))
+            csv_services.alerts.outbox.retry_later(
                 1, clock(), f"could not reach https://example.org/bot{TEST_TOKEN}/send"
             )
             async with client.get(url) as response:

@@ -18,14 +18,14 @@ def stored_about(bot: DirectBot, chat_id: int) -> dict[str, int]:
         "chats": db.execute("SELECT COUNT(*) FROM chats WHERE chat_id = ?", [chat_id]).fetchone()[0],
         "rules": db.execute("SELECT COUNT(*) FROM rules WHERE chat_id = ?", [chat_id]).fetchone()[0],
         "outbox": db.execute("SELECT COUNT(*) FROM outbox WHERE chat_id = ?", [chat_id]).fetchone()[0],
-        "in memory": int((bot.services.alerts.rules["chat_id"] == chat_id).sum()),
+        "in memory": int((bot.services.alerts.rules.active["chat_id"] == chat_id).sum()),
     }
 
 
 async def fill(bot: DirectBot, chat_id: int, **kwargs: Any) -> None:
     for text in ("/alert rut cross 2000", "/alert gap shift 3", "/digest 22:30", "/tz Europe/Berlin"):
         await bot.message(chat_id, text, **kwargs)
-    bot.services.alerts.queue(chat_id, "an alert", "alert", bot.services.now())
+    bot.services.alerts.outbox.queue(chat_id, "an alert", "alert", bot.services.now())
 
 
 async def ask_to_forget(bot: DirectBot, chat_id: int, **kwargs: Any) -> tuple[int, list[str]]:

@@ -22,7 +22,8 @@ from alerts.evaluate import STATUS_NAMES, apply_state, evaluate, rules_frame
 from alerts.observations import Observation, close_time
 from alerts.rule_table import RuleTable, read_snapshot
 from alerts.rules import parse_rule
-from alerts.store import SNAPSHOT_SUFFIX, AlertStore
+from alerts.store import AlertStore
+from alerts.store.rules import SNAPSHOT_SUFFIX
 from database.connection import open_database
 
 NOW = datetime(2024, 1, 18, 21, 30, tzinfo=UTC)
@@ -37,15 +38,15 @@ def close_of(key: str, value: float, day: date) -> Observation:
 
 def some_rules(store: AlertStore) -> None:
     """Rules of every kind, two chats, a paused one and one that fired: a state worth reloading."""
-    store.add_rule(CHAT, parse_rule("rut cross 2000 band 0.5%"), RUT_JAN_18, NOW)
-    store.add_rule(
+    store.rules.add(CHAT, parse_rule("rut cross 2000 band 0.5%"), RUT_JAN_18, NOW)
+    store.rules.add(
         CHAT, parse_rule("spx above 4750 close once for 30d"), close_of("^GSPC", 4739.21, JAN_17), NOW
     )
-    store.add_rule(CHAT, parse_rule("rut high"), RUT_JAN_18, NOW, all_time_high=2442.74)
-    store.add_rule(OTHER, parse_rule("gap shift 3"), None, NOW)
-    paused, _ = store.add_rule(OTHER, parse_rule("rut move 2%"), None, NOW)
-    store.set_paused(OTHER, True, paused)
-    evaluation = evaluate(store.frame, {"^RUT": Observation("^RUT", 2001.0, NOW, JAN_18, False)}, NOW)
+    store.rules.add(CHAT, parse_rule("rut high"), RUT_JAN_18, NOW, all_time_high=2442.74)
+    store.rules.add(OTHER, parse_rule("gap shift 3"), None, NOW)
+    paused, _ = store.rules.add(OTHER, parse_rule("rut move 2%"), None, NOW)
+    store.rules.set_paused(OTHER, True, paused)
+    evaluation = evaluate(store.rules.frame, {"^RUT": Observation("^RUT", 2001.0, NOW, JAN_18, False)}, NOW)
     store.commit(evaluation, [(CHAT, "RUT crossed 2,000", "alert")], NOW)
 
 
@@ -63,14 +64,14 @@ def version_of(db: sqlite_utils.Database) -> int:
 def test_rules_added_one_by_one_go_into_spare_room_without_moving_the_others(store: AlertStore) -> None:
     """A new rule is written after the others in arrays that have room for it: the rules already held are
     not copied (what made each /alert copy a million-row frame), until the room runs out."""
-    store.add_rule(CHAT, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
-    table = store._table
+    store.rules.add(CHAT, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
+    table = store.rules.table
     before = table.column("level")
     for level in range(2001, 2031):
-        store.add_rule(CHAT, parse_rule(f"rut above {level}"), RUT_JAN_18, NOW)
+        store.rules.add(CHAT, parse_rule(f"rut above {level}"), RUT_JAN_18, NOW)
     assert np.shares_memory(before, table.column("level"))
     assert table.column("level").tolist() == [float(v) for v in range(2000, 2031)]
-    assert store.frame["level"].tolist() == table.column("level").tolist()
+    assert store.rules.frame["level"].tolist() == table.column("level").tolist()
 
 
 def test_a_new_key_keeps_the_key_names_sorted_and_every_row_its_key() -> None:
@@ -197,19 +198,19 @@ def test_commit_by_position_writes_what_a_lookup_by_rule_id_writes(
         by_position = store_with(Path(folder) / "a.db", rules)
         by_id = store_with(Path(folder) / "b.db", rules)
         for moment, observed in steps:
-            frame = by_position.frame.copy()
-            evaluation = evaluate(by_position.frame, observed, moment)
+            frame = by_position.rules.frame.copy()
+            evaluation = evaluate(by_position.rules.frame, observed, moment)
             by_position.commit(evaluation, [], moment)
             # The same rules in the other order: its positions are not the store's, so it looks them up.
-            backwards = evaluate(by_id.frame.iloc[::-1], observed, moment)
+            backwards = evaluate(by_id.rules.frame.iloc[::-1], observed, moment)
             by_id.commit(backwards, [], moment)
 
             assert disk_rows(by_position.db) == disk_rows(by_id.db)
-            pd.testing.assert_frame_equal(by_position.frame, by_id.frame)
-            pd.testing.assert_frame_equal(by_position.frame, apply_state(frame, evaluation.state))
-            assert by_position.rules.index.tolist() == by_id.rules.index.tolist()
-        by_position.checkpoint()
-        by_id.checkpoint()
+            pd.testing.assert_frame_equal(by_position.rules.frame, by_id.rules.frame)
+            pd.testing.assert_frame_equal(by_position.rules.frame, apply_state(frame, evaluation.state))
+            assert by_position.rules.active.index.tolist() == by_id.rules.active.index.tolist()
+        by_position.rules.checkpoint()
+        by_id.rules.checkpoint()
         assert disk_rows(by_position.db) == disk_rows(by_id.db)
         by_position.db.close()
         by_id.db.close()
@@ -217,17 +218,17 @@ def test_commit_by_position_writes_what_a_lookup_by_rule_id_writes(
 
 def test_commit_of_an_evaluation_of_another_frame_looks_the_rows_up(store: AlertStore) -> None:
     """An evaluation of a copy with a row fewer (its positions point elsewhere) lands on the right rows."""
-    first, _ = store.add_rule(CHAT, parse_rule("rut above 1920"), RUT_JAN_17, NOW)
-    second, _ = store.add_rule(CHAT, parse_rule("rut above 1915"), RUT_JAN_17, NOW)
+    first, _ = store.rules.add(CHAT, parse_rule("rut above 1920"), RUT_JAN_17, NOW)
+    second, _ = store.rules.add(CHAT, parse_rule("rut above 1915"), RUT_JAN_17, NOW)
     evaluation = evaluate(
-        store.frame.iloc[1:], {"^RUT": Observation("^RUT", 1930.0, NOW, JAN_18, False)}, NOW
+        store.rules.frame.iloc[1:], {"^RUT": Observation("^RUT", 1930.0, NOW, JAN_18, False)}, NOW
     )
     assert evaluation.positions is not None and evaluation.positions.tolist() == [0]
 
     store.commit(evaluation, [], NOW)
 
-    assert store.frame["armed"].tolist() == [True, False]
-    assert store.frame["last_value"].tolist() == [RUT_JAN_17, 1930.0]
+    assert store.rules.frame["armed"].tolist() == [True, False]
+    assert store.rules.frame["last_value"].tolist() == [RUT_JAN_17, 1930.0]
     assert store.db.execute("SELECT armed FROM rules WHERE rule_id = ?", [second]).fetchone() == (0,)
     assert store.db.execute("SELECT armed FROM rules WHERE rule_id = ?", [first]).fetchone() == (1,)
 
@@ -245,29 +246,29 @@ def test_every_write_to_the_rules_changes_the_rules_version(
         versions.append(version_of(db))
         return versions[-1] != versions[-2]
 
-    number, _ = store.add_rule(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
+    number, _ = store.rules.add(CHAT, parse_rule("rut cross 2000"), RUT_JAN_18, NOW)
     assert changed()
-    store.add_rule(CHAT, parse_rule("rut above 2100"), RUT_JAN_18, NOW)
+    store.rules.add(CHAT, parse_rule("rut above 2100"), RUT_JAN_18, NOW)
     assert changed()
-    store.set_paused(CHAT, True, number)
+    store.rules.set_paused(CHAT, True, number)
     assert changed()
-    store.set_paused(CHAT, False)
+    store.rules.set_paused(CHAT, False)
     assert changed()
     store.commit(
-        evaluate(store.frame, {"^RUT": Observation("^RUT", 2001.0, NOW, JAN_18, False)}, NOW), [], NOW
+        evaluate(store.rules.frame, {"^RUT": Observation("^RUT", 2001.0, NOW, JAN_18, False)}, NOW), [], NOW
     )
     assert changed()
-    store.checkpoint()
+    store.rules.checkpoint()
     assert changed()
     store.move_chat(CHAT, OTHER)
     assert changed()
-    store.delete_group(OTHER, number)
+    store.rules.delete_group(OTHER, number)
     assert changed()
     store.deactivate_chat(OTHER, NOW)
     assert changed()
     store.forget_chat(OTHER)
     assert changed()
-    store.queue(CHAT, "not a rule", "digest", NOW)
+    store.outbox.queue(CHAT, "not a rule", "digest", NOW)
     assert not changed()
 
 
@@ -276,21 +277,21 @@ def test_a_start_loads_the_snapshot_while_its_version_matches(store: AlertStore,
     changed behind the store's back (without a new version) does not show, which proves where they came
     from. Once the version moves, the table is read again."""
     some_rules(store)
-    store.checkpoint()
-    expected = store.rules.copy()
+    store.rules.checkpoint()
+    expected = store.rules.active.copy()
     assert snapshot_of(db_path).is_file()
 
     with sqlite3.connect(db_path) as conn:
         conn.execute("UPDATE rules SET level = 1234 WHERE kind = 'above'")
     from_snapshot = AlertStore(open_database(db_path))
-    pd.testing.assert_frame_equal(from_snapshot.rules, expected)
-    assert from_snapshot.groups(CHAT) == store.groups(CHAT)
+    pd.testing.assert_frame_equal(from_snapshot.rules.active, expected)
+    assert from_snapshot.rules.groups(CHAT) == store.rules.groups(CHAT)
     from_snapshot.db.close()
 
     with sqlite3.connect(db_path) as conn:
         conn.execute("UPDATE sequences SET value = value + 1 WHERE name = 'rules_version'")
     from_table = AlertStore(open_database(db_path))
-    assert set(from_table.rules.loc[from_table.rules["kind"] == 0, "level"]) == {1234.0}
+    assert set(from_table.rules.active.loc[from_table.rules.active["kind"] == 0, "level"]) == {1234.0}
     from_table.db.close()
 
 
@@ -300,19 +301,19 @@ def test_a_stale_snapshot_is_ignored_and_written_again_at_the_next_checkpoint(
     """A rule added after the checkpoint (then a crash: no checkpoint) is loaded from the table, not lost;
     that store's checkpoint writes a snapshot of the version now, which the next start uses."""
     some_rules(store)
-    store.checkpoint()
-    added, _ = store.add_rule(CHAT, parse_rule("rut below 1800"), RUT_JAN_18, NOW)
+    store.rules.checkpoint()
+    added, _ = store.rules.add(CHAT, parse_rule("rut below 1800"), RUT_JAN_18, NOW)
     written = snapshot_of(db_path).stat().st_mtime_ns
 
     restarted = AlertStore(open_database(db_path))
-    assert added in restarted.rules.index
-    pd.testing.assert_frame_equal(restarted.rules, store.rules)
-    restarted.checkpoint()
+    assert added in restarted.rules.active.index
+    pd.testing.assert_frame_equal(restarted.rules.active, store.rules.active)
+    restarted.rules.checkpoint()
     assert snapshot_of(db_path).stat().st_mtime_ns != written
     again = AlertStore(open_database(db_path))
     version = version_of(again.db)
-    assert read_snapshot(snapshot_of(db_path), version, len(store.rules)) is not None
-    pd.testing.assert_frame_equal(again.rules, store.rules)
+    assert read_snapshot(snapshot_of(db_path), version, len(store.rules.active)) is not None
+    pd.testing.assert_frame_equal(again.rules.active, store.rules.active)
     restarted.db.close()
     again.db.close()
 
@@ -337,15 +338,15 @@ def test_a_damaged_snapshot_falls_back_to_the_table_and_loses_no_rule(
     store: AlertStore, db_path: Path, damage: Any
 ) -> None:
     some_rules(store)
-    store.checkpoint()
-    expected = store.rules.copy()
+    store.rules.checkpoint()
+    expected = store.rules.active.copy()
     damage(snapshot_of(db_path))
 
     restarted = AlertStore(open_database(db_path))
 
-    pd.testing.assert_frame_equal(restarted.rules, expected)
-    assert restarted.groups(CHAT) == store.groups(CHAT)
-    restarted.checkpoint()  # and writes a whole one again
+    pd.testing.assert_frame_equal(restarted.rules.active, expected)
+    assert restarted.rules.groups(CHAT) == store.rules.groups(CHAT)
+    restarted.rules.checkpoint()  # and writes a whole one again
     assert read_snapshot(snapshot_of(db_path), version_of(restarted.db), len(expected)) is not None
     restarted.db.close()
 
@@ -353,7 +354,7 @@ def test_a_damaged_snapshot_falls_back_to_the_table_and_loses_no_rule(
 def test_the_snapshot_is_private_to_its_owner(store: AlertStore, db_path: Path) -> None:
     """It holds chat ids and rules, like the database: mode 0600, and no partial file is left behind."""
     some_rules(store)
-    store.checkpoint()
+    store.rules.checkpoint()
     assert stat.S_IMODE(snapshot_of(db_path).stat().st_mode) == 0o600
     assert [p.name for p in db_path.parent.iterdir() if p.name.endswith(".partial")] == []
 
@@ -362,14 +363,14 @@ def test_a_snapshot_of_rules_that_finished_holds_only_the_active_ones(
     store: AlertStore, db_path: Path
 ) -> None:
     """The checkpoint compacts before it writes: the snapshot is what the table's active rows are."""
-    once, _ = store.add_rule(
+    once, _ = store.rules.add(
         CHAT, parse_rule("rut above 1920 close once"), close_of("^RUT", RUT_JAN_17, JAN_17), NOW
     )
-    kept, _ = store.add_rule(CHAT, parse_rule("rut above 3000"), RUT_JAN_17, NOW)
-    store.commit(evaluate(store.frame, {"^RUT": close_of("^RUT", RUT_JAN_18, JAN_18)}, NOW), [], NOW)
-    assert STATUS_NAMES[int(store.frame.loc[once, "status"])] == "done"
+    kept, _ = store.rules.add(CHAT, parse_rule("rut above 3000"), RUT_JAN_17, NOW)
+    store.commit(evaluate(store.rules.frame, {"^RUT": close_of("^RUT", RUT_JAN_18, JAN_18)}, NOW), [], NOW)
+    assert STATUS_NAMES[int(store.rules.frame.loc[once, "status"])] == "done"
 
-    store.checkpoint()
+    store.rules.checkpoint()
 
     table = read_snapshot(snapshot_of(db_path), version_of(store.db), 1)
     assert table is not None and table.ids.tolist() == [kept]

@@ -1,4 +1,4 @@
-"""Parameterised SQL only: no value is ever formatted into an SQL string in market/, alerts/ or bot/.
+"""Parameterised SQL only: no value is ever formatted into an SQL string in database/, market/, alerts/ or bot/.
 
 Every f-string, %-format or .format() whose text looks like SQL is found by reading the code's syntax
 tree. The few that build SQL from something other than a value (a constant column list, a run of ``?``
@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("market", "alerts", "bot")
+PACKAGES = ("database", "market", "alerts", "bot")
 # capgap writes SQL keywords in capitals, and its messages to people do not shout them.
 SQL = re.compile(
     r"^\s*(SELECT|INSERT|UPDATE|DELETE|CREATE|DROP|ALTER|PRAGMA|WITH|REPLACE)\b|\b(FROM|WHERE|VALUES)\b"
@@ -20,8 +20,8 @@ SQL = re.compile(
 
 # (file, the interpolated expression) -> why it is no value
 ALLOWED = {
-    ("alerts/store.py", "columns"): "a constant list of column names (RULE_COLUMNS)",
-    ("alerts/store.py", "','.join('?' * len(chunk))"): "only ? placeholders; the values are bound",
+    ("alerts/store/rules.py", "columns"): "a constant list of column names (RULE_COLUMNS)",
+    ("alerts/store/rules.py", "','.join('?' * len(chunk))"): "only ? placeholders; the values are bound",
     ("database/files.py", "name.replace(chr(34), chr(34) * 2)"): "a table name from sqlite_master, quoted",
 }
 

@@ -264,7 +264,7 @@ async def test_digest_alone_shows_the_current_setting(csv_services: Services) ->
     await ask(csv_services, "/digest 22:30")
     text = plain((await ask(csv_services, "/digest")).text)
     assert text.startswith("📰 The daily digest comes at 22:30 (Europe/Berlin)")
-    assert csv_services.alerts.chat(1).digest_time == "22:30"
+    assert csv_services.alerts.chats.get(1).digest_time == "22:30"
 
 
 @pytest.mark.parametrize(
@@ -280,7 +280,7 @@ async def test_tz_accepts_utc_and_any_case_of_an_iana_name(
     csv_services: Services, typed: str, stored: str
 ) -> None:
     assert plain((await ask(csv_services, f"/tz {typed}")).text) == f"🕰 Time zone set to {stored}."
-    assert csv_services.alerts.chat(1).zone == stored
+    assert csv_services.alerts.chats.get(1).zone == stored
 
 
 async def test_tz_typo_suggests_the_closest_names_and_changes_nothing(csv_services: Services) -> None:
@@ -288,4 +288,4 @@ async def test_tz_typo_suggests_the_closest_names_and_changes_nothing(csv_servic
     text = plain((await ask(csv_services, "/tz Europe/Berln")).text)
     assert text.startswith("“Europe/Berln” is not a time zone name. Did you mean Europe/Berlin")
     assert "Did you mean America/New_York?" in plain((await ask(csv_services, "/tz new_york")).text)
-    assert csv_services.alerts.chat(1).zone == "Asia/Tokyo"
+    assert csv_services.alerts.chats.get(1).zone == "Asia/Tokyo"

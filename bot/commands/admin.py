@@ -36,9 +36,9 @@ def stats(request: Request) -> Answer:
     behind = market["sessions_behind"]
     lines = [
         "<b>capgap stats</b>",
-        f"Chats: {usage['active_chats']:,} active of {usage['chats']:,}",
-        f"Alerts: {usage['rules']:,} set ({usage['paused_rules']:,} paused) in {usage['chats_with_rules']:,} chats",
-        f"Alerts sent today (UTC): {usage['alerts_sent']:,}",
+        f"Chats: {usage.active_chats:,} active of {usage.chats:,}",
+        f"Alerts: {usage.rules:,} set ({usage.paused_rules:,} paused) in {usage.chats_with_rules:,} chats",
+        f"Alerts sent today (UTC): {usage.alerts_sent:,}",
         f"Outbox: {outbox['pending']:,} pending"
         + (
             ""

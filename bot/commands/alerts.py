@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from alerts.engine import current_observation, gap_series
 from alerts.messages import format_value
 from alerts.observations import parse_key
 from alerts.replay import preview, without_data
 from alerts.rules import GAP, LEAD, RATIO, RuleError, parse_rule
-from alerts.store import DuplicateRule, QuotaExceeded
+from alerts.store import ChatAlert, DuplicateRule, QuotaExceeded
 from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request, UsageError
 from bot.format import day, esc
 from bot.zones import DEFAULT_ZONE, digest_setting, parse_zone
@@ -71,7 +71,7 @@ def create(request: Request, text: str) -> Answer:
             high = float(snapshot.series(symbol).max())
     gap = gap_series(snapshot)
     try:
-        number, start = store.add_rule(
+        number, start = store.rules.add(
             request.chat_id, spec, current, now, all_time_high=high if spec.kind == "high" else None
         )
     except QuotaExceeded as exc:
@@ -261,7 +261,7 @@ def alerts_page(request: Request, page: int, note: str = "") -> Answer:
     """One page of the chat's alerts with a delete button for each, ◀ ▶ between pages; ``note`` (the
     outcome of a button) goes above it. A page past the end shows the last one: the list may have shrunk."""
     store = store_of(request)
-    groups = store.groups(request.chat_id)
+    groups = store.rules.groups(request.chat_id)
     lead = f"{note}\n\n" if note else ""
     if not groups:
         return Answer(
@@ -273,15 +273,15 @@ def alerts_page(request: Request, page: int, note: str = "") -> Answer:
     shown = groups[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
     snapshot = request.services.market.snapshot
     missing = without_data(
-        [g["key"] for g in shown], snapshot.closes, snapshot.latest_day, gap=gap_series(snapshot)
+        [g.key for g in shown], snapshot.closes, snapshot.latest_day, gap=gap_series(snapshot)
     )
     title = "This group's alerts" if _in_group(request) else "Your alerts"
     where = f" · page {page} of {pages}" if pages > 1 else ""
     lines = [f"{lead}<b>{title}</b> ({len(groups)}){where}"]
     buttons = []
     for g in shown:
-        lines.append(f"<b>#{g['id']}</b> {esc(g['spec'])} — {_state(g, missing)}")
-        buttons.append(Button(f"🗑 #{g['id']}", f"delete:{g['id']} {g['rule_id']} {page}"))
+        lines.append(f"<b>#{g.number}</b> {esc(g.spec)} — {_state(g, missing)}")
+        buttons.append(Button(f"🗑 #{g.number}", f"delete:{g.number} {g.rule_id} {page}"))
     rows = [tuple(buttons[i : i + 5]) for i in range(0, len(buttons), 5)]
     if pages > 1:
         turn = []
@@ -293,21 +293,21 @@ def alerts_page(request: Request, page: int, note: str = "") -> Answer:
     return Answer("\n".join(lines), keyboard=tuple(rows))
 
 
-def _state(group: dict[str, Any], missing: dict[str, date | None]) -> str:
+def _state(group: ChatAlert, missing: dict[str, date | None]) -> str:
     """A listed alert's state: paused, without data to judge, armed or waiting, and what it last saw."""
-    key = str(group["key"])
+    key = group.key
     if key in missing:
         last = missing[key]
         judged = "no data yet" if last is None else f"no data since {day(last)}"
-        state = f"paused · {judged}" if group["paused"] else judged
-    elif group["paused"]:
+        state = f"paused · {judged}" if group.paused else judged
+    elif group.paused:
         state = "paused"
     else:
-        state = "armed" if any(group["armed"]) else "waiting to re-arm"
-    value = group["last_value"]
-    last_seen = "" if value is None or key in missing else f" · last {_shown(key, float(value))}"
-    fired = f" · last alert {group['last_fired_at'][:10]}" if group["last_fired_at"] else ""
-    expires = f" · until {group['expires_at'][:10]}" if group["expires_at"] else ""
+        state = "armed" if any(group.armed) else "waiting to re-arm"
+    value = group.last_value
+    last_seen = "" if value is None or key in missing else f" · last {_shown(key, value)}"
+    fired = f" · last alert {group.last_fired_at[:10]}" if group.last_fired_at else ""
+    expires = f" · until {group.expires_at[:10]}" if group.expires_at else ""
     return f"{state}{last_seen}{fired}{expires}"
 
 
@@ -335,7 +335,7 @@ def delete_answer(request: Request, number: int, rule_id: int | None = None) -> 
     """Delete the chat's alert ``number`` (with ``rule_id``: only if it is still the alert a button was made
     for) and say what was deleted, or why nothing was."""
     store = store_of(request)
-    deleted = store.delete_group(request.chat_id, number, rule_id)
+    deleted = store.rules.delete_group(request.chat_id, number, rule_id)
     if deleted is not None:
         return f"🗑 Deleted #{number}: {esc(deleted)}"
     if rule_id is not None and _active(request, number):
@@ -344,16 +344,16 @@ def delete_answer(request: Request, number: int, rule_id: int | None = None) -> 
     return f"{reason[0].upper()}{reason[1:]}: nothing to delete. /alerts lists them."
 
 
-def _active(request: Request, number: int) -> dict[str, Any] | None:
-    return next((g for g in store_of(request).groups(request.chat_id) if g["id"] == number), None)
+def _active(request: Request, number: int) -> ChatAlert | None:
+    return next((g for g in store_of(request).rules.groups(request.chat_id) if g.number == number), None)
 
 
 def _gone(request: Request, number: int) -> str:
     """Why the chat's alert ``number`` cannot be acted on: it never existed, or how it ended."""
     store = store_of(request)
-    if number < 1 or number > store.last_number(request.chat_id):
+    if number < 1 or number > store.chats.last_number(request.chat_id):
         return f"{_owner(request).lower()} {_has(request)} no alert #{number}"
-    ended = store.finished(request.chat_id, number)
+    ended = store.rules.finished(request.chat_id, number)
     if ended == "done":
         return f"alert #{number} already fired and finished (it was set to fire once)"
     if ended == "expired":
@@ -377,14 +377,14 @@ def _set_paused(request: Request, paused: bool) -> Answer:
         group = _active(request, number)
         if group is None:
             return Answer(f"Nothing to {verb}: {_gone(request, number)}. /alerts lists them.")
-        if not store.set_paused(request.chat_id, paused, number):
+        if not store.rules.set_paused(request.chat_id, paused, number):
             return Answer(
                 f"Nothing to {verb}: alert #{number} is {'paused already' if paused else 'not paused'}."
             )
         done = f"⏸ Paused alert #{number}" if paused else f"▶️ Resumed alert #{number}"
         then = " /resume to start again." if paused else ""
-        return Answer(f"{done}: {esc(group['spec'])}.{then}")
-    changed = store.set_paused(request.chat_id, paused, None)
+        return Answer(f"{done}: {esc(group.spec)}.{then}")
+    changed = store.rules.set_paused(request.chat_id, paused, None)
     whose = "the group's" if _in_group(request) else "your"
     if not changed:
         state = "paused already" if paused else "not paused"
@@ -399,20 +399,20 @@ def digest(request: Request) -> Answer:
     store = store_of(request)
     usage = "Usage: <code>/digest HH:MM</code> (your local time, see /tz) or <code>/digest off</code>."
     if not request.args:
-        chat = store.chat(request.chat_id)
+        chat = store.chats.get(request.chat_id)
         return Answer(digest_setting(chat.zone if chat else None, chat.digest_time if chat else None))
     if len(request.args) != 1:
         raise UsageError(usage)
     arg = request.args[0].lower()
     if arg == "off":
-        store.set_digest(request.chat_id, None)
+        store.chats.set_digest(request.chat_id, None)
         return Answer("Daily digest off.")
     match = re.match(r"^([01]?\d|2[0-3]):([0-5]\d)$", arg)
     if not match:
         raise UsageError(f"“{esc(arg[:10])}” is not a time. {usage}")
     at = f"{int(match.group(1)):02d}:{match.group(2)}"
-    store.set_digest(request.chat_id, at, request.services.now())
-    chat = store.chat(request.chat_id)
+    store.chats.set_digest(request.chat_id, at, request.services.now())
+    chat = store.chats.get(request.chat_id)
     zone = chat.zone if chat else DEFAULT_ZONE
     return Answer(
         f"📰 Daily digest at {at} ({esc(zone)}), with the latest close. /tz changes the zone; "
@@ -423,14 +423,14 @@ def digest(request: Request) -> Answer:
 def tz(request: Request) -> Answer:
     store = store_of(request)
     if len(request.args) != 1:
-        chat = store.chat(request.chat_id)
+        chat = store.chats.get(request.chat_id)
         zone = chat.zone if chat else DEFAULT_ZONE
         raise UsageError(
             f"Your time zone is {esc(zone)}. Usage: <code>/tz Europe/Berlin</code> (IANA names: "
             f'<a href="{ZONES_LINK}">the list</a>).'
         )
     name = parse_zone(request.args[0])  # the tz database's spelling, or a reply naming the closest
-    store.set_zone(request.chat_id, name)
+    store.chats.set_zone(request.chat_id, name)
     return Answer(f"🕰 Time zone set to {esc(name)}.")
 
 

@@ -26,9 +26,7 @@ CONVENTIONS = (
 
 
 def start(request: Request) -> Answer:
-    register_chat = getattr(request.services.alerts, "register_chat", None)
-    if register_chat is not None:
-        register_chat(request.chat_id, request.chat_type)
+    request.services.alerts.chats.register(request.chat_id, request.chat_type)
     return Answer(
         "👋 <b>capgap</b> follows the small-cap vs large-cap story: the Russell 2000 against the "
         f"{esc('S&P 500')}, "

@@ -18,7 +18,7 @@ CANCELLED = "Nothing was deleted."
 def forget(request: Request) -> Answer:
     store = request.services.alerts
     where = "this group" if request.chat_type in GROUP_CHATS else "this chat"
-    alerts = store.count_groups(request.chat_id)
+    alerts = store.rules.count_groups(request.chat_id)
     return Answer(
         f"🗑 <b>Forget {where}?</b>\n"
         f"This deletes everything capgap keeps about {where}: {_alerts(alerts)}, its time zone and "
@@ -43,7 +43,7 @@ def confirm(request: Request, data: str) -> Answer:
         return Answer(f"Only the person who sent /forget can confirm it. {CANCELLED}")
     store = request.services.alerts
     # Counted as /alerts shows them (a "cross" is one alert, though stored as two rules).
-    alerts = store.count_groups(request.chat_id)
+    alerts = store.rules.count_groups(request.chat_id)
     deleted = store.forget_chat(request.chat_id)
     erased = [_alerts(alerts)] if alerts else []
     if deleted["chats"]:

@@ -1,0 +1,155 @@
+"""What the alerts keep in SQLite, one room per table over one connection and its one write lock
+(``database.connection.write_lock``):
+
+- ``chats``: who the bot talks to, their zone and digest time, the counter alert numbers come from;
+- ``rules``: the alert rules, in the table and in memory as columns, with their snapshot;
+- ``observations``: the values rules were judged on;
+- ``outbox``: the messages owed to chats, drained by ``alerts.delivery``;
+- ``schema``: the tables' migrations.
+
+``AlertStore`` opens the rooms on a database and runs what spans more than one of them in one transaction:
+a refresh's decisions with the messages they queued (``commit``), a digest with its day, and a chat that
+blocks the bot, moves or asks to be forgotten. After a crash either all of such a change is on disk or none
+of it: a restart re-sends what is pending and never re-fires what was already queued.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
+from alerts.store.chats import Chat, Chats
+from alerts.store.observations import Observations
+from alerts.store.outbox import Outbox, OutboxRow, day_bounds
+from alerts.store.rules import MAX_GROUPS_PER_CHAT, ChatAlert, DuplicateRule, QuotaExceeded, Rules
+from alerts.store.schema import DEFAULT_ZONE, MIGRATIONS
+from database.connection import write_lock
+from database.migrations import migrate
+
+if TYPE_CHECKING:
+    import sqlite_utils
+
+    from alerts.evaluate import Evaluation
+
+__all__ = [
+    "DEFAULT_ZONE",
+    "MAX_GROUPS_PER_CHAT",
+    "AlertStore",
+    "Chat",
+    "ChatAlert",
+    "Chats",
+    "DuplicateRule",
+    "Observations",
+    "Outbox",
+    "OutboxRow",
+    "QuotaExceeded",
+    "Rules",
+    "Usage",
+    "day_bounds",
+]
+
+
+@dataclass(frozen=True)
+class Usage:
+    """Counts for the operator (/stats)."""
+
+    chats: int
+    active_chats: int
+    rules: int  # active alerts; a cross counts once
+    paused_rules: int
+    chats_with_rules: int
+    alerts_sent: int  # in the day asked about
+
+
+class AlertStore:
+    def __init__(self, db: sqlite_utils.Database) -> None:
+        self.db = db
+        self.lock = write_lock(db)  # one per connection: every room holds the same
+        migrate(db, MIGRATIONS)
+        self.chats = Chats(db)
+        self.rules = Rules(db, self.chats)
+        self.observations = Observations(db)
+        self.outbox = Outbox(db)
+
+    def commit(self, evaluation: Evaluation, messages: Sequence[tuple[int, str, str]], now: datetime) -> None:
+        """Write the changed rule decisions and queue ``messages`` (chat_id, text, kind) in one transaction;
+        memory follows once it is committed (see ``Rules.decisions``)."""
+        with self.lock:
+            decisions = self.rules.decisions(evaluation, now)
+            with self.db.atomic():
+                self.rules.write(decisions)
+                self.outbox.queue_many(messages, now)
+            self.rules.follow(decisions)
+
+    def queue_digest(self, chat_id: int, day: date, text: str, now: datetime) -> None:
+        """Queue a chat's digest and mark its day as done, together."""
+        with self.lock, self.db.atomic():
+            self.outbox.queue(chat_id, text, "digest", now)
+            self.chats.digest_sent(chat_id, day)
+
+    def deactivate_chat(self, chat_id: int, now: datetime) -> None:
+        """The user blocked the bot: stop sending, pause the chat's rules, drop what is queued for it."""
+        with self.lock, self.db.atomic():
+            self.chats.deactivate(chat_id, now)
+            self.rules.pause_chat(chat_id)
+            self.outbox.drop_pending(chat_id, "chat blocked the bot")
+
+    def forget_chat(self, chat_id: int) -> dict[str, int]:
+        """Delete everything stored about ``chat_id``: its rules, its outbox rows, the chat itself.
+
+        Observations and gap snapshots belong to the market, not to a chat, and stay. Returns the number
+        of rows deleted from each table.
+        """
+        with self.lock, self.db.atomic():
+            rules = self.rules.forget_chat(chat_id)
+            outbox = self.outbox.forget_chat(chat_id)
+            chats = self.chats.forget(chat_id)
+        return {"rules": rules, "outbox": outbox, "chats": chats}
+
+    def move_chat(self, old_chat_id: int, new_chat_id: int) -> dict[str, int]:
+        """The chat has a new id (Telegram upgraded a group to a supergroup): its settings, rules and outbox
+        rows follow it, in one transaction, so nothing queued is lost and nothing is left under the old id.
+
+        Every outbox row moves, sent ones too: the daily alert limit and /forget count them by chat id.
+        When the new id is already known (someone used the supergroup first), its settings are kept and
+        the old chat's row goes. Calling again finds nothing under the old id and changes nothing: both
+        the service message and a refused send may report the same move. Returns the rows moved per table.
+        """
+        if old_chat_id == new_chat_id:
+            return {"chats": 0, "rules": 0, "outbox": 0}
+        renumbered: dict[int, int] = {}
+        with self.lock:
+            with self.db.atomic():
+                if self.chats.get(new_chat_id) is None:
+                    # Telegram only ever moves a group to a supergroup. Its numbers come along unchanged.
+                    chats = self.chats.become_supergroup(old_chat_id, new_chat_id)
+                else:
+                    # The new id has numbers of its own: the old chat's alerts take the next ones, in the
+                    # order they were set, so no number in the new chat means two alerts.
+                    start = self.chats.next_number(new_chat_id)
+                    renumbered = {
+                        old: start + i for i, old in enumerate(self.rules.chat_numbers(old_chat_id))
+                    }
+                    if renumbered:
+                        self.chats.numbers_given(new_chat_id, start + len(renumbered) - 1)
+                    chats = self.chats.forget(old_chat_id)
+                rules = self.rules.move_on_disk(old_chat_id, new_chat_id, renumbered)
+                outbox = self.outbox.move_chat(old_chat_id, new_chat_id)
+            # After the commit: a failed transaction leaves memory as it was, matching the disk.
+            self.rules.move_in_memory(old_chat_id, new_chat_id, renumbered)
+        return {"chats": chats, "rules": rules, "outbox": outbox}
+
+    def usage(self, day_start: datetime, day_end: datetime) -> Usage:
+        """Counts for the operator: chats, active rules (a cross counts once) and alerts sent in the day."""
+        chats, active_chats = self.chats.counts()
+        rules, paused, chats_with_rules = self.rules.counts()
+        return Usage(
+            chats=chats,
+            active_chats=active_chats,
+            rules=rules,
+            paused_rules=paused,
+            chats_with_rules=chats_with_rules,
+            alerts_sent=self.outbox.alerts_sent_between(day_start, day_end),
+        )
