@@ -119,10 +119,12 @@ def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> 
     messages: list[tuple[int, str, str]] = []
     if len(fired):
         specs = store.rules.specs(int(i) for i in fired["rule_id"])
-        contexts: dict[str, str] = {}  # one context line per key, shared by every chat's message
+        contexts: dict[Any, str] = {}  # what every chat's message shares (alerts.messages.alert_text)
         by_chat: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for record in fired.to_dict("records"):
-            hit = {str(k): v for k, v in record.items()}
+        names = [str(c) for c in fired.columns]
+        # Column by column into plain Python values (what ``to_dict("records")`` gives, a cell at a time).
+        for row in zip(*(fired[c].tolist() for c in fired.columns), strict=True):
+            hit = dict(zip(names, row, strict=True))
             hit["spec"] = specs.get(int(hit["rule_id"]), "")
             by_chat[int(hit["chat_id"])].append(hit)
         # Each chat's zone and its alerts already queued today, a query per zone rather than two per chat:

@@ -169,34 +169,44 @@ def alert_text(
     observed: Mapping[str, Observation],
     *,
     source: str | None,
-    contexts: dict[str, str] | None = None,
+    contexts: dict[Any, str] | None = None,
 ) -> list[str]:
     """One message for all of a chat's alerts from one refresh.
 
-    ``contexts`` caches each key's context line across the chats of one refresh: it depends only on the
-    key, the snapshot and the observations, and building it reads the whole history of its symbol."""
+    ``contexts`` is a memo shared by the chats of one refresh: each key's context line (building it reads
+    the whole history of its symbol), and the pieces many alerts have in common (the moment and source, a
+    key's value, a rule's title and what it saw), each escaped once. Everything in it depends only on the
+    snapshot, the observations and its own key."""
+    memo: dict[Any, str] = {} if contexts is None else contexts
     blocks = []
     for hit in hits:
         key = str(hit["key"])
-        moment = hit["time"].to_pydatetime() if hasattr(hit["time"], "to_pydatetime") else hit["time"]
-        local = moment.astimezone(NEW_YORK)
-        when = f"{'close' if hit['source'] == 'close' else 'live'}, {local.day} {local:%b %Y %H:%M} ET"
-        lines = [
-            f"🔔 <b>{esc(str(hit['spec']).split(' · ')[0])}</b>",
-            f"{esc(_what(hit))}: <b>{esc(format_value(key, float(hit['value'])))}</b> "
-            f"({esc(when)} · {esc(source or 'market data')})",
-        ]
-        context = None if contexts is None else contexts.get(key)
+        when_key = ("when", hit["time"], hit["source"])
+        when = memo.get(when_key)
+        if when is None:
+            moment = hit["time"].to_pydatetime() if hasattr(hit["time"], "to_pydatetime") else hit["time"]
+            local = moment.astimezone(NEW_YORK)
+            said = f"{'close' if hit['source'] == 'close' else 'live'}, {local.day} {local:%b %Y %H:%M} ET"
+            when = memo[when_key] = f"({esc(said)} · {esc(source or 'market data')})"
+        title_key = ("title", hit["spec"])
+        title = memo.get(title_key)
+        if title is None:
+            title = memo[title_key] = f"🔔 <b>{esc(str(hit['spec']).split(' · ')[0])}</b>"
+        seen_key = ("seen", key, hit["kind"], hit["level"], hit["source"], hit["value"])
+        seen = memo.get(seen_key)
+        if seen is None:
+            seen = memo[seen_key] = f"{esc(_what(hit))}: <b>{esc(format_value(key, float(hit['value'])))}</b>"
+        lines = [title, f"{seen} {when}"]
+        context = memo.get(key)
         if context is None:
             try:
-                context = _context(key, snapshot, observed)
+                context = esc(_context(key, snapshot, observed))
             except Exception:  # the context is a nicety: the alert itself must still go out
                 log.exception("no context line for an alert on %s", key)
                 context = ""
-            if contexts is not None:
-                contexts[key] = context
+            memo[key] = context
         if context:
-            lines.append(esc(context))
+            lines.append(context)
         tail = (
             "This was a one-time alert; it is now deleted."
             if hit.get("once")

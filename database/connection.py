@@ -13,9 +13,12 @@ from pathlib import Path
 
 import sqlite_utils
 
+from database.wal import Checkpointer, checkpoint_in_background
+
 # How long a statement waits for another connection's write lock (`capgap backup`, a second reader
 # checkpointing, a writer in another thread) before it gives up with "database is locked".
 BUSY_TIMEOUT_SECONDS = 10.0
+PAGE_CACHE_KIB = 32 * 1024
 # The database holds chat ids, alert rules and queued messages: readable by its owner only.
 PRIVATE_MODE = 0o600
 
@@ -45,6 +48,8 @@ class Database(sqlite_utils.Database):
     busy database is waited for, up to ``BUSY_TIMEOUT_SECONDS``.
     """
 
+    checkpointer: Checkpointer | None = None  # a file's (``database.wal``); none for a database in memory
+
     @contextlib.contextmanager
     def atomic(self) -> Generator[sqlite_utils.Database, None, None]:
         if self.conn.in_transaction:  # nested: sqlite-utils' savepoint inside the outer transaction
@@ -59,6 +64,13 @@ class Database(sqlite_utils.Database):
             raise
         else:
             self.conn.commit()
+
+    def close(self) -> None:
+        """Stop the background checkpoints first: the last connection to close checkpoints the rest."""
+        checkpointer = getattr(self, "checkpointer", None)
+        if checkpointer is not None:
+            checkpointer.stop()
+        self.conn.close()
 
 
 def connect(
@@ -81,7 +93,8 @@ def open_database(path: Path | str) -> sqlite_utils.Database:
     """Open (creating if needed) the database in WAL mode, shareable with worker threads.
 
     Callers serialise writes themselves; WAL lets readers carry on while a write is in flight, and the
-    busy timeout covers a second process such as ``capgap backup``. The file (and so its -wal and -shm)
+    busy timeout covers a second process such as ``capgap backup``. Commits never checkpoint the log: a
+    thread of the database's own does (``database.wal``). The file (and so its -wal and -shm)
     is private to its owner.
     """
     if str(path) != ":memory:":
@@ -93,10 +106,17 @@ def open_database(path: Path | str) -> sqlite_utils.Database:
                 private_file(sidecar)
     conn = connect(str(path), check_same_thread=False, autocommit=True)
     db = Database(conn)
-    if str(path) != ":memory:":
-        db.enable_wal()
     conn.execute("PRAGMA foreign_keys = ON")
     conn.execute("PRAGMA synchronous = NORMAL")
+    # 32 MB of page cache rather than SQLite's 2 MB: a refresh that fires thousands of alerts changes
+    # thousands of pages of the rules table in one transaction, and with the small cache spills and
+    # re-reads them before its commit.
+    conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+    if str(path) != ":memory:":
+        db.enable_wal()
+        db.checkpointer = checkpoint_in_background(
+            conn, path, lambda: connect(path, check_same_thread=True, autocommit=True), db
+        )
     db._capgap_write_lock = threading.RLock()  # type: ignore[attr-defined]
     return db
 
