@@ -77,6 +77,18 @@ class Limits:
     group_per_minute: int = 20
 
 
+# Telegram counts messages as they arrive, and a send that travels late lands in the same second as the
+# ones that left after it: spacing them at the limit itself lets such a second hold one too many (a 429).
+# Sends are spaced for one message a second under the limit.
+HEADROOM_PER_SECOND = 1.0
+
+
+def paced_rate(per_second: float) -> float:
+    """The rate sends are spaced at for a limit of ``per_second``: one a second under it (a limit of two or
+    less as it is)."""
+    return per_second - HEADROOM_PER_SECOND if per_second > 2 * HEADROOM_PER_SECOND else per_second
+
+
 @dataclass
 class Pacer:
     """Spaces sends to stay under ``Limits``; ``clock``/``sleep`` are injectable so tests never wait."""
@@ -106,7 +118,7 @@ class Pacer:
             await self.sleep(at - now)
         now = self.clock()
         if self.limits.per_second > 0:
-            self._next_global = max(now, self._next_global) + 1.0 / self.limits.per_second
+            self._next_global = max(now, self._next_global) + 1.0 / paced_rate(self.limits.per_second)
         self._next_chat[chat_id] = now + self.limits.per_chat_seconds
         if chat_id < 0:
             sends = self._group_sends.setdefault(chat_id, deque())

@@ -2,9 +2,9 @@
 
 ``capgap --help`` is timed as a process, and checked not to import pandas. ``capgap run`` starts against the
 Bot API emulator (in its own process) on a warm cache, the CSV history as at the 18 January 2024 close; it
-is ready when the emulator has seen ``setMyCommands`` and the first long poll held open. Its resident
-memory is read from ``/proc`` once it is idle (its CPU time stops growing), with no rules and with a
-million.
+is ready when the emulator has seen ``setMyCommands`` and the first long poll held open. With a million
+rules it starts twice: first reading them from SQLite, then (as every restart does) from the snapshot its
+first shutdown left. Its resident memory is read from ``/proc`` once it is idle (its CPU time stops growing).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from alerts.engine import observe
@@ -28,6 +29,7 @@ NAME = "startup"
 HELP_TARGET = 0.3
 READY_TARGET = 3.0
 MEMORY_TARGET_MB = 400.0
+RESTART_TARGET = 1.0  # CPU seconds a million rules may add to a start
 
 
 def capgap() -> list[str]:
@@ -90,21 +92,54 @@ async def _runs(workdir: Path, scale: Scale, result: Result) -> None:
     async with EmulatorProcess() as emulator:
         ready, memory = [], []
         for _ in range(runs):
-            seconds, rss, peak = await _start(emulator.api_root, idle, emulator)
-            ready.append(seconds)
-            memory.append((rss, peak))
-        seconds, rss, peak = await _start(emulator.api_root, loaded, emulator)
+            started = await _start(emulator.api_root, idle, emulator)
+            ready.append(started)
+            memory.append((started.rss, started.peak))
+        # The first start after the rules were written around the bot reads them from SQLite; its
+        # shutdown leaves the rules snapshot, which every later start reads instead (a restart, an upgrade).
+        first = await _start(emulator.api_root, loaded, emulator)
+        restarts = [await _start(emulator.api_root, loaded, emulator) for _ in range(runs)]
     result.rows.append(
         Row(
             NAME,
             "`capgap run` to ready (setMyCommands and the first long poll), warm cache",
             f"{runs} runs, no rules",
-            ms(median(ready)),
-            ms(percentile(ready, 0.99)),
+            ms(median([r.seconds for r in ready])),
+            ms(percentile([r.seconds for r in ready], 0.99)),
             max(p for _, p in memory),
             "—",
             f"≤ {READY_TARGET:g} s",
-            median(ready) <= READY_TARGET,
+            median([r.seconds for r in ready]) <= READY_TARGET,
+            cpu=ms(median([r.cpu for r in ready])),
+        )
+    )
+    result.rows.append(
+        Row(
+            NAME,
+            f"`capgap run` to ready with {population.rows:,} rules, first start (rules read from SQLite)",
+            "1 run",
+            ms(first.seconds),
+            "—",
+            first.peak,
+            "—",
+            cpu=ms(first.cpu),
+        )
+    )
+    restart_cpu = median([r.cpu for r in restarts])
+    rules_cpu = restart_cpu - median([r.cpu for r in ready])  # what the rules add to a start
+    result.rows.append(
+        Row(
+            NAME,
+            f"`capgap run` to ready with {population.rows:,} rules, restart (rules from their snapshot)",
+            f"{runs} runs",
+            ms(median([r.seconds for r in restarts])),
+            ms(percentile([r.seconds for r in restarts], 0.99)),
+            max(r.peak for r in restarts),
+            f"the rules add {ms(rules_cpu)} CPU to a start without any (the first start: "
+            f"{ms(first.cpu - median([r.cpu for r in ready]))})",
+            f"rules ≤ {RESTART_TARGET:g} s CPU",
+            rules_cpu <= RESTART_TARGET if rules >= 1_000_000 else None,
+            cpu=ms(restart_cpu),
         )
     )
     idle_rss = median([r for r, _ in memory])
@@ -119,29 +154,39 @@ async def _runs(workdir: Path, scale: Scale, result: Result) -> None:
             "—",
         )
     )
+    loaded_rss = median([r.rss for r in restarts])
     result.rows.append(
         Row(
             NAME,
             f"resident memory with {population.rows:,} rules loaded (`capgap run`, idle)",
-            f"ready in {seconds:.1f} s (loading the rules included)",
+            "after a restart and the start-up evaluation of every rule",
             "—",
-            f"{rss:,.0f} MB",
-            peak,
-            f"{rss - idle_rss:+,.0f} MB over idle",
+            f"{loaded_rss:,.0f} MB",
+            max(r.peak for r in restarts),
+            f"{loaded_rss - idle_rss:+,.0f} MB over idle",
             f"≤ {MEMORY_TARGET_MB:,.0f} MB",
-            rss <= MEMORY_TARGET_MB if rules >= 1_000_000 else None,
+            loaded_rss <= MEMORY_TARGET_MB if rules >= 1_000_000 else None,
         )
     )
     result.notes.append(
         "Start-up: `capgap run` is the installed script with CAPGAP_MARKET=csv:<shared/data> and "
-        f"CAPGAP_AS_OF={AS_OF} (a cache that is current for that close, so nothing is fetched); resident memory "
-        "is read once the process is idle, after the start-up evaluation of every rule; peak memory is its "
-        "VmHWM."
+        f"CAPGAP_AS_OF={AS_OF} (a cache that is current for that close, so nothing is fetched); CPU is the "
+        "process's user and system time when it is ready; resident memory is read once the process is idle, "
+        "after the start-up evaluation of every rule; peak memory is its VmHWM. Each run ends with SIGTERM, "
+        "as a supervisor stops it: the shutdown checkpoint writes the rules snapshot the restarts read."
     )
 
 
-async def _start(api_root: str, db: Path, emulator: EmulatorProcess) -> tuple[float, float, float]:
-    """Start ``capgap run``; returns seconds to ready, then its idle and peak resident memory in MB."""
+@dataclass(frozen=True)
+class Started:
+    seconds: float  # wall time to ready
+    cpu: float  # the process's CPU seconds when ready
+    rss: float  # MB once idle
+    peak: float  # MB, VmHWM
+
+
+async def _start(api_root: str, db: Path, emulator: EmulatorProcess) -> Started:
+    """Start ``capgap run``, wait until it is ready and then idle, stop it with SIGTERM."""
     env = {
         **os.environ,
         "CAPGAP_TELEGRAM_TOKEN": TEST_TOKEN,
@@ -158,16 +203,23 @@ async def _start(api_root: str, db: Path, emulator: EmulatorProcess) -> tuple[fl
     try:
         commands = await emulator.wait("setMyCommands", within=300)
         polling = await emulator.polling(within=60)
+        cpu = _cpu_seconds(process.pid)
         seconds = max(commands, polling) - started
         await _until_idle(process.pid)
-        return seconds, rss_mb(process.pid), peak_mb(process.pid)
+        return Started(seconds, cpu, rss_mb(process.pid), peak_mb(process.pid))
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            await asyncio.wait_for(process.wait(), 30)
+            await asyncio.wait_for(process.wait(), 60)
         except TimeoutError:
             process.kill()
             await process.wait()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds of process ``pid`` so far (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _until_idle(pid: int, limit: float = 120.0) -> None:
@@ -175,8 +227,7 @@ async def _until_idle(pid: int, limit: float = 120.0) -> None:
     deadline = time.monotonic() + limit
     last = -1.0
     while time.monotonic() < deadline:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()  # noqa: ASYNC240 - /proc
-        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        cpu = _cpu_seconds(pid)
         if cpu - last < 0.02:
             return
         last = cpu

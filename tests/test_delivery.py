@@ -488,7 +488,7 @@ async def test_a_burst_at_telegrams_real_limits_draws_no_429(
     assert report == DrainReport(sent=40)
     assert telegram_emulator.too_many_requests == 0
     times = sorted(c.time for c in send_calls(telegram_emulator))
-    assert times[-1] - times[0] >= 1.0  # the 31st message had to wait for the next second
+    assert times[-1] - times[0] >= 1.0  # the 30th message had to wait for the next second
 
 
 # --- the Pacer, on fake time --------------------------------------------------------------------------
@@ -514,18 +514,19 @@ def most_in_any_window(times: list[float], span: float) -> int:
     return max(sum(1 for u in times if t - eps <= u < t + span - eps) for t in times)
 
 
-async def test_pacer_keeps_to_30_messages_a_second_overall(
+async def test_pacer_keeps_one_message_a_second_under_the_30_a_second_limit(
     store: AlertStore, clock: FakeClock, pacer: Pacer, ticks: FakeMonotonic
 ) -> None:
-    """100 chats at once: never more than 30 sends in any second, and no slower than that either."""
+    """100 chats at once: 29 sends in any second, evenly spaced, so a send that arrives late still lands
+    within Telegram's 30; and no slower than that either."""
     queue(store, clock, *((1000 + n, f"alert {n}") for n in range(100)))
     recorder = Recorder(ticks)
 
     assert await drain(store, recorder, clock, pacer) == DrainReport(sent=100)
 
     times = recorder.times()
-    assert most_in_any_window(times, 1.0) == 30
-    assert times[-1] - times[0] == pytest.approx(99 / 30)
+    assert most_in_any_window(times, 1.0) == 29
+    assert times[-1] - times[0] == pytest.approx(99 / 29)
 
 
 async def test_pacer_sends_at_most_one_message_a_second_to_a_chat(
