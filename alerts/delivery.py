@@ -118,7 +118,11 @@ class Pacer:
             await self.sleep(at - now)
         now = self.clock()
         if self.limits.per_second > 0:
-            self._next_global = max(now, self._next_global) + 1.0 / paced_rate(self.limits.per_second)
+            spacing = 1.0 / paced_rate(self.limits.per_second)
+            # On a grid: a wake-up a little late (less than a spacing) does not push every later send back,
+            # so the rate stays the paced one; after an idle spell the grid starts again from now.
+            on_grid = now - self._next_global < spacing
+            self._next_global = (self._next_global if on_grid else now) + spacing
         self._next_chat[chat_id] = now + self.limits.per_chat_seconds
         if chat_id < 0:
             sends = self._group_sends.setdefault(chat_id, deque())

@@ -529,6 +529,27 @@ async def test_pacer_keeps_one_message_a_second_under_the_30_a_second_limit(
     assert times[-1] - times[0] == pytest.approx(99 / 29)
 
 
+async def test_pacer_wakes_up_late_and_still_keeps_its_rate_without_bunching(
+    store: AlertStore, clock: FakeClock, ticks: FakeMonotonic
+) -> None:
+    """Every wake-up 5 ms late (a busy event loop): the sends stay on the 29-a-second grid on average,
+    rather than drifting 5 ms further back each time, and still never more than 30 in any second."""
+
+    async def late(seconds: float) -> None:
+        await ticks.sleep(seconds + 0.005)
+
+    queue(store, clock, *((1000 + n, f"alert {n}") for n in range(100)))
+    recorder = Recorder(ticks)
+
+    await drain(store, recorder, clock, Pacer(Limits(), clock=ticks, sleep=late))
+
+    times = recorder.times()
+    assert most_in_any_window(times, 1.0) <= 30
+    assert times[-1] - times[0] == pytest.approx(99 / 29, abs=0.006)  # one wake-up's lateness at most
+    # Drifting instead would have taken 99 × (1/29 + 0.005) s.
+    assert times[-1] - times[0] < 99 * (1 / 29 + 0.005) - 0.4
+
+
 async def test_pacer_sends_at_most_one_message_a_second_to_a_chat(
     store: AlertStore, clock: FakeClock, pacer: Pacer, ticks: FakeMonotonic
 ) -> None:
