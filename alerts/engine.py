@@ -12,13 +12,26 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from zoneinfo import ZoneInfo
 
-from alerts.observations import GAP_KEY, GAP_MAX_AGE, Observation, live_observations, observations_at
+import pandas as pd
+
+from alerts.evaluate import evaluate
+from alerts.messages import alert_text, limit_text, plain_alert_text
+from alerts.observations import (
+    GAP_KEY,
+    GAP_MAX_AGE,
+    Observation,
+    derived_series,
+    live_observations,
+    observations_at,
+    parse_key,
+)
 from alerts.store import DEFAULT_ZONE, AlertStore, day_bounds
+from market import calendar, metrics
+from market.instruments import IWM, SPY
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from market.cache import MarketSnapshot
 
 log = logging.getLogger(__name__)
@@ -36,11 +49,6 @@ class RefreshOutcome:
 
 def gap_series(snapshot: MarketSnapshot) -> pd.Series | None:
     """The recorded valuation gap (fraction) by snapshot date, or None when no P/B pair was ever seen."""
-    import pandas as pd
-
-    from market import metrics
-    from market.instruments import IWM, SPY
-
     history = metrics.gap_history(snapshot.funds, IWM.symbol, SPY.symbol)
     if not history:
         return None
@@ -55,9 +63,6 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
     A close that is not the one the NYSE calendar says should be latest is marked stale: it is judged by
     nobody, so a bot that starts with an old cache never fires on old prices.
     """
-    from alerts.observations import derived_series
-    from market import calendar
-
     if not keys or snapshot.closes.empty:
         return {}, "none"
     session = calendar.current_session(now)
@@ -105,9 +110,6 @@ def run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> R
 
 
 def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> RefreshOutcome:
-    from alerts.evaluate import evaluate
-    from alerts.messages import alert_text, limit_text, plain_alert_text
-
     rules = store.rules.frame  # finished rules too, until the next checkpoint: evaluation skips them
     keys = store.rules.watched_keys()
     observed, mode = observe(snapshot, now, keys | _context_keys(keys))
@@ -157,8 +159,6 @@ def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> 
 def _context_keys(keys: set[str]) -> set[str]:
     """The prices alert messages need besides the rules' own keys: a move or drawdown alert's context
     (distance from the high, the ETF equivalent) is built from its symbol's price, which no rule may watch."""
-    from alerts.observations import parse_key
-
     prices: set[str] = set()
     for key in keys:
         measure, symbol = parse_key(key)
@@ -168,8 +168,6 @@ def _context_keys(keys: set[str]) -> set[str]:
 
 
 def _local_day(now: datetime, zone: str) -> date:
-    from zoneinfo import ZoneInfo
-
     return now.astimezone(ZoneInfo(zone)).date()
 
 

@@ -53,8 +53,10 @@ class Checkpointer:
     def _run(self) -> None:
         try:
             conn = self._open()
-        except sqlite3.Error:
-            log.warning("no checkpoints for %s: it cannot be opened", self.path, exc_info=True)
+        except sqlite3.Error as exc:
+            # Whoever opened the database meets the same problem and reports it; the log keeps growing
+            # until the last connection closes, as it would with no thread at all.
+            log.debug("no background checkpoints for %s: %s", self.path, exc)
             return
         try:
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -68,10 +70,15 @@ class Checkpointer:
                     continue
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                    self.checkpoints += 1
-                    self.checkpointed.set()
-                except sqlite3.Error:  # busy or a full disk: the log keeps the pages, the next round tries
-                    log.warning("checkpoint of %s failed", self.path, exc_info=True)
+                except (
+                    sqlite3.Error
+                ) as exc:  # busy or a full disk: the log keeps the pages for the next round
+                    log.warning("background checkpoint of %s failed: %s", self.path, exc)
+                    continue
+                self.checkpoints += 1
+                self.checkpointed.set()
+        except sqlite3.Error as exc:
+            log.debug("no background checkpoints for %s: %s", self.path, exc)
         finally:
             conn.close()
 

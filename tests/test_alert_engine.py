@@ -431,18 +431,18 @@ def test_a_chat_whose_message_cannot_be_built_still_gets_its_alert_plain_and_oth
     csv_services: Services, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Mock only to inject the fault: no real value makes alert_text raise once the guard has run."""
-    from alerts import messages
+    from alerts import engine
 
     set_rule(csv_services, CHAT, "rut above 1940")
     set_rule(csv_services, OTHER, "spx above 4800")
-    real = messages.alert_text
+    real = engine.alert_text
 
     def failing(hits, *args, **kwargs):  # type: ignore[no-untyped-def]
         if any(int(hit["chat_id"]) == CHAT for hit in hits):
             raise ZeroDivisionError("float division by zero")
         return real(hits, *args, **kwargs)
 
-    monkeypatch.setattr(messages, "alert_text", failing)
+    monkeypatch.setattr(engine, "alert_text", failing)
     advance_market(csv_services, clock, JAN_19)
     outcome = refresh(csv_services)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 
 from alerts.evaluate import (
     ACTIVE,
@@ -39,7 +40,6 @@ from alerts.store.schema import BUMP_RULES_VERSION, iso, real
 from database.connection import write_lock
 
 if TYPE_CHECKING:
-    import pandas as pd
     import sqlite_utils
 
     from alerts.observations import Observation
@@ -142,8 +142,6 @@ class Rules:
     def _read_rules(self, rows: int) -> RuleTable:
         """The active rules read from the table a chunk of rows at a time, converted column by column
         into the table's arrays: a million rules never exist as a million Python dicts at once."""
-        import pandas as pd
-
         table = RuleTable.empty(rows)
         columns = ", ".join(["rule_id", *RULE_COLUMNS])
         chunks = pd.read_sql_query(
@@ -566,8 +564,6 @@ def _record(row: dict[str, Any], spec: RuleSpec, now: datetime) -> dict[str, Any
 
 def _rules_columns(chunk: pd.DataFrame) -> dict[str, Any]:
     """One chunk of ``rules`` rows as arrays of the ``RULE_COLUMNS`` dtypes (``key`` a chunk categorical)."""
-    import pandas as pd
-
     out: dict[str, Any] = {"rule_id": chunk["rule_id"].to_numpy(dtype=np.int64)}
     names = {"kind": KIND_NAMES, "mode": MODE_NAMES, "status": STATUS_NAMES}
     for column, dtype in RULE_COLUMNS.items():
