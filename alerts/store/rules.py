@@ -89,7 +89,8 @@ class Decisions:
     (``Rules.follow``)."""
 
     updates: list[tuple[Any, ...]]  # the rows whose decision changed, as the UPDATE's parameters
-    judged: np.ndarray  # table positions that judged a value
+    judged: int  # how many rows judged a new value
+    judged_at: np.ndarray | None  # their table positions; None: ``judged_values`` are whole columns
     judged_values: dict[str, np.ndarray]  # their last_value and last_session
     decided: np.ndarray  # table positions whose decision changed
     decided_values: dict[str, np.ndarray]  # their STATE_COLUMNS
@@ -427,13 +428,17 @@ class Rules:
         """
         fired = evaluation.fired["rule_id"].to_numpy() if len(evaluation.fired) else np.empty(0, np.int64)
         table = self._table
+        judged_at: np.ndarray | None
         if self._judged_here(evaluation):
-            # A refresh: the rows are where the evaluation found them, and it says which it decided.
-            new, judged = evaluation.new, evaluation.positions
-            decided = judged[evaluation.decided]
+            # A refresh: the rows are where the evaluation found them, and it says which it decided. The
+            # judged values go back as whole columns (the evaluation's are the table's, changed or not):
+            # one copy of each rather than a gather and a scatter of two thirds of a million rows.
+            new, changed = evaluation.new, evaluation.positions
+            decided = changed[evaluation.decided]
             ids = evaluation.ids[decided]
             values = {column: new[column][decided] for column in STATE_COLUMNS}
-            judged_values = {column: new[column][judged] for column in ("last_value", "last_session")}
+            judged, judged_at = len(changed), None
+            judged_values = {column: new[column] for column in ("last_value", "last_session")}
             decided_values = values
         else:  # judged on another frame: found by rule id, and what changed told against this table
             state = evaluation.state
@@ -442,7 +447,8 @@ class Rules:
             changed = self._decided(state, found) | ~held | state.index.isin(fired)
             ids = state.index.to_numpy()[changed]
             values = {column: state[column].to_numpy()[changed] for column in STATE_COLUMNS}
-            judged = found[held]
+            judged_at = found[held]
+            judged = len(judged_at)
             judged_values = {c: state[c].to_numpy()[held] for c in ("last_value", "last_session")}
             decided = found[changed & held]
             decided_values = {column: state[column].to_numpy()[changed & held] for column in STATE_COLUMNS}
@@ -460,7 +466,7 @@ class Rules:
                 strict=True,
             )
         )
-        return Decisions(updates, judged, judged_values, decided, decided_values)
+        return Decisions(updates, judged, judged_at, judged_values, decided, decided_values)
 
     def write(self, decisions: Decisions) -> None:
         """The changed decisions on disk, inside the caller's transaction."""
@@ -478,10 +484,13 @@ class Rules:
         """Memory follows the disk: every changed row judged a value; only the decided ones (few) changed
         anything else. A rule that finished (done, expired) stays, inactive, until the next checkpoint."""
         table = self._table
-        if len(decisions.judged) > len(decisions.decided):
+        if decisions.judged > len(decisions.decided):
             self.unsaved_progress = True
         for column, judged_column in decisions.judged_values.items():
-            table.column(column)[decisions.judged] = judged_column
+            if decisions.judged_at is None:
+                table.column(column)[:] = judged_column
+            else:
+                table.column(column)[decisions.judged_at] = judged_column
         for column in ("status", "armed", "reference", "last_fired_session"):
             table.column(column)[decisions.decided] = decisions.decided_values[column]
         finished = int(np.count_nonzero(decisions.decided_values["status"] != ACTIVE))
