@@ -135,7 +135,8 @@ def document(
     load_after: str,
     seconds: float,
 ) -> str:
-    """BENCHMARKS.md: the machine, the table, the run's own notes, then the standing findings."""
+    """BENCHMARKS.md: the machine, the table, the run's own notes, the baseline table (bench/BASELINE.md)
+    a round of work is measured against, then the standing findings."""
     info = machine()
     findings = ROOT / "bench" / "FINDINGS.md"
     parts = [
@@ -152,6 +153,9 @@ def document(
     ]
     if notes:
         parts += ["## Notes from this run", "", *(f"- {note}" for note in notes), ""]
+    baseline = ROOT / "bench" / "BASELINE.md"  # the table a round of work started from, kept beside
+    if baseline.is_file():
+        parts += [baseline.read_text().rstrip(), ""]
     if findings.is_file():
         parts += [findings.read_text().rstrip(), ""]
     return "\n".join(parts)
