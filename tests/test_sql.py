@@ -23,6 +23,8 @@ ALLOWED = {
     ("alerts/store/rules.py", "columns"): "a constant list of column names (RULE_COLUMNS)",
     ("alerts/store/rules.py", "','.join('?' * len(chunk))"): "only ? placeholders; the values are bound",
     ("database/files.py", "name.replace(chr(34), chr(34) * 2)"): "a table name from sqlite_master, quoted",
+    ("database/connection.py", "PAGE_CACHE_KIB"): "a constant integer (PRAGMA takes no bound parameter)",
+    ("database/wal.py", "LOG_SIZE_LIMIT_BYTES"): "a constant integer (PRAGMA takes no bound parameter)",
 }
 
 
