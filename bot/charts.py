@@ -213,7 +213,7 @@ def render_gap(
         )
     axes.axhline(0.0, color="#888888", lw=0.9, ls="--", zorder=0)
     axes.margins(x=0.04, y=0.12)
-    _label_published(axes, published)
+    key = _label_published(axes, published)
     axes.set_ylabel("Small-cap discount to large caps", fontsize=_TEXT_SIZE)
     axes.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     locator = AutoDateLocator(minticks=3, maxticks=7)
@@ -239,38 +239,41 @@ def render_gap(
         borderpad=0.0,
         handlelength=1.6,
     )
+    below = ["   ".join(key[start : start + 2]) for start in range(0, len(key), 2)]
+    if key:
+        below[0] = "Published: " + below[0]
     if note:
+        below.append(note)
+    if below:
         # A figure-level x label, so the constrained layout makes room for it under the tick labels.
-        figure.supxlabel(note, x=0.01, ha="left", fontsize=_TICK_SIZE - 1, color="#555555")
+        figure.supxlabel("\n".join(below), x=0.01, ha="left", fontsize=_TICK_SIZE - 1, color="#444444")
     buffer = io.BytesIO()
     canvas.print_png(buffer)
     return buffer.getvalue()
 
 
-def _label_published(axes: Axes, published: Sequence[PublishedGap]) -> None:
-    """Name each published point beside it, on the side with room (left of points in the right third),
-    on a white ground so a line passing under it stays readable."""
-    from matplotlib.dates import date2num
-
-    if not published:
-        return
-    left, right = axes.get_xlim()
-    for point in published:
-        where = _day(point.as_of)
-        share = (float(date2num(where)) - left) / (right - left) if right > left else 0.5
-        towards_left = share > 0.66
+def _label_published(axes: Axes, published: Sequence[PublishedGap]) -> list[str]:
+    """Number each published point, oldest first, just above it; return the key that names them. Names
+    beside the points would collide with each other and with the lines whenever two readings are close."""
+    key = []
+    for number, point in enumerate(sorted(published, key=lambda p: (p.as_of, p.measure)), start=1):
         axes.annotate(
-            f"{_short_who(point.who)}, {point.as_of:%b %Y}: {point.gap * 100:.0f}%",
-            xy=(where, point.gap * 100.0),
-            xytext=(-10 if towards_left else 10, -14),
+            str(number),
+            xy=(_day(point.as_of), point.gap * 100.0),
+            xytext=(0, 9),
             textcoords="offset points",
-            ha="right" if towards_left else "left",
-            va="top",
-            fontsize=_TICK_SIZE - 2,
-            color="#333333",
-            bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": "none", "alpha": 0.85},
+            ha="center",
+            va="bottom",
+            fontsize=_TICK_SIZE - 1,
+            fontweight="bold",
+            color=_GAP_COLOURS[point.measure],
             zorder=4,
         )
+        key.append(
+            f"{number} {_short_who(point.who)}, {point.as_of:%b %Y}: "
+            f"{_GAP_NAMES[point.measure]} {point.gap * 100:.0f}%"
+        )
+    return key
 
 
 def _short_who(who: str) -> str:
