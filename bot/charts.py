@@ -9,6 +9,7 @@ into or to close, so a render can run in a worker thread.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from datetime import date
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,8 @@ from market.metrics import base_date, drawdown, rebased
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
+
+    from market.published import PublishedGap
 
 # 8 × 6.67 in at 150 dpi = 1200 × 1000 px: sharp on a phone after Telegram's downscaling.
 _SIZE_INCHES = (8.0, 20.0 / 3.0)
@@ -134,6 +137,149 @@ def render_comparison(
     buffer = io.BytesIO()
     canvas.print_png(buffer)
     return buffer.getvalue()
+
+
+# The gap chart: P/B in the small-cap orange, P/E in a green that stays apart from it for colour-blind
+# readers; others' published readings in the same colour as their measure, as hollow diamonds.
+_GAP_COLOURS = {"pb": "#e66100", "pe": "#2a9d5c"}
+_GAP_NAMES = {"pb": "P/B", "pe": "P/E"}
+
+
+def render_gap(
+    pb: pd.Series,
+    pe: pd.Series,
+    published: Sequence[PublishedGap] = (),
+    *,
+    source_note: str = "",
+    note: str = "",
+) -> bytes:
+    """A PNG of the valuation gap over time: capgap's recorded readings (fractions indexed by date) as
+    lines, P/B and P/E, and ``published`` readings as marked points labelled with who said it; ``note``
+    is written under the plot.
+
+    Raises ValueError when neither series has a reading.
+    """
+    lines = {measure: series.dropna().sort_index() for measure, series in (("pb", pb), ("pe", pe))}
+    lines = {measure: series for measure, series in lines.items() if not series.empty}
+    if not lines:
+        raise ValueError("no recorded reading of the gap to draw")
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import PercentFormatter
+
+    figure = Figure(figsize=_SIZE_INCHES, dpi=_DPI, layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    for measure, series in lines.items():
+        markers = "o" if len(series) <= 40 else ""
+        axes.plot(
+            series.index,
+            series.to_numpy() * 100.0,
+            color=_GAP_COLOURS[measure],
+            lw=2.2,
+            marker=markers,
+            markersize=4,
+            label=f"capgap {_GAP_NAMES[measure]} (IWM/IVV, VTWO/VOO)",
+        )
+    for measure in ("pb", "pe"):
+        points = [p for p in published if p.measure == measure]
+        if not points:
+            continue
+        axes.scatter(
+            pd.DatetimeIndex([_day(p.as_of) for p in points]),
+            [p.gap * 100.0 for p in points],
+            s=90,
+            marker="D",
+            facecolors="white",
+            edgecolors=_GAP_COLOURS[measure],
+            linewidths=2.0,
+            zorder=3,
+            label=f"published {_GAP_NAMES[measure]} (others' basis)",
+        )
+    for measure, series in lines.items():
+        axes.annotate(
+            f"{series.iloc[-1] * 100:.1f}%",
+            xy=(series.index[-1], float(series.iloc[-1]) * 100.0),
+            xytext=(6, 0),
+            textcoords="offset points",
+            va="center",
+            ha="left",
+            fontsize=_TEXT_SIZE,
+            fontweight="bold",
+            color=_GAP_COLOURS[measure],
+            annotation_clip=False,
+        )
+    axes.axhline(0.0, color="#888888", lw=0.9, ls="--", zorder=0)
+    axes.margins(x=0.04, y=0.12)
+    key = _label_published(axes, published)
+    axes.set_ylabel("Small-cap discount to large caps", fontsize=_TEXT_SIZE)
+    axes.yaxis.set_major_formatter(PercentFormatter(decimals=0))
+    locator = AutoDateLocator(minticks=3, maxticks=7)
+    axes.xaxis.set_major_locator(locator)
+    axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
+    axes.tick_params(labelsize=_TICK_SIZE)
+    axes.grid(True, color="#e4e4e4", lw=0.8)
+    axes.spines[["top", "right"]].set_visible(False)
+
+    newest = max(series.index[-1] for series in lines.values())
+    figure.suptitle("Valuation gap: small caps vs large caps", fontsize=_TITLE_SIZE, fontweight="bold")
+    subtitle = f"1 − small ÷ large multiple of the funds' holdings · as of {_long_date(newest)}"
+    if source_note:
+        subtitle += f" · {source_note}"
+    axes.set_title(subtitle, fontsize=_TEXT_SIZE - 1, color="#555555", loc="left", pad=_TEXT_SIZE * 4.2)
+    axes.legend(
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncols=2,
+        fontsize=_TICK_SIZE,
+        frameon=False,
+        borderaxespad=0.2,
+        borderpad=0.0,
+        handlelength=1.6,
+    )
+    below = ["   ".join(key[start : start + 2]) for start in range(0, len(key), 2)]
+    if key:
+        below[0] = "Published: " + below[0]
+    if note:
+        below.append(note)
+    if below:
+        # A figure-level x label, so the constrained layout makes room for it under the tick labels.
+        figure.supxlabel("\n".join(below), x=0.01, ha="left", fontsize=_TICK_SIZE - 1, color="#444444")
+    buffer = io.BytesIO()
+    canvas.print_png(buffer)
+    return buffer.getvalue()
+
+
+def _label_published(axes: Axes, published: Sequence[PublishedGap]) -> list[str]:
+    """Number each published point, oldest first, just above it; return the key that names them. Names
+    beside the points would collide with each other and with the lines whenever two readings are close."""
+    key = []
+    for number, point in enumerate(sorted(published, key=lambda p: (p.as_of, p.measure)), start=1):
+        axes.annotate(
+            str(number),
+            xy=(_day(point.as_of), point.gap * 100.0),
+            xytext=(0, 9),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=_TICK_SIZE - 1,
+            fontweight="bold",
+            color=_GAP_COLOURS[point.measure],
+            zorder=4,
+        )
+        key.append(
+            f"{number} {_short_who(point.who)}, {point.as_of:%b %Y}: "
+            f"{_GAP_NAMES[point.measure]} {point.gap * 100:.0f}%"
+        )
+    return key
+
+
+def _short_who(who: str) -> str:
+    """The firm or author a label has room for: 'Tom Lee, Fundstrat' -> 'Fundstrat'."""
+    first = who.split("(")[0].strip()
+    return first.rsplit(",", 1)[-1].strip() if "," in first else first
 
 
 def _mark_last_values(axes: Axes, lines: dict[str, pd.Series], template: str) -> None:

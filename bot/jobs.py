@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from alerts.delivery import drain
 from alerts.engine import run_refresh
 from bot.commands.standing import standing_digest
+from bot.schedule import FUNDS_CHECK, FUNDS_EVERY
 from bot.transport import transport
 from market import calendar
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-FUNDS_EVERY = timedelta(hours=20)
 DRAIN_SECONDS = 2.0
 # APScheduler's default grace of 1 s silently drops a run that starts late (a busy loop, a suspended VM).
 JOB_DEFAULTS = {"coalesce": True, "max_instances": 1, "misfire_grace_time": 600}
@@ -144,7 +144,9 @@ def schedule_jobs(application: App, services: Services, poll_seconds: int) -> No
         name="refresh-prices",
         job_kwargs=JOB_DEFAULTS,
     )
-    queue.run_repeating(refresh_funds, interval=3600, first=5, name="refresh-funds", job_kwargs=JOB_DEFAULTS)
+    queue.run_repeating(
+        refresh_funds, interval=FUNDS_CHECK, first=5, name="refresh-funds", job_kwargs=JOB_DEFAULTS
+    )
     queue.run_repeating(deliver, interval=DRAIN_SECONDS, first=1, name="deliver", job_kwargs=JOB_DEFAULTS)
     queue.run_repeating(
         digests, interval=60, first=60 - services.now().second, name="digests", job_kwargs=JOB_DEFAULTS

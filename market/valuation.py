@@ -73,6 +73,8 @@ class GapReading:
     gap: float | None
     problem: str | None
     checked: bool
+    # Every fund's multiple that day, its pair complete or not: what the twin checks compared.
+    multiples: tuple[tuple[str, float], ...] = ()
 
 
 def _snapshots(funds: pd.DataFrame, column: str) -> dict[str, pd.Series]:
@@ -148,7 +150,9 @@ def readings(funds: pd.DataFrame, measure: str = "pb") -> list[GapReading]:
         checked = any(a in known and b in known for a, b in (("IWM", "VTWO"), ("IVV", "VOO")))
         problem = "; ".join(problems) or None
         gap = None if problem else sum(p.gap for p in pairs) / len(pairs)
-        result.append(GapReading(when.date(), measure, tuple(pairs), gap, problem, checked))
+        result.append(
+            GapReading(when.date(), measure, tuple(pairs), gap, problem, checked, tuple(known.items()))
+        )
     return result
 
 

@@ -120,22 +120,22 @@ async def test_etf_defaults_to_ten_thousand_over_ten_years(csv_services: Service
 
 async def test_gap_is_unavailable_without_price_to_book(csv_services: Services) -> None:
     text = plain((await ask(csv_services, "/gap")).text)
-    assert "not available" in text and "IWM and SPY" in text
+    assert "No reading yet" in text and "IWM/IVV and VTWO/VOO" in text
 
 
 async def test_gap_reports_level_and_change_from_recorded_snapshots(csv_services: Services) -> None:
-    # Synthetic P/B values: the shared data has none.
+    # Synthetic P/B values: the shared data has none. Only the iShares pair, so the reading is unchecked.
     snapshots = [
         FundFacts("IWM", date(2023, 1, 18), None, None, 1.90, "synthetic"),
-        FundFacts("SPY", date(2023, 1, 18), None, None, 3.80, "synthetic"),
+        FundFacts("IVV", date(2023, 1, 18), None, None, 3.80, "synthetic"),
         FundFacts("IWM", date(2024, 1, 18), None, None, 1.80, "synthetic"),
-        FundFacts("SPY", date(2024, 1, 18), None, None, 4.50, "synthetic"),
+        FundFacts("IVV", date(2024, 1, 18), None, None, 4.50, "synthetic"),
     ]
     csv_services.market.cache.store_funds(snapshots, csv_services.now())
     csv_services.market._snapshot = None
     text = plain((await ask(csv_services, "/gap")).text)
-    assert "60.0% discount" in text  # 1 - 1.80/4.50
-    assert "+10.0 pts over 1 year" in text  # from 1 - 1.90/3.80 = 50%
+    assert "60.0% discount" in text and "the iShares pair only, ⚠️ unchecked" in text  # 1 - 1.80/4.50
+    assert "1Y +10.0 pts (against 18 Jan 2023)" in text  # from 1 - 1.90/3.80 = 50%
 
 
 async def test_help_lists_every_command_with_an_example(csv_services: Services) -> None:

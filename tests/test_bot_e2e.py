@@ -20,7 +20,7 @@ CHAT = 1001
         ("/standing", "Russell 2000 vs S&P 500"),
         ("/standing 10y", "▸10Y"),
         ("/etf 25000 20", "VTWO instead of IWM keeps"),
-        ("/gap", "not available"),
+        ("/gap", "No reading yet"),
         ("/target 3000", "needs +55.95% to reach 3,000"),
         ("/target 3000 russell", "needs +55.95%"),
     ],

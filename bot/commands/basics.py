@@ -21,7 +21,9 @@ CONVENTIONS = (
     f"• RUT−SPX is the Russell 2000's return minus the {esc('S&P 500')}'s, in percentage points.\n"
     "• ETF costs assume 7% growth a year before fees, each year's fee taken from the balance at the year's "
     "end: the first year's fee is what a one-year holding costs.\n"
-    "• Valuation gap = 1 − (P/B of IWM's holdings ÷ P/B of SPY's)."
+    "• Valuation gap = 1 − (small-cap ÷ large-cap multiple of the funds' holdings), on P/B and on P/E, the "
+    "mean of IWM/IVV and VTWO/VOO; a reading their twins (IWM–VTWO, IVV–VOO) contradict has no figure. "
+    "Published readings are others' figures on their own basis. <code>/chart gap</code> draws it."
 )
 
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from bot.answers import Answer, Button, ButtonFlow, Command, Request, UsageError
 from bot.charts import render_comparison
+from bot.commands.valuation import gap_chart
 from bot.format import day, esc, number, pct, points
 from bot.provenance import footer, live_note, snapshot_with
 from market import metrics
@@ -53,7 +54,8 @@ def parse_period_arg(args: tuple[str, ...], command: str) -> str | date:
     if period is None:
         raise UsageError(
             f"I don't know the period “{esc(args[0][:20])}”. Use {esc(PERIOD_HELP)}, "
-            f"e.g. <code>/{command} 5y</code>."
+            f"e.g. <code>/{command} 5y</code>"
+            + (" (or <code>/chart gap</code> for the valuation gap)." if command == "chart" else ".")
         )
     return period
 
@@ -200,6 +202,8 @@ def chart_answer(request: Request, period: str | date) -> Answer:
 
 
 def chart(request: Request) -> Answer:
+    if request.args and request.args[0].lower() == "gap":
+        return gap_chart(request)
     return chart_answer(request, parse_period_arg(request.args, "chart"))
 
 
@@ -214,9 +218,9 @@ COMMANDS = (
     ),
     Command(
         "chart",
-        "Chart: both indices rebased to 100, with drawdowns",
-        "/chart [period]",
-        ("/chart 5y",),
+        "Chart: both indices rebased to 100, with drawdowns; /chart gap: the valuation gap",
+        "/chart [period | gap]",
+        ("/chart 5y", "/chart gap"),
         chart,
         market_only=True,
     ),
