@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from alerts.engine import current_observation, gap_series
+from alerts.creation import create_rule, starting_value
+from alerts.engine import gap_series
 from alerts.messages import format_value
 from alerts.observations import parse_key
-from alerts.replay import preview, without_data
-from alerts.rules import GAP, LEAD, RATIO, RuleError, parse_rule
+from alerts.replay import without_data
+from alerts.rules import GAP, LEAD, RATIO, RuleError
 from alerts.store import ChatAlert, DuplicateRule, QuotaExceeded
 from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request, UsageError
 from bot.format import day, esc
@@ -44,10 +45,7 @@ _ID = re.compile(r"^#?(\d{1,9})$")
 
 
 def store_of(request: Request) -> AlertStore:
-    store = request.services.alerts
-    if store is None:
-        raise UsageError("Alerts are not available in this mode.")
-    return store
+    return request.services.alerts
 
 
 def _rule_error(exc: Exception) -> UsageError:
@@ -56,24 +54,11 @@ def _rule_error(exc: Exception) -> UsageError:
 
 def create(request: Request, text: str) -> Answer:
     store = store_of(request)
+    services = request.services
     try:
-        spec = parse_rule(text)
+        made = create_rule(store, services.market.snapshot, services.now(), request.chat_id, text)
     except RuleError as exc:
         raise _rule_error(exc) from None
-    services = request.services
-    snapshot = services.market.snapshot
-    now = services.now()
-    current = current_observation(snapshot, now, spec.key)
-    high = None
-    if spec.kind in ("high", "drawdown"):
-        _, symbol = parse_key(spec.key)
-        if symbol and not snapshot.series(symbol).empty:
-            high = float(snapshot.series(symbol).max())
-    gap = gap_series(snapshot)
-    try:
-        number, start = store.rules.add(
-            request.chat_id, spec, current, now, all_time_high=high if spec.kind == "high" else None
-        )
     except QuotaExceeded as exc:
         raise UsageError(
             f"You already have the most alerts a chat can keep ({esc(exc)}). "
@@ -84,41 +69,37 @@ def create(request: Request, text: str) -> Answer:
             f"{_owner(request)} already {_has(request)} <b>#{exc.number}</b>: {esc(exc.spec)}. "
             "Nothing changed; /alerts lists them."
         ) from None
-    lines = [f"✅ Alert <b>#{number}</b> set: <b>{esc(spec.canonical)}</b>", esc(spec.describe())]
-    missing = (
-        without_data([spec.key], snapshot.closes, snapshot.latest_day, gap=gap) if current is None else {}
-    )
+    spec, current = made.spec, made.current
+    lines = [f"✅ Alert <b>#{made.number}</b> set: <b>{esc(spec.canonical)}</b>", esc(spec.describe())]
     if current is not None:
         lines.append(
             f"Now: {_shown(spec.key, current.value)} ({'close' if current.is_close else 'live'}, "
             f"{day(current.session)})."
         )
-    elif spec.key in missing:
+    elif made.without_data:
         lines.append(
-            f"⚠️ {esc(_no_data_sentence(spec.key, missing[spec.key]))}. "
+            f"⚠️ {esc(_no_data_sentence(spec.key, made.last_data))}. "
             "The alert cannot be judged until data arrives: it is kept, and judged from then on."
         )
     else:
         lines.append("There is no fresh value for it right now: it starts judging with the next fresh one.")
-    if start.already_holds:
-        lines.append(f"⚠️ {esc(_holds_text(spec, start.value, high))}: you will be told on the next crossing.")
-    if snapshot.latest_day is not None and not (spec.key in missing and missing[spec.key] is None):
-        try:
-            seen = preview(spec, snapshot.closes, snapshot.latest_day, gap=gap)
-        except ValueError:
-            seen = None
-        ended = missing.get(spec.key)
-        if seen is not None and (ended is None or ended >= seen.start):
-            span = "Over the last year" if ended is None else f"Over the last year, up to {day(ended)},"
-            if seen.count == 0:
-                lines.append(f"{span} it would not have fired at any close.")
-            else:
-                shown = ", ".join(day(d) for d in seen.dates[:10]) + (" …" if seen.count > 10 else "")
-                lines.append(
-                    f"{span} it would have fired {seen.count} time"
-                    f"{'s' if seen.count != 1 else ''} at the close: {shown}."
-                )
-    lines.append(f"<i>/delete {number} to remove it · /alerts to list all</i>")
+    if made.start.already_holds:
+        lines.append(
+            f"⚠️ {esc(_holds_text(spec, made.start.value, made.high))}: you will be told on the next crossing."
+        )
+    seen = made.preview
+    if seen is not None:
+        ended = made.last_data if made.without_data else None
+        span = "Over the last year" if ended is None else f"Over the last year, up to {day(ended)},"
+        if seen.count == 0:
+            lines.append(f"{span} it would not have fired at any close.")
+        else:
+            shown = ", ".join(day(d) for d in seen.dates[:10]) + (" …" if seen.count > 10 else "")
+            lines.append(
+                f"{span} it would have fired {seen.count} time"
+                f"{'s' if seen.count != 1 else ''} at the close: {shown}."
+            )
+    lines.append(f"<i>/delete {made.number} to remove it · /alerts to list all</i>")
     return Answer("\n".join(lines))
 
 
@@ -217,9 +198,8 @@ def guide_step(request: Request, data: str) -> Answer:
     elif kind == "shift":
         presets = ["1", "2", "3", "5"]
     else:
-        key = parse_rule(f"{target} above 1" if target != "gap" else "gap above 1").key
-        current = current_observation(request.services.market.snapshot, request.services.now(), key)
-        presets = _levels(target, kind, None if current is None else current.value)
+        now = starting_value(request.services.market.snapshot, request.services.now(), f"{target} above 1")
+        presets = _levels(target, kind, now)
     buttons = [Button(p, f"alert:{target} {kind} {p}") for p in presets]
     return Answer(
         f"<b>New alert</b>: {target.upper()} {kind} what level?\n"
