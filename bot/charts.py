@@ -121,16 +121,7 @@ def render_comparison(
         subtitle += f" · {source_note}"
     # The legend sits in a row of its own between the subtitle and the plot, so it never covers a line.
     top.set_title(subtitle, fontsize=_TEXT_SIZE, color="#555555", loc="left", pad=_TEXT_SIZE * 2.4)
-    top.legend(
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
-        ncols=2,
-        fontsize=_TEXT_SIZE,
-        frameon=False,
-        borderaxespad=0.2,
-        borderpad=0.0,
-        handlelength=1.6,
-    )
+    _legend_above(top, _TEXT_SIZE)
     _mark_last_values(top, {symbol: levels[symbol] for symbol in _COLOURS}, "{:.1f}")
     _mark_last_values(bottom, below_high, "{:.1f}%")
 
@@ -229,16 +220,7 @@ def render_gap(
     if source_note:
         subtitle += f" · {source_note}"
     axes.set_title(subtitle, fontsize=_TEXT_SIZE - 1, color="#555555", loc="left", pad=_TEXT_SIZE * 4.2)
-    axes.legend(
-        loc="lower left",
-        bbox_to_anchor=(0.0, 1.0),
-        ncols=2,
-        fontsize=_TICK_SIZE,
-        frameon=False,
-        borderaxespad=0.2,
-        borderpad=0.0,
-        handlelength=1.6,
-    )
+    _legend_above(axes, _TICK_SIZE)
     below = ["   ".join(key[start : start + 2]) for start in range(0, len(key), 2)]
     if key:
         below[0] = "Published: " + below[0]
@@ -370,3 +352,17 @@ def _day(value: date) -> pd.Timestamp:
     if ts.tzinfo is not None:
         ts = ts.tz_localize(None)
     return ts.normalize()
+
+
+def _legend_above(axes: Axes, fontsize: float) -> None:
+    """The legend in a row of its own above the plot, two entries a line, so it never covers a line."""
+    axes.legend(
+        loc="lower left",
+        bbox_to_anchor=(0.0, 1.0),
+        ncols=2,
+        fontsize=fontsize,
+        frameon=False,
+        borderaxespad=0.2,
+        borderpad=0.0,
+        handlelength=1.6,
+    )
