@@ -28,8 +28,7 @@ from alerts.observations import (
     parse_key,
 )
 from alerts.store import DEFAULT_ZONE, AlertStore, day_bounds
-from market import calendar, metrics
-from market.instruments import IWM, SPY
+from market import calendar, valuation
 
 if TYPE_CHECKING:
     from market.cache import MarketSnapshot
@@ -48,13 +47,16 @@ class RefreshOutcome:
 
 
 def gap_series(snapshot: MarketSnapshot) -> pd.Series | None:
-    """The recorded valuation gap (fraction) by snapshot date, or None when no P/B pair was ever seen."""
-    history = metrics.gap_history(snapshot.funds, IWM.symbol, SPY.symbol)
-    if not history:
-        return None
-    return pd.Series(
-        [p.gap for p in history], index=pd.DatetimeIndex([pd.Timestamp(p.as_of) for p in history])
-    )
+    """The trusted valuation gap on price-to-book (a fraction) by snapshot date: the readings of the two
+    fund pairs that their twins do not contradict (``market.valuation``). None when there is none: a
+    contradicted reading is never judged, nor measured from."""
+    return trusted_gap(snapshot.funds)
+
+
+def trusted_gap(funds: pd.DataFrame) -> pd.Series | None:
+    """``gap_series`` of a funds frame (``MarketSnapshot.funds``)."""
+    series = valuation.trusted_series(valuation.readings(funds, "pb"))
+    return None if series.empty else series
 
 
 def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[dict[str, Observation], str]:

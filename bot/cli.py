@@ -21,6 +21,7 @@ import urllib.request
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.answers import Request, UsageError, parse_command_line
 from bot.config import (
@@ -34,6 +35,9 @@ from bot.config import (
 from bot.logs import setup_logging
 from market.instruments import SYMBOLS
 from market.model import MarketUnavailable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -285,6 +289,7 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_replay(config: Config, args: argparse.Namespace) -> int:
+    from alerts.observations import GAP_KEY
     from alerts.replay import replay
     from alerts.rules import RuleError, parse_rule
     from market.csv_source import CsvSource
@@ -309,14 +314,40 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
     for value in screened.held:
         print(f"capgap: {held_line(value)}", file=sys.stderr)
     closes = screened.closes
+    gap = None
+    if any(spec.key == GAP_KEY for spec in specs):
+        gap = _recorded_gap(config.csv_dir, args.end)
+        if gap is None:
+            return fail(
+                f"gap rules need a price-to-book history: {config.csv_dir / 'funds.csv'} has no reading of "
+                "IWM/IVV or VTWO/VOO that the twin funds confirm (several as_of rows per fund form one)"
+            )
     try:
-        fired = replay(specs, closes, args.start, args.end)
+        fired = replay(specs, closes, args.start, args.end, gap=gap)
     except ValueError as exc:
         return fail(str(exc))
     for alert in fired:
         print(alert.line())
     print(f"{len(fired)} alert(s) from {len(specs)} rule(s), {args.start} to {args.end}", file=sys.stderr)
     return 0
+
+
+def _recorded_gap(directory: Path, end: date) -> pd.Series | None:
+    """The trusted P/B gap by date from ``directory``'s funds.csv up to ``end``, each fact screened as the
+    bot screens it; None when there is none."""
+    import pandas as pd
+
+    from alerts.engine import trusted_gap
+    from market.csv_source import CsvSource
+    from market.instruments import ETFS
+    from market.plausibility import plausible_fund
+
+    facts = [plausible_fund(f)[0] for f in CsvSource(directory).fetch_funds([e.symbol for e in ETFS])]
+    funds = pd.DataFrame(
+        [(f.symbol, f.as_of, f.price_to_book, f.price_to_earnings) for f in facts if f.as_of <= end],
+        columns=["symbol", "as_of", "price_to_book", "price_to_earnings"],
+    )
+    return trusted_gap(funds)
 
 
 def cmd_backup(config: Config, args: argparse.Namespace) -> int:

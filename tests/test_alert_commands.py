@@ -200,7 +200,10 @@ async def test_a_gap_rule_without_any_price_to_book_says_there_is_no_data_yet(cs
     assert csv_services.market.snapshot.funds["price_to_book"].isna().all()
     text = await ask(csv_services, "/alert gap above 45%")
     assert "Alert #1 set: gap above 45%" in text
-    assert "There is no valuation gap yet: no price-to-book data for IWM and SPY" in text
+    assert (
+        "There is no valuation gap yet: no price-to-book reading of IWM/IVV or VTWO/VOO that the twin funds "
+        "confirm" in text
+    )
     assert "would not have fired" not in text and "Over the last year" not in text
     await ask(csv_services, "/alert rut above 2500")
     listing = await ask(csv_services, "/alerts")

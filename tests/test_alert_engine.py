@@ -341,16 +341,25 @@ def test_the_daily_limit_follows_the_chats_own_day(csv_services: Services, clock
 # --- the valuation gap ---------------------------------------------------------------------------------
 
 
-def synthetic_pb(day: date, iwm: float, spy: float) -> list[FundFacts]:
-    """SYNTHETIC price-to-book snapshots (not market data): the shared history has no P/B figures."""
+def synthetic_pb(
+    day: date, small: float, large: float, *, vtwo: float | None = None, voo: float | None = None
+) -> list[FundFacts]:
+    """SYNTHETIC price-to-book snapshots (not market data): the shared history has no P/B figures. Both
+    pairs (IWM/IVV, VTWO/VOO) read ``small`` and ``large`` unless a Vanguard fund is given its own value."""
     label = "synthetic P/B for tests"
-    return [FundFacts("IWM", day, None, None, iwm, label), FundFacts("SPY", day, None, None, spy, label)]
+    values = {
+        "IWM": small,
+        "IVV": large,
+        "VTWO": small if vtwo is None else vtwo,
+        "VOO": large if voo is None else voo,
+    }
+    return [FundFacts(symbol, day, None, None, pb, label) for symbol, pb in values.items()]
 
 
 def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, clock: FakeClock) -> None:
     """`gap above 45%` and `gap shift 3`, set at a 40% gap, both fire when a snapshot shows 47.5%."""
     cache = csv_services.market.cache
-    cache.store_funds(synthetic_pb(JAN_18, iwm=2.40, spy=4.00), clock())  # gap 1 − 2.4/4 = 40%
+    cache.store_funds(synthetic_pb(JAN_18, small=2.40, large=4.00), clock())  # gap 1 − 2.4/4 = 40%
     now = clock()
     above_id, shift_id = (
         csv_services.alerts.rules.add(
@@ -362,7 +371,7 @@ def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, cl
     assert run_refresh(csv_services.alerts, cache.snapshot(), now).fired == 0
 
     advance_market(csv_services, clock, JAN_19)
-    cache.store_funds(synthetic_pb(JAN_19, iwm=2.10, spy=4.00), clock())  # 1 − 2.1/4 = 47.5%
+    cache.store_funds(synthetic_pb(JAN_19, small=2.10, large=4.00), clock())  # 1 − 2.1/4 = 47.5%
     outcome = run_refresh(csv_services.alerts, cache.snapshot(), clock())
 
     assert (outcome.fired, outcome.queued) == (2, 1)
@@ -374,14 +383,42 @@ def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, cl
     assert run_refresh(csv_services.alerts, cache.snapshot(), clock()).fired == 0
 
 
+def test_a_gap_reading_its_twin_contradicts_fires_nothing_and_moves_no_reference(
+    csv_services: Services, clock: FakeClock
+) -> None:
+    """On 19 Jan IWM reads 2.10 (a 47.5% gap) but VTWO, the same index, 2.40: 14% apart, more than the
+    10% twins may differ. The reading is not trusted, so neither rule fires nor measures from it; the next
+    day the twins agree again at 2.05 (48.75%) and both fire on that."""
+    cache = csv_services.market.cache
+    cache.store_funds(synthetic_pb(JAN_18, small=2.40, large=4.00), clock())  # 40%
+    now = clock()
+    for text in ("gap above 45%", "gap shift 3"):
+        csv_services.alerts.rules.add(
+            CHAT, parse_rule(text), current_observation(cache.snapshot(), now, "GAP"), now
+        )
+
+    advance_market(csv_services, clock, JAN_19)
+    cache.store_funds(synthetic_pb(JAN_19, small=2.10, large=4.00, vtwo=2.40), clock())
+    assert run_refresh(csv_services.alerts, cache.snapshot(), clock()).fired == 0
+    assert csv_services.alerts.rules.active["reference"].tolist()[-1] == pytest.approx(40.0)
+
+    jan_22 = date(2024, 1, 22)
+    advance_market(csv_services, clock, jan_22)
+    cache.store_funds(synthetic_pb(jan_22, small=2.05, large=4.00), clock())
+    outcome = run_refresh(csv_services.alerts, cache.snapshot(), clock())
+    assert outcome.fired == 2
+    (text,) = texts_to(csv_services, CHAT)
+    assert f"<b>{(1 - 2.05 / 4.00) * 100:.1f}%</b>" in text  # 48.8%
+
+
 def test_an_old_gap_snapshot_is_stale_and_fires_nothing(csv_services: Services, clock: FakeClock) -> None:
     """A P/B snapshot more than ten days old is not judged, whatever its value."""
     cache = csv_services.market.cache
-    cache.store_funds(synthetic_pb(JAN_18, iwm=2.40, spy=4.00), clock())
+    cache.store_funds(synthetic_pb(JAN_18, small=2.40, large=4.00), clock())
     group_id, _ = csv_services.alerts.rules.add(
         CHAT, parse_rule("gap shift 3"), current_observation(cache.snapshot(), clock(), "GAP"), clock()
     )
-    cache.store_funds(synthetic_pb(JAN_18, iwm=1.00, spy=4.00), clock())  # the Jan 18 gap now reads 75%
+    cache.store_funds(synthetic_pb(JAN_18, small=1.00, large=4.00), clock())  # the Jan 18 gap now reads 75%
     clock.now = after_close(JAN_18) + timedelta(days=11)
 
     assert run_refresh(csv_services.alerts, cache.snapshot(), clock()).fired == 0

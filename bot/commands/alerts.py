@@ -124,8 +124,11 @@ def _no_data_sentence(key: str, last: date | None) -> str:
     measure, arg = parse_key(key)
     if measure == "gap":
         if last is None:
-            return "There is no valuation gap yet: no price-to-book data for IWM and SPY"
-        return f"There is no valuation gap since {day(last)}, the last price-to-book data for IWM and SPY"
+            return (
+                "There is no valuation gap yet: no price-to-book reading of IWM/IVV or VTWO/VOO that "
+                "the twin funds confirm"
+            )
+        return f"There is no valuation gap since {day(last)}, the last confirmed price-to-book reading"
     if measure == "ratio":
         name = "RUT/SPX ratio"
     elif measure == "lead":
