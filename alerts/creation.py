@@ -8,14 +8,12 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from alerts.engine import current_observation, gap_series
+from alerts.engine import current_observation, gap_series, keys_without_data
 from alerts.observations import Observation, parse_key
-from alerts.replay import Preview, preview, without_data
+from alerts.replay import Preview, preview
 from alerts.rules import RuleSpec, parse_rule
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from alerts.evaluate import InitialState
     from alerts.store import AlertStore
     from market.cache import MarketSnapshot
@@ -54,13 +52,10 @@ def create_rule(
         _, symbol = parse_key(spec.key)
         if symbol and not snapshot.series(symbol).empty:
             high = float(snapshot.series(symbol).max())
-    gap = gap_series(snapshot)
     number, start = store.rules.add(
         chat_id, spec, current, now, all_time_high=high if spec.kind == "high" else None
     )
-    missing = (
-        without_data([spec.key], snapshot.closes, snapshot.latest_day, gap=gap) if current is None else {}
-    )
+    missing = keys_without_data(snapshot, [spec.key]) if current is None else {}
     last_data = missing.get(spec.key)
     return NewAlert(
         number=number,
@@ -70,19 +65,19 @@ def create_rule(
         high=high,
         without_data=spec.key in missing,
         last_data=last_data,
-        preview=_preview(spec, snapshot, gap, spec.key in missing, last_data),
+        preview=_preview(spec, snapshot, spec.key in missing, last_data),
     )
 
 
 def _preview(
-    spec: RuleSpec, snapshot: MarketSnapshot, gap: pd.Series | None, without: bool, last_data: date | None
+    spec: RuleSpec, snapshot: MarketSnapshot, without: bool, last_data: date | None
 ) -> Preview | None:
     """The last year's closes ``spec`` would have fired at; None when the key never had data, or its data
     ended before the year began (nothing to run it over)."""
     if snapshot.latest_day is None or (without and last_data is None):
         return None
     try:
-        seen = preview(spec, snapshot.closes, snapshot.latest_day, gap=gap)
+        seen = preview(spec, snapshot.closes, snapshot.latest_day, gap=gap_series(snapshot))
     except ValueError:  # the closes have no column for the rule's symbol
         return None
     if last_data is not None and last_data < seen.start:

@@ -14,7 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from alerts.engine import DAILY_ALERT_LIMIT, RefreshOutcome, current_observation, run_refresh
+from alerts.engine import (
+    DAILY_ALERT_LIMIT,
+    RefreshOutcome,
+    current_observation,
+    keys_without_data,
+    run_refresh,
+)
 from alerts.rules import parse_rule
 from alerts.store import AlertStore
 from bot.services import Services
@@ -508,3 +514,17 @@ def test_a_context_line_that_cannot_be_built_leaves_the_alert_without_it(
     ((text,),) = [(row["text"],) for row in queued(csv_services)]
     assert "rose to 1,940.00 or more: <b>1,944.39</b>" in text
     assert "below its high" not in text
+
+
+def test_the_keys_without_data_are_those_whose_last_value_is_old_or_missing_each_with_its_last_date(
+    csv_services: Services,
+) -> None:
+    """On the 18 Jan 2024 snapshot RUT has its close, VTWO's file ends in April 2023 and no P/B was ever seen."""
+    vtwo = history("VTWO")
+    missing = keys_without_data(csv_services.market.snapshot, ["^RUT", "VTWO", "VTWO:move", "GAP"])
+
+    assert missing == {
+        "VTWO": vtwo.index.max().date(),
+        "VTWO:move": vtwo.index.max().date(),
+        "GAP": None,
+    }
