@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -246,6 +247,9 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_ask(config: Config, args: argparse.Namespace) -> int:
+    # One answer, then the process ends: the cycle collector's passes over the 100,000 objects pandas and
+    # the market bring in (about a tenth of the run) would free nothing worth having.
+    gc.disable()
     from bot import core
     from bot.commands import find
     from bot.format import plain
