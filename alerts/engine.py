@@ -21,15 +21,16 @@ from alerts.messages import alert_text, limit_text, plain_alert_text
 from alerts.observations import (
     GAP_KEY,
     GAP_MAX_AGE,
+    GAP_MEASURES,
     Observation,
+    close_time,
     derived_series,
     live_observations,
     observations_at,
     parse_key,
 )
 from alerts.store import DEFAULT_ZONE, AlertStore, day_bounds
-from market import calendar, metrics
-from market.instruments import IWM, SPY
+from market import calendar, valuation
 
 if TYPE_CHECKING:
     from market.cache import MarketSnapshot
@@ -47,14 +48,16 @@ class RefreshOutcome:
     mode: str  # "live", "close" or "none"
 
 
-def gap_series(snapshot: MarketSnapshot) -> pd.Series | None:
-    """The recorded valuation gap (fraction) by snapshot date, or None when no P/B pair was ever seen."""
-    history = metrics.gap_history(snapshot.funds, IWM.symbol, SPY.symbol)
+def gap_series(funds: pd.DataFrame, key: str = GAP_KEY) -> pd.Series | None:
+    """What gap rules on ``key`` (GAP: P/B, PEGAP: P/E) are judged on: the two-pair reading (a fraction) on
+    every snapshot date of ``funds`` (``MarketSnapshot.funds``), NaN where the twins contradict it, so a
+    contradicted reading is judged by nobody and the trusted one before it is not carried past it. None
+    when no pair was ever read."""
+    history = valuation.readings(funds, GAP_MEASURES[key])
     if not history:
         return None
-    return pd.Series(
-        [p.gap for p in history], index=pd.DatetimeIndex([pd.Timestamp(p.as_of) for p in history])
-    )
+    dates = pd.DatetimeIndex([pd.Timestamp(reading.as_of) for reading in history])
+    return valuation.trusted_series(history).reindex(dates)
 
 
 def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[dict[str, Observation], str]:
@@ -79,7 +82,7 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
         mode = "live"
     else:
         # Only the last rows matter, but windows reach back ten years and highs to the start.
-        series = derived_series(snapshot.closes, sorted(keys - {GAP_KEY}))
+        series = derived_series(snapshot.closes, sorted(keys - GAP_MEASURES.keys()))
         latest = series.index[-1]
         # The latest close that has happened, settled or not: in the minutes after the bell the cache still
         # ends at yesterday, and yesterday's close must not be judged after today's live prices were.
@@ -89,13 +92,19 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
             for k, o in observations_at(series, latest).items()
         }
         mode = "close"
-    if GAP_KEY in keys:
-        gap = gap_series(snapshot)
-        if gap is not None and len(gap):
-            as_of = gap.index[-1].date()
-            moment = calendar.session_close(as_of) if calendar.is_session(as_of) else now
-            stale = now - moment > GAP_MAX_AGE
-            observed[GAP_KEY] = Observation(GAP_KEY, float(gap.iloc[-1]) * 100, moment, as_of, True, stale)
+    for key in sorted(keys & GAP_MEASURES.keys()):
+        gap = gap_series(snapshot.funds, key)
+        if gap is None:
+            continue
+        # The newest reading, and only it: once per snapshot (its date is the session a close rule judges
+        # once), never when it is old, never when its twins contradict it (NaN, so stale) — the trusted
+        # reading before it was judged when it was new, and must not be judged again in its place.
+        as_of = gap.index[-1].date()
+        value = float(gap.iloc[-1]) * 100
+        # A snapshot dated on a weekend is stamped at that day's 16:00, so that it too grows old.
+        moment = calendar.session_close(as_of) if calendar.is_session(as_of) else close_time(as_of)
+        stale = now - moment > GAP_MAX_AGE or not math.isfinite(value)
+        observed[key] = Observation(key, value, moment, as_of, True, stale)
     return observed, mode
 
 

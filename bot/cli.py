@@ -18,9 +18,11 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.answers import Request, UsageError, parse_command_line
 from bot.config import (
@@ -34,6 +36,9 @@ from bot.config import (
 from bot.logs import setup_logging
 from market.instruments import SYMBOLS
 from market.model import MarketUnavailable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
@@ -285,9 +290,13 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_replay(config: Config, args: argparse.Namespace) -> int:
+    from alerts.observations import GAP_KEY, GAP_MEASURES, PEGAP_KEY
     from alerts.replay import replay
     from alerts.rules import RuleError, parse_rule
     from market.csv_source import CsvSource
+    from market.valuation import MEASURES
+
+    rule_words = {GAP_KEY: "gap", PEGAP_KEY: "pegap"}
 
     if config.csv_dir is None:
         return fail("replay needs CAPGAP_MARKET=csv:DIR (it steps through stored history)")
@@ -309,14 +318,53 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
     for value in screened.held:
         print(f"capgap: {held_line(value)}", file=sys.stderr)
     closes = screened.closes
+    # Gap rules are judged on funds.csv's as_of rows, as the bot judges them on its recorded snapshots;
+    # with no trusted reading to judge them on, the replay says so rather than print "0 alert(s)".
+    gaps = replay_gaps(config.csv_dir, args.end, sorted({s.key for s in specs} & GAP_MEASURES.keys()))
+    for key, history in gaps.items():
+        word, (column, label) = rule_words[key], MEASURES[GAP_MEASURES[key]]
+        trusted = 0 if history is None else int(history.notna().sum())
+        if not trusted:
+            return fail(
+                f"{word} rules cannot be replayed: {config.csv_dir / 'funds.csv'} has no trusted {label} "
+                f"reading up to {args.end} ({column} of IWM and IVV, or of VTWO and VOO, on an as_of row)"
+            )
+        assert history is not None
+        contradicted = len(history) - trusted
+        print(
+            f"capgap: {word} rules judged on {trusted} {label} reading(s) of funds.csv, "
+            f"{history.index[0].date()} to {history.index[-1].date()}"
+            + (f"; {contradicted} contradicted by their twins, not judged" if contradicted else ""),
+            file=sys.stderr,
+        )
     try:
-        fired = replay(specs, closes, args.start, args.end)
+        fired = replay(specs, closes, args.start, args.end, gap=gaps.get(GAP_KEY), pegap=gaps.get(PEGAP_KEY))
     except ValueError as exc:
         return fail(str(exc))
     for alert in fired:
         print(alert.line())
     print(f"{len(fired)} alert(s) from {len(specs)} rule(s), {args.start} to {args.end}", file=sys.stderr)
     return 0
+
+
+def replay_gaps(directory: Path, end: date, keys: Sequence[str]) -> dict[str, pd.Series | None]:
+    """The valuation-gap histories (``alerts.engine.gap_series``) a replay judges the gap rules on
+    ``keys`` on: the ``as_of`` rows of ``directory``/funds.csv up to ``end``, through the guard the bot's
+    fund refresh applies, read as the bot reads the snapshots it records."""
+    import pandas as pd
+
+    from alerts.engine import gap_series
+    from market.csv_source import CsvSource
+    from market.model import FundFacts
+    from market.plausibility import plausible_fund
+    from market.valuation import PAIRS
+
+    symbols = [symbol for pair in PAIRS for symbol in (pair.small, pair.large)]
+    facts = [plausible_fund(f)[0] for f in CsvSource(directory, as_of=end).fetch_funds(symbols)]
+    funds = pd.DataFrame(
+        [dataclasses.asdict(f) for f in facts], columns=[f.name for f in dataclasses.fields(FundFacts)]
+    )
+    return {key: gap_series(funds, key) for key in keys}
 
 
 def cmd_backup(config: Config, args: argparse.Namespace) -> int:
