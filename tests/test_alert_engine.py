@@ -341,16 +341,19 @@ def test_the_daily_limit_follows_the_chats_own_day(csv_services: Services, clock
 # --- the valuation gap ---------------------------------------------------------------------------------
 
 
-def synthetic_pb(day: date, iwm: float, spy: float) -> list[FundFacts]:
-    """SYNTHETIC price-to-book snapshots (not market data): the shared history has no P/B figures."""
+def synthetic_pb(day: date, small: float, large: float) -> list[FundFacts]:
+    """SYNTHETIC price-to-book snapshots (not market data): the shared history has no P/B figures. Both
+    pairs read the same (IWM and VTWO ``small``, IVV and VOO ``large``), so the twins agree and the gap
+    is 1 − small ÷ large."""
     label = "synthetic P/B for tests"
-    return [FundFacts("IWM", day, None, None, iwm, label), FundFacts("SPY", day, None, None, spy, label)]
+    funds = {"IWM": small, "VTWO": small, "IVV": large, "VOO": large}
+    return [FundFacts(symbol, day, None, None, pb, label) for symbol, pb in funds.items()]
 
 
 def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, clock: FakeClock) -> None:
     """`gap above 45%` and `gap shift 3`, set at a 40% gap, both fire when a snapshot shows 47.5%."""
     cache = csv_services.market.cache
-    cache.store_funds(synthetic_pb(JAN_18, iwm=2.40, spy=4.00), clock())  # gap 1 − 2.4/4 = 40%
+    cache.store_funds(synthetic_pb(JAN_18, small=2.40, large=4.00), clock())  # gap 1 − 2.4/4 = 40%
     now = clock()
     above_id, shift_id = (
         csv_services.alerts.rules.add(
@@ -362,7 +365,7 @@ def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, cl
     assert run_refresh(csv_services.alerts, cache.snapshot(), now).fired == 0
 
     advance_market(csv_services, clock, JAN_19)
-    cache.store_funds(synthetic_pb(JAN_19, iwm=2.10, spy=4.00), clock())  # 1 − 2.1/4 = 47.5%
+    cache.store_funds(synthetic_pb(JAN_19, small=2.10, large=4.00), clock())  # 1 − 2.1/4 = 47.5%
     outcome = run_refresh(csv_services.alerts, cache.snapshot(), clock())
 
     assert (outcome.fired, outcome.queued) == (2, 1)
@@ -377,11 +380,11 @@ def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, cl
 def test_an_old_gap_snapshot_is_stale_and_fires_nothing(csv_services: Services, clock: FakeClock) -> None:
     """A P/B snapshot more than ten days old is not judged, whatever its value."""
     cache = csv_services.market.cache
-    cache.store_funds(synthetic_pb(JAN_18, iwm=2.40, spy=4.00), clock())
+    cache.store_funds(synthetic_pb(JAN_18, small=2.40, large=4.00), clock())
     group_id, _ = csv_services.alerts.rules.add(
         CHAT, parse_rule("gap shift 3"), current_observation(cache.snapshot(), clock(), "GAP"), clock()
     )
-    cache.store_funds(synthetic_pb(JAN_18, iwm=1.00, spy=4.00), clock())  # the Jan 18 gap now reads 75%
+    cache.store_funds(synthetic_pb(JAN_18, small=1.00, large=4.00), clock())  # the Jan 18 gap now reads 75%
     clock.now = after_close(JAN_18) + timedelta(days=11)
 
     assert run_refresh(csv_services.alerts, cache.snapshot(), clock()).fired == 0
