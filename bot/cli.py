@@ -334,7 +334,11 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
         print(
             f"capgap: {word} rules judged on {trusted} {label} reading(s) of funds.csv, "
             f"{history.index[0].date()} to {history.index[-1].date()}"
-            + (f"; {contradicted} contradicted by their twins, not judged" if contradicted else ""),
+            + (
+                f"; {contradicted} contradicted (twins apart or an unconfirmed jump), not judged"
+                if contradicted
+                else ""
+            ),
             file=sys.stderr,
         )
     try:
