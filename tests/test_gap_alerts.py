@@ -226,6 +226,29 @@ def test_replay_without_a_gap_history_refuses_gap_rules_in_one_line(
     ]
 
 
+# --- the grammar --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical", "key"),
+    [
+        ("gap above 45%", "gap above 45% · close · band 1%", "GAP"),
+        ("PEGAP below 30", "pegap below 30% · close · band 1%", "PEGAP"),
+        ("pegap shift 3 once", "pegap shift 3 · close · once", "PEGAP"),
+    ],
+)
+def test_pegap_reads_like_gap_on_the_pe_gap(text: str, canonical: str, key: str) -> None:
+    spec = parse_rule(text)
+    assert (spec.canonical, spec.key, spec.mode) == (canonical, key, "close")
+    assert parse_rule(spec.canonical) == spec
+
+
+def test_a_pegap_rule_has_no_live_value_and_says_what_it_watches() -> None:
+    with pytest.raises(ValueError, match="no live value"):
+        parse_rule("pegap above 40% live")
+    assert "valuation gap on price-to-earnings moves 3 points" in parse_rule("pegap shift 3").describe()
+
+
 # --- live: the bot's refresh through the real store ---------------------------------------------------
 
 JAN_18, JAN_19, JAN_22, JAN_23 = (date(2024, 1, d) for d in (18, 19, 22, 23))

@@ -446,7 +446,7 @@ COMMANDS = (
         "alert",
         "Set an alert: a level, a move, a new high, the gap",
         "/alert RULE",
-        ("/alert rut above 3000", "/alert rut move 2%", "/alert gap shift 3"),
+        ("/alert rut above 3000", "/alert rut move 2%", "/alert gap shift 3", "/alert pegap below 30%"),
         alert,
         group_admin_only=True,
     ),
