@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ from alerts.observations import (
     observations_at,
     parse_key,
 )
+from alerts.replay import without_data
 from alerts.store import DEFAULT_ZONE, AlertStore, day_bounds
 from market import calendar, valuation
 
@@ -187,6 +189,19 @@ def current_observation(snapshot: MarketSnapshot, now: datetime, key: str) -> Ob
     if found is None or found.stale or not math.isfinite(found.value):
         return None
     return found
+
+
+def keys_without_data(snapshot: MarketSnapshot, keys: Sequence[str]) -> dict[str, date | None]:
+    """The keys among ``keys`` no rule can be judged on with ``snapshot``, each with the date of its last
+    value (None when it never had one); keys with recent data are left out. See ``alerts.replay.without_data``.
+    """
+    return without_data(
+        keys,
+        snapshot.closes,
+        snapshot.latest_day,
+        gap=gap_series(snapshot.funds, GAP_KEY),
+        pegap=gap_series(snapshot.funds, PEGAP_KEY),
+    )
 
 
 def expiry_note(expires_after: timedelta | None) -> str:

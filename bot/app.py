@@ -4,6 +4,7 @@ and runs it, by long polling or behind a webhook."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any
@@ -41,9 +42,16 @@ async def _post_init(application: App) -> None:
     await application.bot.set_my_commands(menu(commands.registry()))
     if data.health is not None:
         await data.health.start()
+    # What start-up made (the modules, the market snapshot, the handlers: over 100,000 objects) lives as
+    # long as the bot. Left to the collector, each of its full passes walks all of it, 40-70 ms of one core
+    # in the middle of a burst of replies; frozen, the passes walk only what came after. Start-up's own
+    # garbage goes first, so none of it is kept; shutdown hands everything back to the collector.
+    gc.collect()
+    gc.freeze()
 
 
 async def _post_shutdown(application: App) -> None:
+    gc.unfreeze()
     data = application.bot_data
     if data.health is not None:
         await data.health.stop()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
@@ -30,6 +31,7 @@ from bot.answers import (
     GROUP_CHATS,
     MAX_CAPTION,
     Answer,
+    Button,
     ButtonFlow,
     Command,
     Family,
@@ -87,12 +89,19 @@ async def checked_request(
     return request
 
 
-def markup(answer: Answer) -> InlineKeyboardMarkup | None:
-    if not answer.keyboard:
-        return None
-    return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in answer.keyboard]
+def keyboard(answer: Answer) -> dict[str, Any]:
+    """The answer's buttons as the ``reply_markup`` field of a Bot API call, for its ``api_kwargs`` (no
+    buttons: no field). A cached answer goes to every chat that asks: its keyboard is built and turned
+    into the API's JSON shape once, not for each send. The dict is shared, so nothing may change it."""
+    return _reply_markup(answer.keyboard) if answer.keyboard else {}
+
+
+@functools.lru_cache(maxsize=256)
+def _reply_markup(rows: tuple[tuple[Button, ...], ...]) -> dict[str, Any]:
+    markup = InlineKeyboardMarkup(
+        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in rows]
     )
+    return {"reply_markup": markup.to_dict()}
 
 
 # Telegram keeps every photo it received: the same chart is sent again by its file_id, not re-uploaded.
@@ -127,7 +136,7 @@ async def send(context: Context, chat_id: int, answer: Answer) -> None:
             filename=answer.photo_name,
             caption=answer.text if fits else None,
             parse_mode=ParseMode.HTML,
-            reply_markup=markup(answer) if fits else None,
+            api_kwargs=keyboard(answer) if fits else None,
         )
         _keep_photo_id(context, answer, sent)
         if fits:
@@ -136,8 +145,8 @@ async def send(context: Context, chat_id: int, answer: Answer) -> None:
         chat_id,
         answer.text,
         parse_mode=ParseMode.HTML,
-        reply_markup=markup(answer),
         link_preview_options=NO_PREVIEW,
+        api_kwargs=keyboard(answer),
     )
 
 
@@ -194,12 +203,12 @@ def button_callback(flow: ButtonFlow) -> Callback:
                         parse_mode=ParseMode.HTML,
                         filename=answer.photo_name,
                     ),
-                    reply_markup=markup(answer),
+                    api_kwargs=keyboard(answer),
                 )
                 _keep_photo_id(context, answer, edited)
             elif in_place:
                 await query.edit_message_caption(
-                    answer.text, parse_mode=ParseMode.HTML, reply_markup=markup(answer)
+                    answer.text, parse_mode=ParseMode.HTML, api_kwargs=keyboard(answer)
                 )
             elif answer.photo is not None or under_photo:
                 await send(context, chat_id, answer)  # no room for it in the message pressed
@@ -207,8 +216,8 @@ def button_callback(flow: ButtonFlow) -> Callback:
                 await query.edit_message_text(
                     answer.text,
                     parse_mode=ParseMode.HTML,
-                    reply_markup=markup(answer),
                     link_preview_options=NO_PREVIEW,
+                    api_kwargs=keyboard(answer),
                 )
         except BadRequest as exc:
             if "not modified" not in str(exc).lower():  # pressing the current choice again is harmless

@@ -25,6 +25,7 @@ POOL_TIMEOUT = 1.0
 MEDIA_WRITE_TIMEOUT = 20.0
 # What PTB passes for a timeout the caller did not set (its DefaultValue class, without a private import).
 _NOT_SET = type(BaseRequest.DEFAULT_NONE)
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 class AiohttpRequest(BaseRequest):
@@ -77,6 +78,7 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             raise RuntimeError("This AiohttpRequest is not initialized!")
         data: Any = None
+        headers: dict[str, str] | None = None
         uploads = request_data.multipart_data if request_data else None
         if uploads:
             form = aiohttp.FormData()
@@ -86,7 +88,10 @@ class AiohttpRequest(BaseRequest):
                 form.add_field(name, content, filename=filename, content_type=mimetype)
             data = form
         elif request_data is not None:
-            data = request_data.json_parameters  # sent form-urlencoded, as PTB's own request does
+            # A JSON body (the Bot API takes one for any call without a file): encoding a reply of a
+            # thousand characters form-urlencoded costs a Python call per byte, json.dumps one C call.
+            data = request_data.json_payload
+            headers = JSON_HEADERS
 
         read = _given(read_timeout, READ_TIMEOUT)
         write = _given(write_timeout, MEDIA_WRITE_TIMEOUT if uploads else READ_TIMEOUT)
@@ -102,7 +107,7 @@ class AiohttpRequest(BaseRequest):
         )
         try:
             async with self._session.request(
-                method, url, data=data, timeout=timeout, proxy=self._proxy_for(url)
+                method, url, data=data, headers=headers, timeout=timeout, proxy=self._proxy_for(url)
             ) as response:
                 return response.status, await response.read()
         except TimeoutError as exc:  # asyncio.TimeoutError is TimeoutError since Python 3.11

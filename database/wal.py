@@ -101,5 +101,7 @@ def checkpoint_in_background(
     conn.execute("PRAGMA wal_autocheckpoint = 0")
     conn.execute(f"PRAGMA journal_size_limit = {LOG_SIZE_LIMIT_BYTES}")
     checkpointer = Checkpointer(path, opener)
-    weakref.finalize(owner, checkpointer._stop.set)
+    # Also at interpreter exit (a finalizer's default): a database left open, as a failed start leaves it,
+    # does not have its thread still at work, or logging, while the interpreter shuts down.
+    weakref.finalize(owner, checkpointer.stop)
     return checkpointer

@@ -157,6 +157,20 @@ class MarketCache:
         self.db = db
         self._write = write_lock(db)
         migrate(db, MIGRATIONS)
+        # A database in memory ends with its process (``capgap ask`` answers from one, filled from
+        # scratch): its closes are kept as the rows the table would hold, in a frame, rather than written
+        # as tens of thousands of rows only to be read back once. Everything else stays in SQLite, and
+        # the snapshot is made from those rows by the same code either way.
+        self._rows: pd.DataFrame | None = None
+        if db.execute("PRAGMA database_list").fetchone()[2] == "":
+            import pandas as pd
+
+            self._rows = pd.DataFrame(
+                {
+                    name: pd.Series(dtype=dtype)
+                    for name, dtype in (("symbol", object), ("day", object), ("close", "float64"))
+                }
+            )
 
     def store(self, data: MarketData, settled_through: date | None) -> int:
         """Keep the closes of sessions settled by ``settled_through`` and every quote; returns rows written.
@@ -170,18 +184,9 @@ class MarketCache:
         if settled_through is not None:
             frame = frame[frame.index <= pd.Timestamp(settled_through)]
         long = frame.stack().dropna()
-        # Plain tuples and one statement: sqlite-utils' upsert_all builds a dict, a JSON check and a query
-        # per row, which for a whole history (tens of thousands of closes) was most of a first fill.
-        rows = list(
-            zip(
-                long.index.get_level_values(1).astype(str).tolist(),
-                pd.DatetimeIndex(long.index.get_level_values(0)).strftime("%Y-%m-%d").tolist(),
-                long.to_numpy(dtype="float64").tolist(),
-                itertools.repeat(data.source),
-                itertools.repeat(fetched),
-                strict=False,
-            )
-        )
+        symbols = long.index.get_level_values(1).astype(str).tolist()
+        days = pd.DatetimeIndex(long.index.get_level_values(0)).strftime("%Y-%m-%d").tolist()
+        values = long.to_numpy(dtype="float64").tolist()
         quotes = [
             {
                 "symbol": q.symbol,
@@ -194,16 +199,33 @@ class MarketCache:
             for q in data.quotes.values()
         ]
         with self._write, self.db.atomic():
-            if rows:
+            if values and self._rows is not None:
+                new = pd.DataFrame({"symbol": symbols, "day": days, "close": values})
+                if len(self._rows):
+                    # What the table's key does on disk: a day stored again replaces the earlier close.
+                    new = pd.concat([self._rows, new], ignore_index=True)
+                    new = new.drop_duplicates(["symbol", "day"], keep="last", ignore_index=True)
+                self._rows = new
+            elif values:
+                # Plain tuples and one statement: sqlite-utils' upsert_all builds a dict, a JSON check and
+                # a query per row, which for a whole history (tens of thousands of closes) was most of a
+                # first fill.
                 self.db.conn.executemany(
                     "INSERT INTO closes (symbol, day, close, source, fetched_at) VALUES (?, ?, ?, ?, ?) "
                     "ON CONFLICT (symbol, day) DO UPDATE SET close = excluded.close, "
                     "source = excluded.source, fetched_at = excluded.fetched_at",
-                    rows,
+                    zip(
+                        symbols,
+                        days,
+                        values,
+                        itertools.repeat(data.source),
+                        itertools.repeat(fetched),
+                        strict=False,
+                    ),
                 )
             if quotes:
                 self.db.table("quotes").upsert_all(quotes, pk="symbol")
-        return len(rows)
+        return len(values)
 
     def store_funds(self, facts: list[FundFacts], fetched_at: datetime) -> None:
         rows = [
@@ -319,6 +341,11 @@ class MarketCache:
         """Each symbol's last cached close before its given day: what a fetched frame continues from."""
         prior = {}
         for symbol, day in first_days.items():
+            if self._rows is not None:
+                rows = self._rows[(self._rows["symbol"] == symbol) & (self._rows["day"] < day.isoformat())]
+                if len(rows):
+                    prior[symbol] = float(rows.sort_values("day")["close"].iloc[-1])
+                continue
             row = self.db.execute(
                 "SELECT close FROM closes WHERE symbol = ? AND day < ? ORDER BY day DESC LIMIT 1",
                 [symbol, day.isoformat()],
@@ -329,6 +356,9 @@ class MarketCache:
 
     def latest_days(self) -> dict[str, date]:
         """Each symbol's newest cached close."""
+        if self._rows is not None:
+            newest = self._rows.groupby("symbol")["day"].max()
+            return {str(symbol): date.fromisoformat(day) for symbol, day in newest.items()}
         rows = self.db.execute("SELECT symbol, MAX(day) FROM closes GROUP BY symbol").fetchall()
         return {symbol: date.fromisoformat(day) for symbol, day in rows}
 
@@ -343,11 +373,15 @@ class MarketCache:
     def snapshot(self, as_of: date | None = None) -> MarketSnapshot:
         import pandas as pd
 
-        day_filter = "" if as_of is None else " WHERE day <= ?"
-        params = [] if as_of is None else [as_of.isoformat()]
-        long = pd.read_sql_query(
-            "SELECT symbol, day, close FROM closes" + day_filter, self.db.conn, params=params
-        )
+        if self._rows is not None:
+            rows = self._rows
+            long = rows if as_of is None else rows[rows["day"] <= as_of.isoformat()]
+        else:
+            day_filter = "" if as_of is None else " WHERE day <= ?"
+            params = [] if as_of is None else [as_of.isoformat()]
+            long = pd.read_sql_query(
+                "SELECT symbol, day, close FROM closes" + day_filter, self.db.conn, params=params
+            )
         if long.empty:
             closes = pd.DataFrame(dtype="float64")
         else:

@@ -105,7 +105,10 @@ def next_close(now: datetime) -> datetime:
     """The next official close strictly after ``now`` (UTC)."""
     cal = _xnys()
     ts = _ts(now)
-    session = cal.minute_to_session(ts, "next")
+    # By sessions, not minutes: the calendar's minute index (every trading minute since 1990) takes longer
+    # to build than the calendar itself. A session opens and closes on its own New York date, so the
+    # close after ``now`` is that date's session's (or the next session's, once it has closed).
+    session = cal.date_to_session(ts.tz_convert(NEW_YORK).tz_localize(None).normalize(), "next")
     close = cal.session_close(session)
     if close <= ts:
         close = cal.session_close(cal.next_session(session))

@@ -120,17 +120,22 @@ class CsvSource:
         self.as_of = as_of
         self._clock = clock or (lambda: datetime.now(UTC))
         self.name = f"CSV ({self.directory.name or self.directory})"
+        # ``as_of``'s settled close, asked of the calendar on the first ``now``: a replayed bot reads its
+        # clock on every request and every send.
+        self._spoken: tuple[date, datetime] | None = None
 
     def now(self) -> datetime:
         """The moment this source speaks for: ``as_of``'s settled close, or the clock."""
-        if self.as_of is not None:
+        if self.as_of is None:
+            return self._clock()
+        if self._spoken is None or self._spoken[0] != self.as_of:
             close = (
                 calendar.session_close(self.as_of)
                 if calendar.is_session(self.as_of)
                 else datetime.combine(self.as_of, datetime.max.time(), UTC)
             )
-            return close + calendar.CLOSE_SETTLE
-        return self._clock()
+            self._spoken = (self.as_of, close + calendar.CLOSE_SETTLE)
+        return self._spoken[1]
 
     def check(self) -> None:
         """Read every history file there is: MarketUnavailable, naming the file, if one has no usable row.

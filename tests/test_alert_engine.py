@@ -14,7 +14,13 @@ from datetime import UTC, date, datetime, timedelta
 import pandas as pd
 import pytest
 
-from alerts.engine import DAILY_ALERT_LIMIT, RefreshOutcome, current_observation, run_refresh
+from alerts.engine import (
+    DAILY_ALERT_LIMIT,
+    RefreshOutcome,
+    current_observation,
+    keys_without_data,
+    run_refresh,
+)
 from alerts.rules import parse_rule
 from alerts.store import AlertStore
 from bot.services import Services
@@ -341,13 +347,19 @@ def test_the_daily_limit_follows_the_chats_own_day(csv_services: Services, clock
 # --- the valuation gap ---------------------------------------------------------------------------------
 
 
-def synthetic_pb(day: date, small: float, large: float) -> list[FundFacts]:
+def synthetic_pb(
+    day: date, small: float, large: float, *, vtwo: float | None = None, voo: float | None = None
+) -> list[FundFacts]:
     """SYNTHETIC price-to-book snapshots (not market data): the shared history has no P/B figures. Both
-    pairs read the same (IWM and VTWO ``small``, IVV and VOO ``large``), so the twins agree and the gap
-    is 1 − small ÷ large."""
+    pairs (IWM/IVV, VTWO/VOO) read ``small`` and ``large`` unless a Vanguard fund is given its own value."""
     label = "synthetic P/B for tests"
-    funds = {"IWM": small, "VTWO": small, "IVV": large, "VOO": large}
-    return [FundFacts(symbol, day, None, None, pb, label) for symbol, pb in funds.items()]
+    values = {
+        "IWM": small,
+        "IVV": large,
+        "VTWO": small if vtwo is None else vtwo,
+        "VOO": large if voo is None else voo,
+    }
+    return [FundFacts(symbol, day, None, None, pb, label) for symbol, pb in values.items()]
 
 
 def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, clock: FakeClock) -> None:
@@ -375,6 +387,34 @@ def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, cl
     assert f"/delete {above_id} " in text and f"/delete {shift_id} " in text
     # The same snapshot again: the level is disarmed and the shift now measures from 47.5%.
     assert run_refresh(csv_services.alerts, cache.snapshot(), clock()).fired == 0
+
+
+def test_a_gap_reading_its_twin_contradicts_fires_nothing_and_moves_no_reference(
+    csv_services: Services, clock: FakeClock
+) -> None:
+    """On 19 Jan IWM reads 2.10 (a 47.5% gap) but VTWO, the same index, 2.40: 14% apart, more than the
+    10% twins may differ. The reading is not trusted, so neither rule fires nor measures from it; the next
+    day the twins agree again at 2.05 (48.75%) and both fire on that."""
+    cache = csv_services.market.cache
+    cache.store_funds(synthetic_pb(JAN_18, small=2.40, large=4.00), clock())  # 40%
+    now = clock()
+    for text in ("gap above 45%", "gap shift 3"):
+        csv_services.alerts.rules.add(
+            CHAT, parse_rule(text), current_observation(cache.snapshot(), now, "GAP"), now
+        )
+
+    advance_market(csv_services, clock, JAN_19)
+    cache.store_funds(synthetic_pb(JAN_19, small=2.10, large=4.00, vtwo=2.40), clock())
+    assert run_refresh(csv_services.alerts, cache.snapshot(), clock()).fired == 0
+    assert csv_services.alerts.rules.active["reference"].tolist()[-1] == pytest.approx(40.0)
+
+    jan_22 = date(2024, 1, 22)
+    advance_market(csv_services, clock, jan_22)
+    cache.store_funds(synthetic_pb(jan_22, small=2.05, large=4.00), clock())
+    outcome = run_refresh(csv_services.alerts, cache.snapshot(), clock())
+    assert outcome.fired == 2
+    (text,) = texts_to(csv_services, CHAT)
+    assert f"<b>{(1 - 2.05 / 4.00) * 100:.1f}%</b>" in text  # 48.8%
 
 
 def test_an_old_gap_snapshot_is_stale_and_fires_nothing(csv_services: Services, clock: FakeClock) -> None:
@@ -474,3 +514,17 @@ def test_a_context_line_that_cannot_be_built_leaves_the_alert_without_it(
     ((text,),) = [(row["text"],) for row in queued(csv_services)]
     assert "rose to 1,940.00 or more: <b>1,944.39</b>" in text
     assert "below its high" not in text
+
+
+def test_the_keys_without_data_are_those_whose_last_value_is_old_or_missing_each_with_its_last_date(
+    csv_services: Services,
+) -> None:
+    """On the 18 Jan 2024 snapshot RUT has its close, VTWO's file ends in April 2023 and no P/B was ever seen."""
+    vtwo = history("VTWO")
+    missing = keys_without_data(csv_services.market.snapshot, ["^RUT", "VTWO", "VTWO:move", "GAP"])
+
+    assert missing == {
+        "VTWO": vtwo.index.max().date(),
+        "VTWO:move": vtwo.index.max().date(),
+        "GAP": None,
+    }

@@ -94,13 +94,57 @@ def test_a_rule_on_a_fund_whose_history_stopped_is_kept_without_data_and_preview
     assert made.preview is not None and made.preview.end == AS_OF
 
 
-def test_a_duplicate_and_a_full_chat_are_refused_and_store_nothing(csv_services: Services) -> None:
+def test_a_rule_on_the_valuation_gap_before_any_price_to_book_is_kept_with_no_data_and_no_preview(
+    csv_services: Services,
+) -> None:
+    """The bundled funds.csv has no P/B reading, so the gap never had a value to start from or look back on."""
+    made = create_rule(
+        csv_services.alerts, csv_services.market.snapshot, csv_services.now(), CHAT, "gap above 45%"
+    )
+
+    assert made.current is None and made.without_data and made.last_data is None
+    assert made.preview is None and not made.start.already_holds
+    assert rules_stored(csv_services) == 1
+
+
+def test_a_level_already_passed_is_reported_with_the_value_it_starts_from(
+    csv_services: Services, shared_data: Path
+) -> None:
+    rut = closes(shared_data, "RUT")
+    made = create_rule(
+        csv_services.alerts, csv_services.market.snapshot, csv_services.now(), CHAT, "rut below 2000"
+    )
+
+    assert rut[AS_OF] < 2000
+    assert made.start.already_holds and made.start.value == pytest.approx(rut[AS_OF])
+    assert made.spec.kind == "below" and made.spec.level == 2000
+
+
+def test_a_high_rule_starts_from_the_all_time_closing_high_and_waits_below_it(
+    csv_services: Services, shared_data: Path
+) -> None:
+    spx = closes(shared_data, "GSPC")
+    high = max(spx.values())  # 4,796.56 on 3 Jan 2022; the 18 Jan 2024 close is below it
+    made = create_rule(
+        csv_services.alerts, csv_services.market.snapshot, csv_services.now(), CHAT, "spx high"
+    )
+
+    assert made.high == pytest.approx(high) and spx[AS_OF] < high
+    assert not made.start.already_holds
+
+
+def test_a_duplicate_and_a_full_chat_are_refused_and_store_nothing_nor_take_a_number(
+    csv_services: Services,
+) -> None:
     snapshot, now = csv_services.market.snapshot, csv_services.now()
     create_rule(csv_services.alerts, snapshot, now, CHAT, "rut above 3000")
     with pytest.raises(DuplicateRule) as duplicate:
         create_rule(csv_services.alerts, snapshot, now, CHAT, "rut above 3000")
     assert duplicate.value.number == 1
-    for level in range(MAX_GROUPS_PER_CHAT - 1):
+    assert rules_stored(csv_services) == 1
+    # A refused rule takes no number either: the next one the chat sets is #2.
+    assert create_rule(csv_services.alerts, snapshot, now, CHAT, "spx above 6000").number == 2
+    for level in range(1, MAX_GROUPS_PER_CHAT - 1):
         create_rule(csv_services.alerts, snapshot, now, CHAT, f"spx above {6000 + level}")
     before = rules_stored(csv_services)
     with pytest.raises(QuotaExceeded):

@@ -292,6 +292,56 @@ def test_snapshot_as_of_hides_later_closes(cache: MarketCache) -> None:
     assert cache.snapshot().latest_day == date(2024, 1, 22)
 
 
+def test_a_cache_in_memory_answers_as_one_on_a_file(cache: MarketCache) -> None:
+    """A database in memory keeps its closes in a frame, not in SQLite: every answer is the same."""
+    database = open_database(":memory:")
+    try:
+        in_memory = MarketCache(database)
+        firsts = {"^RUT": date(2024, 1, 18), "^GSPC": date(2024, 1, 17), "IWM": date(2024, 1, 16)}
+        assert in_memory.closes_before(firsts) == {} and in_memory.latest_days() == {}
+        assert in_memory.snapshot().closes.empty
+        live = Quote("^RUT", 1930.0, datetime(2024, 1, 19, 18, 0, tzinfo=UTC), previous_close=1913.17)
+        stores = [
+            # Out of order, with a gap and a zero (a row from before the plausibility guard)...
+            (
+                market_data(
+                    {
+                        "^RUT": {"2024-01-18": 1923.65, "2024-01-16": 1927.30, "2024-01-17": 1900.00},
+                        "^GSPC": {"2024-01-16": 4765.98, "2024-01-18": 0.0},
+                        "IWM": {"2024-01-17": 191.0},
+                    }
+                ),
+                None,
+            ),
+            # ...then a correction of one close, a new symbol, and a live bar that is no close yet.
+            (
+                market_data(
+                    {
+                        "^RUT": {"2024-01-17": 1913.17, "2024-01-19": 1944.39},
+                        "VOO": {"2024-01-18": 437.0, "2024-01-19": 440.0},
+                    },
+                    quotes={"^RUT": live},
+                ),
+                date(2024, 1, 18),
+            ),
+        ]
+        for data, settled in stores:
+            assert in_memory.store(data, settled) == cache.store(data, settled)
+            assert in_memory.latest_days() == cache.latest_days()
+            assert in_memory.latest_day() == cache.latest_day()
+            assert in_memory.closes_before(firsts) == cache.closes_before(firsts)
+            for as_of in (None, date(2024, 1, 17), date(2024, 1, 15)):
+                ours, theirs = in_memory.snapshot(as_of), cache.snapshot(as_of)
+                pd.testing.assert_frame_equal(ours.closes, theirs.closes)
+                assert ours.quotes == theirs.quotes
+                assert ours.latest_day == theirs.latest_day
+        assert cache.closes_before({"^RUT": date(2024, 1, 18)}) == {"^RUT": 1913.17}
+        assert in_memory.snapshot().closes.loc["2024-01-17", "^RUT"] == 1913.17
+        assert in_memory.db.execute("SELECT COUNT(*) FROM closes").fetchone()[0] == 0
+    finally:
+        database.close()
+
+
 # --- fund facts -------------------------------------------------------------------------------------
 
 

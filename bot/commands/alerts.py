@@ -6,10 +6,9 @@ import re
 from typing import TYPE_CHECKING
 
 from alerts.creation import create_rule, starting_value
-from alerts.engine import gap_series
+from alerts.engine import keys_without_data
 from alerts.messages import format_value
 from alerts.observations import GAP_KEY, GAP_MEASURES, PEGAP_KEY, parse_key
-from alerts.replay import without_data
 from alerts.rules import GAP, LEAD, PEGAP, RATIO, RuleError
 from alerts.store import ChatAlert, DuplicateRule, QuotaExceeded
 from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request, UsageError
@@ -274,14 +273,7 @@ def alerts_page(request: Request, page: int, note: str = "") -> Answer:
     pages = -(-len(groups) // PAGE_SIZE)
     page = min(max(page, 1), pages)
     shown = groups[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
-    snapshot = request.services.market.snapshot
-    missing = without_data(
-        [g.key for g in shown],
-        snapshot.closes,
-        snapshot.latest_day,
-        gap=gap_series(snapshot.funds, GAP_KEY),
-        pegap=gap_series(snapshot.funds, PEGAP_KEY),
-    )
+    missing = keys_without_data(request.services.market.snapshot, [g.key for g in shown])
     title = "This group's alerts" if _in_group(request) else "Your alerts"
     where = f" · page {page} of {pages}" if pages > 1 else ""
     lines = [f"{lead}<b>{title}</b> ({len(groups)}){where}"]
