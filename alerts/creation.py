@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from alerts.engine import current_observation, gap_series, keys_without_data
-from alerts.observations import Observation, parse_key
-from alerts.replay import Preview, preview
+import numpy as np
+
+from alerts.engine import current_observation, gap_series
+from alerts.observations import GAP_KEY, GAP_MEASURES, PEGAP_KEY, Observation, parse_key
+from alerts.replay import Preview, preview, without_data
 from alerts.rules import RuleSpec, parse_rule
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from alerts.evaluate import InitialState
     from alerts.store import AlertStore
     from market.cache import MarketSnapshot
@@ -35,6 +39,9 @@ class NewAlert:
     # The closes it would have fired at over the last year (up to ``last_data`` when the key's data ended
     # before the latest close); None when there is no history to run it over.
     preview: Preview | None
+    # A valuation-gap rule: the dates of the trusted readings of its gap on record, oldest first (empty
+    # when there is none yet, and for every other rule). Its preview runs over these.
+    readings: tuple[date, ...] = ()
 
 
 def create_rule(
@@ -52,11 +59,18 @@ def create_rule(
         _, symbol = parse_key(spec.key)
         if symbol and not snapshot.series(symbol).empty:
             high = float(snapshot.series(symbol).max())
+    gap, pegap = (gap_series(snapshot.funds, key) for key in (GAP_KEY, PEGAP_KEY))
     number, start = store.rules.add(
         chat_id, spec, current, now, all_time_high=high if spec.kind == "high" else None
     )
-    missing = keys_without_data(snapshot, [spec.key]) if current is None else {}
+    missing = (
+        without_data([spec.key], snapshot.closes, snapshot.latest_day, gap=gap, pegap=pegap)
+        if current is None
+        else {}
+    )
     last_data = missing.get(spec.key)
+    recorded = {GAP_KEY: gap, PEGAP_KEY: pegap}.get(spec.key)
+    readings = () if recorded is None else _trusted_dates(recorded)
     return NewAlert(
         number=number,
         spec=spec,
@@ -65,19 +79,33 @@ def create_rule(
         high=high,
         without_data=spec.key in missing,
         last_data=last_data,
-        preview=_preview(spec, snapshot, spec.key in missing, last_data),
+        preview=_preview(spec, snapshot, (gap, pegap), spec.key in missing, last_data, readings),
+        readings=readings,
     )
 
 
+def _trusted_dates(history: pd.Series) -> tuple[date, ...]:
+    known = history[np.isfinite(history.to_numpy(dtype="float64"))]
+    return tuple(stamp.date() for stamp in known.index)
+
+
 def _preview(
-    spec: RuleSpec, snapshot: MarketSnapshot, without: bool, last_data: date | None
+    spec: RuleSpec,
+    snapshot: MarketSnapshot,
+    gaps: tuple[pd.Series | None, pd.Series | None],
+    without: bool,
+    last_data: date | None,
+    readings: tuple[date, ...],
 ) -> Preview | None:
     """The last year's closes ``spec`` would have fired at; None when the key never had data, or its data
-    ended before the year began (nothing to run it over)."""
+    ended before the year began (nothing to run it over), or for a gap rule with no trusted reading."""
     if snapshot.latest_day is None or (without and last_data is None):
         return None
+    if spec.key in GAP_MEASURES and not readings:
+        return None  # no recorded history yet: a year of "never fired" would say nothing
+    gap, pegap = gaps
     try:
-        seen = preview(spec, snapshot.closes, snapshot.latest_day, gap=gap_series(snapshot))
+        seen = preview(spec, snapshot.closes, snapshot.latest_day, gap=gap, pegap=pegap)
     except ValueError:  # the closes have no column for the rule's symbol
         return None
     if last_data is not None and last_data < seen.start:

@@ -22,7 +22,9 @@ from alerts.messages import alert_text, limit_text, plain_alert_text
 from alerts.observations import (
     GAP_KEY,
     GAP_MAX_AGE,
+    GAP_MEASURES,
     Observation,
+    close_time,
     derived_series,
     live_observations,
     observations_at,
@@ -48,17 +50,16 @@ class RefreshOutcome:
     mode: str  # "live", "close" or "none"
 
 
-def gap_series(snapshot: MarketSnapshot) -> pd.Series | None:
-    """The trusted valuation gap on price-to-book (a fraction) by snapshot date: the readings of the two
-    fund pairs that their twins do not contradict (``market.valuation``). None when there is none: a
-    contradicted reading is never judged, nor measured from."""
-    return trusted_gap(snapshot.funds)
-
-
-def trusted_gap(funds: pd.DataFrame) -> pd.Series | None:
-    """``gap_series`` of a funds frame (``MarketSnapshot.funds``)."""
-    series = valuation.trusted_series(valuation.readings(funds, "pb"))
-    return None if series.empty else series
+def gap_series(funds: pd.DataFrame, key: str = GAP_KEY) -> pd.Series | None:
+    """What gap rules on ``key`` (GAP: P/B, PEGAP: P/E) are judged on: the two-pair reading (a fraction) on
+    every snapshot date of ``funds`` (``MarketSnapshot.funds``), NaN where the twins contradict it, so a
+    contradicted reading is judged by nobody and the trusted one before it is not carried past it. None
+    when no pair was ever read."""
+    history = valuation.readings(funds, GAP_MEASURES[key])
+    if not history:
+        return None
+    dates = pd.DatetimeIndex([pd.Timestamp(reading.as_of) for reading in history])
+    return valuation.trusted_series(history).reindex(dates)
 
 
 def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[dict[str, Observation], str]:
@@ -83,7 +84,7 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
         mode = "live"
     else:
         # Only the last rows matter, but windows reach back ten years and highs to the start.
-        series = derived_series(snapshot.closes, sorted(keys - {GAP_KEY}))
+        series = derived_series(snapshot.closes, sorted(keys - GAP_MEASURES.keys()))
         latest = series.index[-1]
         # The latest close that has happened, settled or not: in the minutes after the bell the cache still
         # ends at yesterday, and yesterday's close must not be judged after today's live prices were.
@@ -93,13 +94,19 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
             for k, o in observations_at(series, latest).items()
         }
         mode = "close"
-    if GAP_KEY in keys:
-        gap = gap_series(snapshot)
-        if gap is not None and len(gap):
-            as_of = gap.index[-1].date()
-            moment = calendar.session_close(as_of) if calendar.is_session(as_of) else now
-            stale = now - moment > GAP_MAX_AGE
-            observed[GAP_KEY] = Observation(GAP_KEY, float(gap.iloc[-1]) * 100, moment, as_of, True, stale)
+    for key in sorted(keys & GAP_MEASURES.keys()):
+        gap = gap_series(snapshot.funds, key)
+        if gap is None:
+            continue
+        # The newest reading, and only it: once per snapshot (its date is the session a close rule judges
+        # once), never when it is old, never when its twins contradict it (NaN, so stale) — the trusted
+        # reading before it was judged when it was new, and must not be judged again in its place.
+        as_of = gap.index[-1].date()
+        value = float(gap.iloc[-1]) * 100
+        # A snapshot dated on a weekend is stamped at that day's 16:00, so that it too grows old.
+        moment = calendar.session_close(as_of) if calendar.is_session(as_of) else close_time(as_of)
+        stale = now - moment > GAP_MAX_AGE or not math.isfinite(value)
+        observed[key] = Observation(key, value, moment, as_of, True, stale)
     return observed, mode
 
 
@@ -188,7 +195,13 @@ def keys_without_data(snapshot: MarketSnapshot, keys: Sequence[str]) -> dict[str
     """The keys among ``keys`` no rule can be judged on with ``snapshot``, each with the date of its last
     value (None when it never had one); keys with recent data are left out. See ``alerts.replay.without_data``.
     """
-    return without_data(keys, snapshot.closes, snapshot.latest_day, gap=gap_series(snapshot))
+    return without_data(
+        keys,
+        snapshot.closes,
+        snapshot.latest_day,
+        gap=gap_series(snapshot.funds, GAP_KEY),
+        pegap=gap_series(snapshot.funds, PEGAP_KEY),
+    )
 
 
 def expiry_note(expires_after: timedelta | None) -> str:

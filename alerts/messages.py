@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from alerts.observations import GAP_KEY, LEAD_PREFIX, RATIO_KEY, Observation, parse_key
+from alerts.observations import GAP_KEY, GAP_MEASURES, LEAD_PREFIX, RATIO_KEY, Observation, parse_key
 from market.calendar import NEW_YORK
 from market.instruments import PROXY_ETF, by_symbol
 
@@ -80,7 +80,7 @@ def _closing_tags(html_text: str) -> str:
 def format_value(key: str, value: float) -> str:
     if key == RATIO_KEY:
         return f"{value:.4f}"
-    if key == GAP_KEY:
+    if key in GAP_MEASURES:
         return f"{value:.1f}%"
     if key.startswith(LEAD_PREFIX):
         return f"{value:+.1f} pts"
@@ -118,8 +118,8 @@ def _name(key: str) -> str:
     """A key's name in plain text: "The S&P 500", not HTML."""
     if key == RATIO_KEY:
         return "The RUT/SPX ratio"
-    if key == GAP_KEY:
-        return "The valuation gap"
+    if key in GAP_MEASURES:
+        return f"The valuation gap on {'P/B' if key == GAP_KEY else 'P/E'}"
     if key.startswith(LEAD_PREFIX):
         return f"The Russell's lead over the S&P ({key[len(LEAD_PREFIX) :].upper()})"
     _, symbol = parse_key(key)

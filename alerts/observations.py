@@ -9,7 +9,9 @@ Every value carries a string key:
 - ``"LEAD:<window>"``: the Russell 2000's return minus the S&P 500's over the window, in percentage points,
   with the base-date convention of ``market.metrics`` (the last close on or before the same calendar date one
   window earlier; months clipped to the month's end; ytd from the last close of the previous year);
-- ``"GAP"``: the valuation gap (1 − P/B small ÷ P/B large) in percent (42.0, not 0.42).
+- ``"GAP"``: the valuation gap on price-to-book (1 − P/B small ÷ P/B large) in percent (42.0, not 0.42);
+- ``"PEGAP"``: the same on price-to-earnings. Both are the trusted two-pair readings of ``market.valuation``
+  (``GAP_MEASURES`` names each key's measure there).
 
 "Previous close", "all-time closing high" and the window bases are taken from each symbol's own closes with
 missing values dropped, as ``market.metrics`` does, so the closes frame must hold the whole history a rule
@@ -36,6 +38,9 @@ from market.model import Quote
 
 RATIO_KEY = "RATIO"
 GAP_KEY = "GAP"
+PEGAP_KEY = "PEGAP"
+# Each valuation-gap key and the measure of ``market.valuation`` it is read from.
+GAP_MEASURES: dict[str, str] = {GAP_KEY: "pb", PEGAP_KEY: "pe"}
 LEAD_PREFIX = "LEAD:"
 WINDOWS: tuple[str, ...] = ("1w", "1m", "3m", "6m", "ytd", "1y", "3y", "5y", "10y")
 
@@ -71,12 +76,12 @@ def close_time(session: date) -> datetime:
 
 
 def parse_key(key: str) -> tuple[str, str | None]:
-    """What a key measures: ("price" | "move" | "drawdown", symbol), ("ratio" | "gap", None) or
-    ("lead", window). ValueError for a key capgap does not know."""
+    """What a key measures: ("price" | "move" | "drawdown", symbol), ("ratio", None), ("gap", "pb" | "pe")
+    or ("lead", window). ValueError for a key capgap does not know."""
     if key == RATIO_KEY:
         return "ratio", None
-    if key == GAP_KEY:
-        return "gap", None
+    if key in GAP_MEASURES:
+        return "gap", GAP_MEASURES[key]
     if key.startswith(LEAD_PREFIX):
         window = key[len(LEAD_PREFIX) :]
         if window in WINDOWS:
@@ -112,12 +117,20 @@ def base_positions(dates: pd.DatetimeIndex, window: str) -> np.ndarray:
     return np.asarray(dates.searchsorted(targets, side="right"), dtype=np.int64) - 1
 
 
-def derived_series(closes: pd.DataFrame, keys: Iterable[str], gap: pd.Series | None = None) -> pd.DataFrame:
+def derived_series(
+    closes: pd.DataFrame,
+    keys: Iterable[str],
+    gap: pd.Series | None = None,
+    *,
+    pegap: pd.Series | None = None,
+) -> pd.DataFrame:
     """Every requested key on every date of ``closes`` (NaN where it is not known).
 
-    ``gap`` is the valuation-gap history as a fraction, like ``market.metrics.valuation_gap`` (0.42 for a
-    42% discount), indexed by snapshot date; each trading date takes the latest snapshot on or before it,
-    for at most ``GAP_MAX_AGE``. Without it the GAP column is all NaN.
+    ``gap`` (P/B) and ``pegap`` (P/E) are valuation-gap histories as fractions, like
+    ``market.metrics.valuation_gap`` (0.42 for a 42% discount), indexed by snapshot date; each trading date
+    takes the latest snapshot on or before it, for at most ``GAP_MAX_AGE``. A NaN snapshot (a reading its
+    twins contradict) is unknown, and stops the carrying forward of the one before it. Without a history
+    its column is all NaN.
     """
     index = pd.DatetimeIndex(closes.index)
     columns: dict[str, pd.Series] = {}
@@ -139,7 +152,7 @@ def derived_series(closes: pd.DataFrame, keys: Iterable[str], gap: pd.Series | N
             large = _window_return(_valid(_column(closes, LARGE)), arg).reindex(index)
             columns[key] = (small - large) * 100.0
         else:
-            columns[key] = _gap_on(index, gap) * 100.0
+            columns[key] = _gap_on(index, gap if arg == "pb" else pegap) * 100.0
     frame = pd.DataFrame(columns, index=index)
     return frame.astype("float64")
 
@@ -168,13 +181,13 @@ def _window_return(valid: pd.Series, window: str) -> pd.Series:
 def _gap_on(index: pd.DatetimeIndex, gap: pd.Series | None) -> pd.Series:
     if gap is None:
         return pd.Series(np.nan, index=index)
+    # NaN snapshots stay: a contradicted reading is the latest one on its dates, and it is unknown.
     snapshots = gap.astype("float64")
-    snapshots = snapshots[np.isfinite(snapshots.to_numpy())]
     if (snapshots.abs() > 1.0).any():
         # A gap of more than 100% cannot come from two positive price-to-book values: these are percents.
         raise ValueError("the gap history must be a fraction (0.42 for 42%), as market.metrics gives it")
     snapshots.index = pd.DatetimeIndex(snapshots.index).as_unit("ns")
-    snapshots = snapshots.groupby(level=0).last().sort_index()
+    snapshots = snapshots[~snapshots.index.duplicated(keep="last")].sort_index()  # a day's last, NaN or not
     dates = index.as_unit("ns")
     positions = np.asarray(snapshots.index.searchsorted(dates, side="right"), dtype=np.int64) - 1
     found = positions >= 0

@@ -20,6 +20,7 @@ from alerts.evaluate import advance, evaluate, rule_rows, rules_frame
 from alerts.observations import (
     GAP_KEY,
     GAP_MAX_AGE,
+    GAP_MEASURES,
     close_observations,
     close_time,
     derived_series,
@@ -59,13 +60,16 @@ def replay(
     end: date,
     *,
     gap: pd.Series | None = None,
+    pegap: pd.Series | None = None,
     chat_id: int = 0,
 ) -> list[FiredAlert]:
     """The alerts ``specs`` would have sent at the closes of ``start``..``end`` (inclusive), in order.
 
     The rules are created as of the last close before ``start`` (their initial state judged on that close),
-    then each trading date's close is evaluated in turn. ``gap`` is the valuation-gap history as a fraction
-    (see ``derived_series``). ValueError when ``closes`` has no date before ``start``.
+    then each trading date's close is evaluated in turn. ``gap`` and ``pegap`` are the valuation-gap
+    histories on P/B and P/E as fractions (``alerts.engine.gap_series``; see ``derived_series``): a trading
+    date takes the newest reading on or before it, so a gap rule is judged on each reading once (the same
+    value again on the next dates changes nothing). ValueError when ``closes`` has no date before ``start``.
     """
     index = pd.DatetimeIndex(closes.index)
     history = closes.loc[index <= pd.Timestamp(end)]
@@ -74,7 +78,7 @@ def replay(
     if len(before) == 0:
         raise ValueError(f"no close before {start.isoformat()} to create the rules on")
     created = before[-1]
-    series = derived_series(history, [spec.key for spec in specs], gap)
+    series = derived_series(history, [spec.key for spec in specs], gap, pegap=pegap)
     created_at = close_time(created.date())
     at_creation = observations_at(series, created)
 
@@ -141,11 +145,17 @@ class Preview:
 
 
 def preview(
-    spec: RuleSpec, closes: pd.DataFrame, end: date, *, days: int = 365, gap: pd.Series | None = None
+    spec: RuleSpec,
+    closes: pd.DataFrame,
+    end: date,
+    *,
+    days: int = 365,
+    gap: pd.Series | None = None,
+    pegap: pd.Series | None = None,
 ) -> Preview:
     """``replay`` of one rule over the ``days`` calendar days ending at ``end`` (inclusive)."""
     start = end - timedelta(days=days - 1)
-    return Preview(start, end, tuple(replay([spec], closes, start, end, gap=gap)))
+    return Preview(start, end, tuple(replay([spec], closes, start, end, gap=gap, pegap=pegap)))
 
 
 # A price key whose newest close is more than this older than the newest close of the two indices has
@@ -155,18 +165,25 @@ PRICE_DATA_MAX_AGE = timedelta(days=5)
 
 
 def without_data(
-    keys: Sequence[str], closes: pd.DataFrame, as_of: date | None, *, gap: pd.Series | None = None
+    keys: Sequence[str],
+    closes: pd.DataFrame,
+    as_of: date | None,
+    *,
+    gap: pd.Series | None = None,
+    pegap: pd.Series | None = None,
 ) -> dict[str, date | None]:
     """The keys among ``keys`` a rule cannot be judged on as of ``as_of`` (the newest close): each with the
     date of its last value, or None when it never had one. Keys with recent data are left out.
 
-    The last value of the valuation gap is the date of its newest P/B snapshot (``gap``, as a fraction);
+    The last value of a valuation gap is the date of its newest trusted reading (``gap`` on P/B, ``pegap``
+    on P/E, as fractions);
     a price, move or drawdown key's is its symbol's last close; the ratio's and a lead's need both indices.
     """
     last: dict[str, date | None] = {}
     for key in dict.fromkeys(keys):
-        if key == GAP_KEY:
-            known = None if gap is None else gap[np.isfinite(gap.to_numpy(dtype="float64"))]
+        if key in GAP_MEASURES:
+            history = gap if key == GAP_KEY else pegap
+            known = None if history is None else history[np.isfinite(history.to_numpy(dtype="float64"))]
             last[key] = None if known is None or known.empty else pd.Timestamp(known.index.max()).date()
             continue
         try:
@@ -180,7 +197,7 @@ def without_data(
         return last
     out: dict[str, date | None] = {}
     for key, day in last.items():
-        limit = GAP_MAX_AGE if key == GAP_KEY else PRICE_DATA_MAX_AGE
+        limit = GAP_MAX_AGE if key in GAP_MEASURES else PRICE_DATA_MAX_AGE
         if day is None or as_of - day > limit:
             out[key] = day
     return out

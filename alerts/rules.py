@@ -4,6 +4,7 @@
     rut move 2%               rut high                  rut drawdown 10%
     ratio below 0.40          lead 5% 3m                lead -5% 3m
     gap above 45%             gap below 35%             gap shift 3
+    pegap above 40%           pegap below 30%           pegap shift 3
 
 then, in any order: ``close`` | ``live``, ``once``, ``band 0.5%``, ``for 30d`` (or ``for 2w``).
 
@@ -13,6 +14,8 @@ rule's canonical text are read as blanks, so ``parse_rule(spec.canonical) == spe
 
 Units: index and ETF levels are prices; the ratio is a plain number (^RUT / ^GSPC); move, drawdown, lead and
 the valuation gap are in percent (points), ``band`` is a fraction of the level (0.01 for ``band 1%``).
+``gap`` is the gap on price-to-book, ``pegap`` the gap on price-to-earnings: one word each, as every other
+target is, so ``pegap shift 3`` reads like ``gap shift 3`` and a modifier never changes what is measured.
 
 When each rule is judged by default:
 - levels on a price, the ratio and drawdown: ``live`` (every refresh in trading hours), because a price
@@ -21,7 +24,8 @@ When each rule is judged by default:
   official close;
 - ``lead``: ``close``, because a return difference over weeks or years barely moves within a day and its
   base is a daily close, so intraday judging would only add flip-flops around the level;
-- the valuation gap: ``close`` only; it is a daily snapshot of fund data and has no live value.
+- the valuation gaps (``gap``, ``pegap``): ``close`` only; each is a daily snapshot of fund data with no
+  live value, judged once per new reading (``alerts.engine.observe``).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from alerts.observations import GAP_KEY, LEAD_PREFIX, RATIO_KEY, WINDOWS
+from alerts.observations import GAP_KEY, LEAD_PREFIX, PEGAP_KEY, RATIO_KEY, WINDOWS
 from market.instruments import ALL, by_symbol, resolve
 
 
@@ -53,7 +57,10 @@ GAP_RANGE = (-100.0, 100.0)
 # Targets that are not an instrument.
 RATIO = "RATIO"
 GAP = "GAP"
+PEGAP = "PEGAP"
 LEAD = "LEAD"
+# The valuation-gap targets and the multiple each compares.
+GAP_TARGETS = {GAP: "price-to-book", PEGAP: "price-to-earnings"}
 
 LEVEL_VERBS = ("above", "below", "cross")
 INSTRUMENT_VERBS = (*LEVEL_VERBS, "move", "high", "drawdown")
@@ -70,7 +77,7 @@ _DURATION = re.compile(r"(\d+)([dw])")
 
 def _names_hint() -> str:
     names = [i.short.lower() for i in ALL]
-    return ", ".join([*names, "ratio", "gap", "lead"])
+    return ", ".join([*names, "ratio", "gap", "pegap", "lead"])
 
 
 @dataclass(frozen=True)
@@ -78,7 +85,7 @@ class RuleSpec:
     """One rule as the user meant it. ``cross`` is one spec stored as two rows (see
     ``parse_rules_for_storage``)."""
 
-    target: str  # a Yahoo symbol ("^RUT", "IWM"), or RATIO, GAP, LEAD
+    target: str  # a Yahoo symbol ("^RUT", "IWM"), or RATIO, GAP, PEGAP, LEAD
     kind: str  # above | below | cross | move | high | drawdown | shift
     level: float | None  # None only for ``high``; units per the module docstring
     window: str | None = None  # LEAD only: one of WINDOWS
@@ -94,6 +101,8 @@ class RuleSpec:
             return RATIO_KEY
         if self.target == GAP:
             return GAP_KEY
+        if self.target == PEGAP:
+            return PEGAP_KEY
         if self.target == LEAD:
             return f"{LEAD_PREFIX}{self.window}"
         if self.kind in ("move", "drawdown"):
@@ -115,7 +124,7 @@ class RuleSpec:
 
     @property
     def label(self) -> str:
-        if self.target in (RATIO, GAP, LEAD):
+        if self.target in (RATIO, GAP, PEGAP, LEAD):
             return self.target.lower()
         return by_symbol(self.target).short
 
@@ -140,9 +149,9 @@ class RuleSpec:
             return ""
         if self.target == LEAD:
             return f"{_plain(level, signed=True)}%"
-        if self.target == RATIO or (self.target == GAP and self.kind == "shift"):
+        if self.target == RATIO or (self.target in GAP_TARGETS and self.kind == "shift"):
             return _plain(level)
-        if self.target == GAP or self.kind in ("move", "drawdown"):
+        if self.target in GAP_TARGETS or self.kind in ("move", "drawdown"):
             return f"{_plain(level)}%"
         return _plain(level, grouped=True)
 
@@ -156,9 +165,9 @@ class RuleSpec:
             return f"lead {verb}{_plain(level, signed=True)}% {self.window}"
         if self.target == RATIO:
             return f"ratio {self.kind} {_plain(level)}"
-        if self.target == GAP:
+        if self.target in GAP_TARGETS:
             unit = "" if self.kind == "shift" else "%"
-            return f"gap {self.kind} {_plain(level)}{unit}"
+            return f"{self.label} {self.kind} {_plain(level)}{unit}"
         if self.kind in ("move", "drawdown"):
             return f"{self.label} {self.kind} {_plain(level)}%"
         return f"{self.label} {self.kind} {_plain(level, grouped=True)}"
@@ -166,11 +175,14 @@ class RuleSpec:
     def describe(self) -> str:
         """What the rule does, in plain words for a reply or a list of rules."""
         what = self._describe_condition()
-        when = (
-            "judged at the official close"
-            if self.mode == "close"
-            else "judged on every refresh during trading hours"
-        )
+        if self.target in GAP_TARGETS:
+            when = (
+                "judged once on each new reading of the two fund pairs, never on one their twins contradict"
+            )
+        elif self.mode == "close":
+            when = "judged at the official close"
+        else:
+            when = "judged on every refresh during trading hours"
         if self.once:
             repeat = "once, then deleted"
         elif self.kind == "move":
@@ -203,13 +215,14 @@ class RuleSpec:
             )
         if self.target == RATIO:
             name, shown = "Russell 2000 / S&P 500 price ratio", _plain(level)
-        elif self.target == GAP:
+        elif self.target in GAP_TARGETS:
+            multiple = GAP_TARGETS[self.target]
             if self.kind == "shift":
                 return (
-                    f"when the valuation gap moves {_plain(level)} points or more from its value when the "
-                    "rule was set or last alerted"
+                    f"when the valuation gap on {multiple} moves {_plain(level)} points or more from its "
+                    "value when the rule was set or last alerted"
                 )
-            name, shown = "valuation gap (the small-cap discount on price-to-book)", f"{_plain(level)}%"
+            name, shown = f"valuation gap (the small-cap discount on {multiple})", f"{_plain(level)}%"
         else:
             name = by_symbol(self.target).name
             if self.kind == "move":
@@ -273,8 +286,8 @@ def parse_rule(text: str) -> RuleSpec:
         spec, rest = _parse_lead(rest)
     elif head == "ratio":
         spec, rest = _parse_level_rule(RATIO, "ratio", rest, LEVEL_VERBS)
-    elif head == "gap":
-        spec, rest = _parse_level_rule(GAP, "gap", rest, GAP_VERBS)
+    elif head in ("gap", "pegap"):
+        spec, rest = _parse_level_rule(GAP if head == "gap" else PEGAP, head, rest, GAP_VERBS)
     else:
         instrument = resolve(head)
         if instrument is None:
@@ -312,13 +325,13 @@ def _parse_level_rule(
     if not rest or not _looks_numeric(rest[0]):
         if rest and rest[0] not in _MODIFIER_WORDS:
             _number(rest[0], what="the level")  # raises the specific "not a number" message
-        example = _LEVEL_EXAMPLES.get(verb) or {RATIO: "0.40", GAP: "45%"}.get(target, "3000")
+        example = _LEVEL_EXAMPLES.get(verb) or {RATIO: "0.40", GAP: "45%", PEGAP: "30%"}.get(target, "3000")
         raise RuleError(f"Missing level after '{verb}': write for example '{name} {verb} {example}'.")
     raw, rest = rest[0], rest[1:]
     if verb in ("move", "drawdown"):
         level = _percent(raw, f"A {verb} level", PERCENT_RANGE)
         return RuleSpec(target, verb, level, mode="close" if verb == "move" else "live"), rest
-    if target == GAP:
+    if target in GAP_TARGETS:
         if verb == "shift":
             level = _percent(raw, "A gap shift", PERCENT_RANGE, unit="points")
         else:
@@ -420,7 +433,7 @@ def _apply_modifiers(spec: RuleSpec, words: list[str]) -> RuleSpec:
             else "its reference moves to the value of each alert"
         )
         raise RuleError(f"'band' does not apply to a {spec.kind} rule: {reason}.")
-    if spec.target == GAP and mode == "live":
+    if spec.target in GAP_TARGETS and mode == "live":
         raise RuleError(
             "The valuation gap is measured once a day from fund data, so it has no live value: drop 'live'."
         )

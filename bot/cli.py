@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import gc
 import json
 import logging
 import os
@@ -19,6 +18,7 @@ import sys
 import tempfile
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from datetime import date
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -247,9 +247,6 @@ def cmd_run(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_ask(config: Config, args: argparse.Namespace) -> int:
-    # One answer, then the process ends: the cycle collector's passes over the 100,000 objects pandas and
-    # the market bring in (about a tenth of the run) would free nothing worth having.
-    gc.disable()
     from bot import core
     from bot.commands import find
     from bot.format import plain
@@ -293,10 +290,13 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
 
 
 def cmd_replay(config: Config, args: argparse.Namespace) -> int:
-    from alerts.observations import GAP_KEY
+    from alerts.observations import GAP_KEY, GAP_MEASURES, PEGAP_KEY
     from alerts.replay import replay
     from alerts.rules import RuleError, parse_rule
     from market.csv_source import CsvSource
+    from market.valuation import MEASURES
+
+    rule_words = {GAP_KEY: "gap", PEGAP_KEY: "pegap"}
 
     if config.csv_dir is None:
         return fail("replay needs CAPGAP_MARKET=csv:DIR (it steps through stored history)")
@@ -318,16 +318,31 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
     for value in screened.held:
         print(f"capgap: {held_line(value)}", file=sys.stderr)
     closes = screened.closes
-    gap = None
-    if any(spec.key == GAP_KEY for spec in specs):
-        gap = _recorded_gap(config.csv_dir, args.end)
-        if gap is None:
+    # Gap rules are judged on funds.csv's as_of rows, as the bot judges them on its recorded snapshots;
+    # with no trusted reading to judge them on, the replay says so rather than print "0 alert(s)".
+    gaps = replay_gaps(config.csv_dir, args.end, sorted({s.key for s in specs} & GAP_MEASURES.keys()))
+    for key, history in gaps.items():
+        word, (column, label) = rule_words[key], MEASURES[GAP_MEASURES[key]]
+        trusted = 0 if history is None else int(history.notna().sum())
+        if not trusted:
             return fail(
-                f"gap rules need a price-to-book history: {config.csv_dir / 'funds.csv'} has no reading of "
-                "IWM/IVV or VTWO/VOO that the twin funds confirm (several as_of rows per fund form one)"
+                f"{word} rules cannot be replayed: {config.csv_dir / 'funds.csv'} has no trusted {label} "
+                f"reading up to {args.end} ({column} of IWM and IVV, or of VTWO and VOO, on an as_of row)"
             )
+        assert history is not None
+        contradicted = len(history) - trusted
+        print(
+            f"capgap: {word} rules judged on {trusted} {label} reading(s) of funds.csv, "
+            f"{history.index[0].date()} to {history.index[-1].date()}"
+            + (
+                f"; {contradicted} contradicted (twins apart or an unconfirmed jump), not judged"
+                if contradicted
+                else ""
+            ),
+            file=sys.stderr,
+        )
     try:
-        fired = replay(specs, closes, args.start, args.end, gap=gap)
+        fired = replay(specs, closes, args.start, args.end, gap=gaps.get(GAP_KEY), pegap=gaps.get(PEGAP_KEY))
     except ValueError as exc:
         return fail(str(exc))
     for alert in fired:
@@ -336,22 +351,24 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _recorded_gap(directory: Path, end: date) -> pd.Series | None:
-    """The trusted P/B gap by date from ``directory``'s funds.csv up to ``end``, each fact screened as the
-    bot screens it; None when there is none."""
+def replay_gaps(directory: Path, end: date, keys: Sequence[str]) -> dict[str, pd.Series | None]:
+    """The valuation-gap histories (``alerts.engine.gap_series``) a replay judges the gap rules on
+    ``keys`` on: the ``as_of`` rows of ``directory``/funds.csv up to ``end``, through the guard the bot's
+    fund refresh applies, read as the bot reads the snapshots it records."""
     import pandas as pd
 
-    from alerts.engine import trusted_gap
+    from alerts.engine import gap_series
     from market.csv_source import CsvSource
-    from market.instruments import ETFS
+    from market.model import FundFacts
     from market.plausibility import plausible_fund
+    from market.valuation import PAIRS
 
-    facts = [plausible_fund(f)[0] for f in CsvSource(directory).fetch_funds([e.symbol for e in ETFS])]
+    symbols = [symbol for pair in PAIRS for symbol in (pair.small, pair.large)]
+    facts = [plausible_fund(f)[0] for f in CsvSource(directory, as_of=end).fetch_funds(symbols)]
     funds = pd.DataFrame(
-        [(f.symbol, f.as_of, f.price_to_book, f.price_to_earnings) for f in facts if f.as_of <= end],
-        columns=["symbol", "as_of", "price_to_book", "price_to_earnings"],
+        [dataclasses.asdict(f) for f in facts], columns=[f.name for f in dataclasses.fields(FundFacts)]
     )
-    return trusted_gap(funds)
+    return {key: gap_series(funds, key) for key in keys}
 
 
 def cmd_backup(config: Config, args: argparse.Namespace) -> int:

@@ -200,11 +200,9 @@ async def test_a_gap_rule_without_any_price_to_book_says_there_is_no_data_yet(cs
     assert csv_services.market.snapshot.funds["price_to_book"].isna().all()
     text = await ask(csv_services, "/alert gap above 45%")
     assert "Alert #1 set: gap above 45%" in text
-    assert (
-        "There is no valuation gap yet: no price-to-book reading of IWM/IVV or VTWO/VOO that the twin funds "
-        "confirm" in text
-    )
-    assert "would not have fired" not in text and "Over the last year" not in text
+    assert "There is no valuation gap on P/B yet: no trusted P/B reading of IWM/IVV or VTWO/VOO" in text
+    assert "No trusted P/B reading is recorded yet. With CSV data the readings are the as_of rows" in text
+    assert "Over the last year: no recorded history yet" in text and "would not have fired" not in text
     await ask(csv_services, "/alert rut above 2500")
     listing = await ask(csv_services, "/alerts")
     assert "#1 gap above 45% · close · band 1% — no data yet" in listing

@@ -382,8 +382,8 @@ def test_a_gap_rule_fires_on_a_new_valuation_snapshot(csv_services: Services, cl
 
     assert (outcome.fired, outcome.queued) == (2, 1)
     (text,) = texts_to(csv_services, CHAT)
-    assert "The valuation gap rose to 45.0% or more: <b>47.5%</b>" in text
-    assert "The valuation gap moved 3 points or more since the last alert: <b>47.5%</b>" in text
+    assert "The valuation gap on P/B rose to 45.0% or more: <b>47.5%</b>" in text
+    assert "The valuation gap on P/B moved 3 points or more since the last alert: <b>47.5%</b>" in text
     assert f"/delete {above_id} " in text and f"/delete {shift_id} " in text
     # The same snapshot again: the level is disarmed and the shift now measures from 47.5%.
     assert run_refresh(csv_services.alerts, cache.snapshot(), clock()).fired == 0

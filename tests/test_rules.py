@@ -223,7 +223,7 @@ def test_describe_says_what_the_rule_does_in_plain_words() -> None:
     assert "moves 2% or more in a day" in parse_rule("rut move 2%").describe()
     assert "new all-time closing high" in parse_rule("rut high").describe()
     assert "lead over the S&P 500 over 3 months" in parse_rule("lead 5% 3m").describe()
-    assert "valuation gap moves 3 points" in parse_rule("gap shift 3").describe()
+    assert "valuation gap on price-to-book moves 3 points" in parse_rule("gap shift 3").describe()
     assert "either way" in parse_rule("rut cross 2000").describe()
 
 

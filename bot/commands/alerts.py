@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING
 from alerts.creation import create_rule, starting_value
 from alerts.engine import keys_without_data
 from alerts.messages import format_value
-from alerts.observations import parse_key
-from alerts.rules import GAP, LEAD, RATIO, RuleError
+from alerts.observations import GAP_KEY, GAP_MEASURES, PEGAP_KEY, parse_key
+from alerts.rules import GAP, LEAD, PEGAP, RATIO, RuleError
 from alerts.store import ChatAlert, DuplicateRule, QuotaExceeded
 from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request, UsageError
+from bot.commands.valuation import next_reading
 from bot.format import day, esc
 from bot.zones import DEFAULT_ZONE, digest_setting, parse_zone
 from market.instruments import by_symbol
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
 EXAMPLES = (
     "<code>/alert rut above 3000</code>, <code>/alert spx below 4500 once</code>, <code>/alert rut cross 2000 close</code>, "
     "<code>/alert rut move 2%</code>, <code>/alert rut high</code>, <code>/alert rut drawdown 10%</code>, "
-    "<code>/alert ratio below 0.40</code>, <code>/alert lead 5% 3m</code>, <code>/alert gap shift 3</code>"
+    "<code>/alert ratio below 0.40</code>, <code>/alert lead 5% 3m</code>, <code>/alert gap shift 3</code>, "
+    "<code>/alert pegap above 40%</code>"
 )
 GUIDE_TARGETS = (
     ("Russell 2000", "rut"),
@@ -86,10 +88,18 @@ def create(request: Request, text: str) -> Answer:
         lines.append(
             f"⚠️ {esc(_holds_text(spec, made.start.value, made.high))}: you will be told on the next crossing."
         )
+    if spec.key in GAP_MEASURES:
+        lines.append(_readings_text(request, spec.key, made.readings))
     seen = made.preview
-    if seen is not None:
+    if spec.key in GAP_MEASURES and not made.readings:
+        lines.append(
+            "Over the last year: no recorded history yet, so nothing to say how often it would fire."
+        )
+    elif seen is not None:
         ended = made.last_data if made.without_data else None
         span = "Over the last year" if ended is None else f"Over the last year, up to {day(ended)},"
+        if made.readings:
+            span += f" (on its recorded readings since {day(made.readings[0])})"
         if seen.count == 0:
             lines.append(f"{span} it would not have fired at any close.")
         else:
@@ -100,6 +110,17 @@ def create(request: Request, text: str) -> Answer:
             )
     lines.append(f"<i>/delete {made.number} to remove it · /alerts to list all</i>")
     return Answer("\n".join(lines))
+
+
+def _readings_text(request: Request, key: str, readings: tuple[date, ...]) -> str:
+    """How many trusted readings a gap rule has to go on, and when the next one can come."""
+    label = "P/B" if key == GAP_KEY else "P/E"
+    if not readings:
+        have = f"No trusted {label} reading is recorded yet."
+    else:
+        count = f"{len(readings)} trusted {label} reading{'s' if len(readings) != 1 else ''}"
+        have = f"{count} recorded, the last on {day(readings[-1])}; it is judged once on each new one."
+    return f"{have} {next_reading(request.services)}"
 
 
 def _shown(key: str, value: float) -> str:
@@ -122,12 +143,11 @@ def _no_data_sentence(key: str, last: date | None) -> str:
     """Why a rule on ``key`` cannot be judged: "There is no VTWO close since 14 Apr 2023"."""
     measure, arg = parse_key(key)
     if measure == "gap":
+        label = "P/B" if key == GAP_KEY else "P/E"
+        pairs = "IWM/IVV or VTWO/VOO"
         if last is None:
-            return (
-                "There is no valuation gap yet: no price-to-book reading of IWM/IVV or VTWO/VOO that "
-                "the twin funds confirm"
-            )
-        return f"There is no valuation gap since {day(last)}, the last confirmed price-to-book reading"
+            return f"There is no valuation gap on {label} yet: no trusted {label} reading of {pairs}"
+        return f"There is no valuation gap on {label} since {day(last)}, the last trusted {label} reading of {pairs}"
     if measure == "ratio":
         name = "RUT/SPX ratio"
     elif measure == "lead":
@@ -143,8 +163,8 @@ def _holds_text(spec: RuleSpec, value: float, high: float | None) -> str:
         subject = f"The {spec.window} lead of RUT over SPX ({_shown(spec.key, value)})"
     elif spec.target == RATIO:
         subject = f"The RUT/SPX ratio ({_shown(spec.key, value)})"
-    elif spec.target == GAP:
-        subject = f"The valuation gap ({_shown(spec.key, value)})"
+    elif spec.target in (GAP, PEGAP):
+        subject = f"The valuation gap on {'P/B' if spec.target == GAP else 'P/E'} ({_shown(spec.key, value)})"
     else:
         subject = spec.label
     if spec.kind == "drawdown":
@@ -418,7 +438,7 @@ COMMANDS = (
         "alert",
         "Set an alert: a level, a move, a new high, the gap",
         "/alert RULE",
-        ("/alert rut above 3000", "/alert rut move 2%", "/alert gap shift 3"),
+        ("/alert rut above 3000", "/alert rut move 2%", "/alert gap shift 3", "/alert pegap below 30%"),
         alert,
         group_admin_only=True,
     ),
