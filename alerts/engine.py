@@ -23,6 +23,7 @@ from alerts.observations import (
     GAP_KEY,
     GAP_MAX_AGE,
     GAP_MEASURES,
+    PEGAP_KEY,
     Observation,
     close_time,
     derived_series,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from alerts.creation import create_rule, starting_value
 from alerts.engine import keys_without_data
 from alerts.messages import format_value
-from alerts.observations import GAP_KEY, GAP_MEASURES, PEGAP_KEY, parse_key
+from alerts.observations import GAP_KEY, GAP_MEASURES, parse_key
 from alerts.rules import GAP, LEAD, PEGAP, RATIO, RuleError
 from alerts.store import ChatAlert, DuplicateRule, QuotaExceeded
 from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request, UsageError
