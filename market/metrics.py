@@ -434,46 +434,6 @@ class GapPoint:
     pb_large: float
 
 
-def gap_history(funds: pd.DataFrame, small: str = "IWM", large: str = "SPY") -> list[GapPoint]:
-    """The valuation gap on each date with a snapshot of ``small`` or ``large``, oldest first.
-
-    ``funds`` has columns ``symbol``, ``as_of`` and ``price_to_book``. Each date pairs the latest valid
-    snapshot of each fund on or before it (of several on one day, the last row wins); dates before both
-    funds have one are skipped.
-    """
-    if funds.empty:
-        return []
-    rows = funds.loc[funds["symbol"].isin([small, large]), ["symbol", "as_of", "price_to_book"]].copy()
-    rows["as_of"] = pd.to_datetime(rows["as_of"]).dt.normalize()
-    rows["price_to_book"] = pd.to_numeric(rows["price_to_book"], errors="coerce").astype(float)
-    book = rows["price_to_book"].to_numpy()
-    rows = rows[np.isfinite(book) & (book > 0)]
-    if rows.empty:
-        return []
-    rows = rows.sort_values("as_of", kind="stable")
-    by_symbol = {
-        symbol: rows.loc[rows["symbol"] == symbol].groupby("as_of")["price_to_book"].last()
-        for symbol in (small, large)
-    }
-    dates = pd.DatetimeIndex(rows["as_of"].unique()).sort_values()
-    small_pb = by_symbol[small].reindex(dates).ffill()
-    large_pb = by_symbol[large].reindex(dates).ffill()
-    # When each carried-forward value was really seen: a fund's P/B missing for a while is unknown, not
-    # its old value paired with the other fund's new one.
-    small_seen = pd.Series(by_symbol[small].index, index=by_symbol[small].index).reindex(dates).ffill()
-    large_seen = pd.Series(by_symbol[large].index, index=by_symbol[large].index).reindex(dates).ffill()
-    points: list[GapPoint] = []
-    for when, pb_s, pb_l, seen_s, seen_l in zip(
-        dates, small_pb.to_numpy(), large_pb.to_numpy(), small_seen, large_seen, strict=True
-    ):
-        if pd.isna(seen_s) or pd.isna(seen_l) or (when - min(seen_s, seen_l)).days > MAX_SNAPSHOT_AGE_DAYS:
-            continue
-        gap = valuation_gap(float(pb_s), float(pb_l))
-        if gap is not None:
-            points.append(GapPoint(as_of=when.date(), gap=gap, pb_small=float(pb_s), pb_large=float(pb_l)))
-    return points
-
-
 def gap_window(days: int) -> int:
     """How far (in days, either way) a reading may sit from the date ``days`` before the newest and still
     stand for it: a quarter of the span, at least 2 days and at most 30 (1W: 5–9 days back, 1M: 23–37,

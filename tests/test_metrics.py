@@ -23,7 +23,6 @@ from market.metrics import (
     drawdown,
     fee_cost,
     gap_change,
-    gap_history,
     gap_reading_near,
     high_mark,
     parse_period,
@@ -507,50 +506,6 @@ def test_valuation_gap_is_none_unless_both_are_finite_and_positive(small: float 
     assert valuation_gap(small, large) is None
 
 
-def funds_frame(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        [(symbol, date.fromisoformat(day), pb) for symbol, day, pb in rows],
-        columns=["symbol", "as_of", "price_to_book"],
-    )
-
-
-def test_gap_history_pairs_each_date_with_the_latest_snapshot_of_each_fund():
-    """Synthetic price-to-book values: dates before both funds have one are skipped, later ones carry on."""
-    funds = funds_frame(
-        [
-            ("IWM", "2024-01-01", 2.0),  # no SPY yet: skipped
-            ("SPY", "2024-01-02", 4.0),
-            ("VTWO", "2024-01-03", 9.0),  # not part of the pair
-            ("IWM", "2024-01-04", 1.0),
-            ("SPY", "2024-01-05", math.nan),  # no value: the previous SPY snapshot still counts
-            ("SPY", "2024-01-06", 5.0),
-        ]
-    )
-    assert gap_history(funds) == [
-        GapPoint(date(2024, 1, 2), 0.5, 2.0, 4.0),
-        GapPoint(date(2024, 1, 4), 0.75, 1.0, 4.0),
-        GapPoint(date(2024, 1, 6), 0.8, 1.0, 5.0),
-    ]
-
-
-def test_gap_history_keeps_the_last_row_of_a_day_and_accepts_other_pairs():
-    funds = funds_frame(
-        [
-            ("VTWO", "2024-01-02", 2.0),
-            ("VOO", "2024-01-02", 5.0),
-            ("VOO", "2024-01-02", 4.0),
-            ("IWM", "2024-01-02", 1.0),
-        ]
-    )
-    assert gap_history(funds, small="VTWO", large="VOO") == [GapPoint(date(2024, 1, 2), 0.5, 2.0, 4.0)]
-
-
-def test_gap_history_of_the_real_funds_file_is_empty_because_it_has_no_price_to_book():
-    funds = pd.read_csv(SHARED_DATA / "funds.csv")
-    assert gap_history(funds) == []
-    assert gap_history(funds.iloc[0:0]) == []
-
-
 def test_gap_change_compares_with_the_reading_nearest_that_many_days_before():
     history = [
         GapPoint(date(2024, 1, 1), 0.40, 1.0, 1.0),
@@ -704,16 +659,18 @@ def test_drawdown_never_exceeds_zero_and_matches_high_mark(s: pd.Series):
     assert mark.high_date <= mark.last_date
 
 
-def test_gap_history_does_not_pair_a_stale_snapshot_with_a_fresh_one() -> None:
-    """Synthetic P/B: IWM's value stops after 1 Mar; SPY's later snapshots make no gap points after 10 days."""
+def test_the_gap_does_not_pair_a_stale_snapshot_with_a_fresh_one() -> None:
+    """Synthetic P/B: IWM's value stops after 1 Mar; IVV's later snapshots make no gap after 10 days."""
+    from market.valuation import readings
+
     funds = pd.DataFrame(
         {
-            "symbol": ["IWM", "SPY", "SPY", "SPY"],
+            "symbol": ["IWM", "IVV", "IVV", "IVV"],
             "as_of": [date(2024, 3, 1), date(2024, 3, 1), date(2024, 3, 8), date(2024, 3, 20)],
             "price_to_book": [2.0, 4.0, 4.0, 5.0],
         }
     )
-    from market.metrics import gap_history
-
-    points = gap_history(funds)
-    assert [p.as_of for p in points] == [date(2024, 3, 1), date(2024, 3, 8)]
+    assert [(r.as_of, r.gap) for r in readings(funds, "pb")] == [
+        (date(2024, 3, 1), 0.5),
+        (date(2024, 3, 8), 0.5),
+    ]

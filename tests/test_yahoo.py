@@ -515,3 +515,31 @@ def test_replay_session_refuses_anything_but_yahoo(yahoo_replay: YahooReplay):
         )
     finally:
         session.close()
+
+
+def test_the_gap_from_yahoos_payloads_is_refused_when_the_twins_disagree_and_kept_where_they_agree(
+    yahoo_source: YahooSource, yahoo_replay: YahooReplay
+):
+    """quoteSummary payloads for the four funds of the two pairs, as Yahoo shapes them (book/price and
+    earnings/price of the holdings; SYNTHETIC values): IWM's P/B 1.80 against VTWO's 2.40 (33% apart) makes
+    the P/B reading contradicted, while the P/E twins agree and give a gap of their own."""
+    from market import valuation
+
+    pb = {"IWM": 1.80, "VTWO": 2.40, "IVV": 4.50, "VOO": 4.48}
+    pe = {"IWM": 14.0, "VTWO": 14.2, "IVV": 23.0, "VOO": 23.2}
+    for symbol in pb:
+        yahoo_replay.set_fund_facts(symbol, earnings_to_price=1 / pe[symbol])
+        yahoo_replay.set_price_to_book(symbol, pb[symbol])
+
+    facts = yahoo_source.fetch_funds(list(pb))
+    funds = pd.DataFrame(
+        [(f.symbol, f.as_of, f.price_to_book, f.price_to_earnings) for f in facts],
+        columns=["symbol", "as_of", "price_to_book", "price_to_earnings"],
+    )
+
+    (book,) = valuation.readings(funds, "pb")
+    assert book.gap is None and book.problem is not None and "IWM" in book.problem and "VTWO" in book.problem
+    (earnings,) = valuation.readings(funds, "pe")
+    expected = ((1 - pe["IWM"] / pe["IVV"]) + (1 - pe["VTWO"] / pe["VOO"])) / 2
+    assert earnings.problem is None and earnings.checked
+    assert earnings.gap == pytest.approx(expected, abs=1e-9)
