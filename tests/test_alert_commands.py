@@ -117,6 +117,26 @@ async def test_guided_alert_flow_with_buttons_creates_the_rule(running_bot: Runn
     assert stored_rules(running_bot.services) == 1
 
 
+async def test_the_button_flow_sets_a_gap_rule_on_price_to_earnings(running_bot: RunningBot) -> None:
+    emu = running_bot.emulator
+    await running_bot.ask(CHAT, "/alert")
+    message = emu.sent_to(CHAT)[-1]
+    assert "alert:pegap" in buttons_of(message) and "alert:gap" in buttons_of(message)
+    emu.press_button(CHAT, message.message_id, "alert:pegap")
+    await emu.wait_for(chat_id=CHAT, method="editMessageText")
+    assert buttons_of(emu.chat_messages(CHAT)[-1]) == [
+        "alert:pegap above",
+        "alert:pegap below",
+        "alert:pegap shift",
+    ]
+    emu.press_button(CHAT, message.message_id, "alert:pegap shift")
+    await emu.wait_for(chat_id=CHAT, method="editMessageText")
+    emu.press_button(CHAT, message.message_id, "alert:pegap shift 3")
+    await emu.wait_for(chat_id=CHAT, method="editMessageText")
+    assert "Alert #1 set: pegap shift 3" in emu.chat_messages(CHAT)[-1].plain_text
+    assert stored_rules(running_bot.services) == 1
+
+
 def buttons_of(message: object) -> list[str]:
     markup = getattr(message, "reply_markup", None) or {}
     return [b["callback_data"] for row in markup.get("inline_keyboard", []) for b in row]

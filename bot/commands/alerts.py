@@ -33,13 +33,15 @@ GUIDE_TARGETS = (
     ("Russell 2000", "rut"),
     ("S&P 500", "spx"),
     ("RUT/SPX ratio", "ratio"),
-    ("Valuation gap", "gap"),
+    ("Gap on P/B", "gap"),
+    ("Gap on P/E", "pegap"),
 )
 GUIDE_KINDS = {
     "rut": ("above", "below", "cross", "move", "high", "drawdown"),
     "spx": ("above", "below", "cross", "move", "high", "drawdown"),
     "ratio": ("above", "below", "cross"),
     "gap": ("above", "below", "shift"),
+    "pegap": ("above", "below", "shift"),
 }
 ZONES_LINK = "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones"
 _ID = re.compile(r"^#?(\d{1,9})$")
@@ -192,7 +194,7 @@ def guide_start() -> Answer:
     buttons = tuple(Button(label, f"alert:{key}") for label, key in GUIDE_TARGETS)
     return Answer(
         f"<b>New alert</b>: what should I watch?\nOr type it in one line, e.g. {EXAMPLES}",
-        keyboard=(buttons[:2], buttons[2:]),
+        keyboard=(buttons[:2], buttons[2:3], buttons[3:]),
     )
 
 
@@ -232,8 +234,8 @@ def guide_step(request: Request, data: str) -> Answer:
 
 def _levels(target: str, kind: str, value: float | None) -> list[str]:
     """Round levels around the current value: above it for 'above', below for 'below', both for 'cross'."""
-    if target == "gap":
-        base = 40.0 if value is None else value
+    if target in ("gap", "pegap"):
+        base = (40.0 if target == "gap" else 30.0) if value is None else value
         return [
             f"{round(base + d)}%"
             for d in ((2, 5) if kind == "above" else (-2, -5) if kind == "below" else (-5, 5))
