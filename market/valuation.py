@@ -75,6 +75,9 @@ class GapReading:
     checked: bool
     # Every fund's multiple that day, its pair complete or not: what the twin checks compared.
     multiples: tuple[tuple[str, float], ...] = ()
+    # The funds whose multiple is carried from an earlier snapshot (at most MAX_SNAPSHOT_AGE_DAYS old),
+    # with that snapshot's date: a reading says so rather than pass an old value off as the day's.
+    carried: tuple[tuple[str, date], ...] = ()
 
 
 def _snapshots(funds: pd.DataFrame, column: str) -> dict[str, pd.Series]:
@@ -118,10 +121,13 @@ def readings(funds: pd.DataFrame, measure: str = "pb") -> list[GapReading]:
     result: list[GapReading] = []
     for when in dates:
         known: dict[str, float] = {}
+        carried: dict[str, date] = {}
         for symbol, series in by_symbol.items():
             upto = series[series.index <= when]
             if len(upto) and (when - upto.index[-1]).days <= MAX_SNAPSHOT_AGE_DAYS:
                 known[symbol] = float(upto.iloc[-1])
+                if upto.index[-1] < when:
+                    carried[symbol] = upto.index[-1].date()
         pairs = []
         for pair in PAIRS:
             gap = valuation_gap(known.get(pair.small), known.get(pair.large))
@@ -151,7 +157,16 @@ def readings(funds: pd.DataFrame, measure: str = "pb") -> list[GapReading]:
         problem = "; ".join(problems) or None
         gap = None if problem else sum(p.gap for p in pairs) / len(pairs)
         result.append(
-            GapReading(when.date(), measure, tuple(pairs), gap, problem, checked, tuple(known.items()))
+            GapReading(
+                when.date(),
+                measure,
+                tuple(pairs),
+                gap,
+                problem,
+                checked,
+                tuple(known.items()),
+                tuple(carried.items()),
+            )
         )
     return result
 

@@ -218,6 +218,17 @@ async def test_a_missing_pe_leaves_its_pair_out_and_its_twin_unchecked(
     assert "Vanguard VTWO 13.90" not in text
 
 
+async def test_a_multiple_carried_from_an_earlier_snapshot_is_named_with_its_date(
+    gap_world: Callable[..., Services],
+) -> None:
+    # SYNTHETIC: on 18 Jan VOO has no row, so its 11 Jan P/B (4.42, seven days old) stands in.
+    data = [r for r in CLEAN if not (r.symbol == "VOO" and r.as_of == "2024-01-18")]
+    text = plain((await ask(gap_world(data), "/gap")).text)
+    assert f"Vanguard VTWO 1.80 ÷ VOO 4.42: {gap(1.80, 4.42) * 100:.1f}% discount" in text
+    carried = line_starting(text, "Carried from an earlier snapshot")
+    assert "VOO (11 Jan 2024)" in carried and "IWM" not in carried
+
+
 async def test_funds_without_a_pe_column_give_no_pe_reading(gap_world: Callable[..., Services]) -> None:
     text = plain((await ask(gap_world(CLEAN, with_pe=False), "/gap")).text)
     assert "P/E: no reading (no fund of either pair has a P/E in the data)." in text

@@ -127,6 +127,9 @@ def today_lines(history: Sequence[GapReading], measure: str, latest: date | None
                 f"  {family} {pair.pair.small} {number(pair.small)} ÷ {pair.pair.large} "
                 f"{number(pair.large)}: {shape(pair.gap)}"
             )
+    if reading.carried:
+        older = ", ".join(f"{symbol} ({day(seen)})" for symbol, seen in reading.carried)
+        lines.append(f"  Carried from an earlier snapshot, the latest there is: {older}.")
     checks = twin_checks(reading)
     if checks:
         lines.append(f"  Twins (within {TWIN_TOLERANCE * 100:.0f}%): {checks}.")
