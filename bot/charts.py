@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -190,17 +190,12 @@ def render_gap(
             label=f"published {_GAP_NAMES[measure]} (others' basis)",
         )
     for measure, series in lines.items():
-        axes.annotate(
+        _label_end(
+            axes,
             f"{series.iloc[-1] * 100:.1f}%",
-            xy=(series.index[-1], float(series.iloc[-1]) * 100.0),
-            xytext=(6, 0),
-            textcoords="offset points",
-            va="center",
-            ha="left",
-            fontsize=_TEXT_SIZE,
-            fontweight="bold",
-            color=_GAP_COLOURS[measure],
-            annotation_clip=False,
+            (series.index[-1], float(series.iloc[-1]) * 100.0),
+            0.0,
+            _GAP_COLOURS[measure],
         )
     axes.axhline(0.0, color="#888888", lw=0.9, ls="--", zorder=0)
     axes.margins(x=0.04, y=0.12)
@@ -276,17 +271,12 @@ def _mark_last_values(axes: Axes, lines: dict[str, pd.Series], template: str) ->
     push = max(0.0, (_TEXT_SIZE * 1.3 - pixel_gap * to_points) / 2.0)
     for symbol, offset in ((lower, -push), (upper, push)):
         line = lines[symbol]
-        axes.annotate(
+        _label_end(
+            axes,
             template.format(ends[symbol]).replace("-", "\N{MINUS SIGN}"),
-            xy=(line.index[-1], ends[symbol]),
-            xytext=(6, offset),
-            textcoords="offset points",
-            va="center",
-            ha="left",
-            fontsize=_TEXT_SIZE,
-            fontweight="bold",
-            color=_COLOURS[symbol],
-            annotation_clip=False,
+            (line.index[-1], ends[symbol]),
+            offset,
+            _COLOURS[symbol],
         )
 
 
@@ -365,4 +355,20 @@ def _legend_above(axes: Axes, fontsize: float) -> None:
         borderaxespad=0.2,
         borderpad=0.0,
         handlelength=1.6,
+    )
+
+
+def _label_end(axes: Axes, text: str, at: tuple[Any, float], raise_by: float, colour: str) -> None:
+    """``text`` in bold just right of a line's last point (``raise_by`` points up, to keep labels apart)."""
+    axes.annotate(
+        text,
+        xy=at,
+        xytext=(6, raise_by),
+        textcoords="offset points",
+        va="center",
+        ha="left",
+        fontsize=_TEXT_SIZE,
+        fontweight="bold",
+        color=colour,
+        annotation_clip=False,
     )
