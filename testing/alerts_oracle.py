@@ -12,9 +12,9 @@ None, and NaN for an unknown ``reference`` or ``last_value``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -214,3 +214,22 @@ def same_records(a: list[dict[str, Any]], b: list[dict[str, Any]]) -> bool:
 
 def same_changes(a: Mapping[int, Mapping[str, Any]], b: Mapping[int, Mapping[str, Any]]) -> bool:
     return a.keys() == b.keys() and all(same_state(a[k], b[k]) for k in a)
+
+
+When = TypeVar("When")
+
+
+def above_fires(values: Iterable[tuple[When, float]], level: float, band: float = 0.01) -> list[When]:
+    """When an ``above level`` rule fires over ``values`` (moment, value) in order, the rule created at the
+    first of them: armed while below the level, it fires on reaching it, and re-arms only once a value falls
+    to ``level`` × (1 − band). The semantics as a person would check them by hand, one value at a time."""
+    iterator = iter(values)
+    _, first = next(iterator)
+    armed, fired = first < level, []
+    for when, value in iterator:
+        if armed and value >= level:
+            fired.append(when)
+            armed = False
+        elif not armed and value <= level * (1 - band):
+            armed = True
+    return fired

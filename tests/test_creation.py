@@ -13,6 +13,7 @@ from alerts.creation import create_rule, starting_value
 from alerts.rules import RuleError
 from alerts.store import MAX_GROUPS_PER_CHAT, DuplicateRule, QuotaExceeded
 from bot.services import Services
+from testing.alerts_oracle import above_fires
 
 CHAT = 4242
 AS_OF = date(2024, 1, 18)
@@ -32,20 +33,10 @@ def rules_stored(services: Services) -> int:
 
 
 def crossings_above(history: dict[date, float], level: float, band: float, start: date) -> list[date]:
-    """The closes from ``start`` on at which "above ``level``" fires: armed when the rule was created at the
-    close before ``start`` below the level, re-armed once a close falls to ``level`` × (1 − band)."""
+    """The closes from ``start`` on at which "above ``level``" fires, the rule created at the close before."""
     days = sorted(history)
     created = max(d for d in days if d < start)
-    armed = history[created] < level
-    fired = []
-    for day in (d for d in days if d >= start):
-        value = history[day]
-        if armed and value >= level:
-            fired.append(day)
-            armed = False
-        elif not armed and value <= level * (1 - band):
-            armed = True
-    return fired
+    return above_fires(((d, history[d]) for d in days if d >= created), level, band)
 
 
 def test_a_new_rule_starts_from_the_last_close_and_previews_the_year_it_would_have_fired_in(

@@ -27,6 +27,7 @@ from bot.services import Services
 from market import calendar
 from market.csv_source import CsvSource
 from market.model import FundFacts
+from testing.alerts_oracle import above_fires
 from testing.world import SHARED_DATA
 from tests.conftest import FakeClock
 from tests.test_answers import ask
@@ -100,15 +101,7 @@ def shift_dates(readings: list[tuple[str, float]], points: float) -> list[str]:
 
 def above_dates(readings: list[tuple[str, float]], level: float, band: float = 0.01) -> list[str]:
     """An above rule set at the first reading: fires on reaching ``level``, re-arms below level × (1 − band)."""
-    (_, first), *rest = readings
-    armed, fired = first < level, []
-    for when, value in rest:
-        if armed and value >= level:
-            fired.append(when)
-            armed = False
-        elif not armed and value <= level * (1 - band):
-            armed = True
-    return fired
+    return above_fires(readings, level, band)
 
 
 def write_funds(directory: Path, history: Sequence[Day]) -> None:

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from datetime import date
 
     from alerts.rules import RuleSpec
-    from alerts.store import AlertStore
 
 EXAMPLES = (
     "<code>/alert rut above 3000</code>, <code>/alert spx below 4500 once</code>, <code>/alert rut cross 2000 close</code>, "
@@ -47,16 +46,12 @@ ZONES_LINK = "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones"
 _ID = re.compile(r"^#?(\d{1,9})$")
 
 
-def store_of(request: Request) -> AlertStore:
-    return request.services.alerts
-
-
 def _rule_error(exc: Exception) -> UsageError:
     return UsageError(f"{esc(exc)}\nExamples: {EXAMPLES}")
 
 
 def create(request: Request, text: str) -> Answer:
-    store = store_of(request)
+    store = request.services.alerts
     services = request.services
     try:
         made = create_rule(store, services.market.snapshot, services.now(), request.chat_id, text)
@@ -264,7 +259,7 @@ def list_alerts(request: Request) -> Answer:
 def alerts_page(request: Request, page: int, note: str = "") -> Answer:
     """One page of the chat's alerts with a delete button for each, ◀ ▶ between pages; ``note`` (the
     outcome of a button) goes above it. A page past the end shows the last one: the list may have shrunk."""
-    store = store_of(request)
+    store = request.services.alerts
     groups = store.rules.groups(request.chat_id)
     lead = f"{note}\n\n" if note else ""
     if not groups:
@@ -335,7 +330,7 @@ def delete(request: Request) -> Answer:
 def delete_answer(request: Request, number: int, rule_id: int | None = None) -> str:
     """Delete the chat's alert ``number`` (with ``rule_id``: only if it is still the alert a button was made
     for) and say what was deleted, or why nothing was."""
-    store = store_of(request)
+    store = request.services.alerts
     deleted = store.rules.delete_group(request.chat_id, number, rule_id)
     if deleted is not None:
         return f"🗑 Deleted #{number}: {esc(deleted)}"
@@ -346,12 +341,14 @@ def delete_answer(request: Request, number: int, rule_id: int | None = None) -> 
 
 
 def _active(request: Request, number: int) -> ChatAlert | None:
-    return next((g for g in store_of(request).rules.groups(request.chat_id) if g.number == number), None)
+    return next(
+        (g for g in request.services.alerts.rules.groups(request.chat_id) if g.number == number), None
+    )
 
 
 def _gone(request: Request, number: int) -> str:
     """Why the chat's alert ``number`` cannot be acted on: it never existed, or how it ended."""
-    store = store_of(request)
+    store = request.services.alerts
     if number < 1 or number > store.chats.last_number(request.chat_id):
         return f"{_owner(request).lower()} {_has(request)} no alert #{number}"
     ended = store.rules.finished(request.chat_id, number)
@@ -373,7 +370,7 @@ def resume(request: Request) -> Answer:
 def _set_paused(request: Request, paused: bool) -> Answer:
     verb = "pause" if paused else "resume"
     number = _group_id(request, verb)
-    store = store_of(request)
+    store = request.services.alerts
     if number is not None:
         group = _active(request, number)
         if group is None:
@@ -397,7 +394,7 @@ def _set_paused(request: Request, paused: bool) -> Answer:
 
 
 def digest(request: Request) -> Answer:
-    store = store_of(request)
+    store = request.services.alerts
     usage = "Usage: <code>/digest HH:MM</code> (your local time, see /tz) or <code>/digest off</code>."
     if not request.args:
         chat = store.chats.get(request.chat_id)
@@ -422,7 +419,7 @@ def digest(request: Request) -> Answer:
 
 
 def tz(request: Request) -> Answer:
-    store = store_of(request)
+    store = request.services.alerts
     if len(request.args) != 1:
         chat = store.chats.get(request.chat_id)
         zone = chat.zone if chat else DEFAULT_ZONE
