@@ -252,6 +252,24 @@ def drawdown(closes: pd.Series) -> pd.Series:
     return values / values.cummax() - 1.0
 
 
+# --- moving averages -----------------------------------------------------------------------------------
+
+# The simple moving averages capgap follows, in sessions (trading days with a close).
+MOVING_AVERAGES: tuple[int, ...] = (50, 200)
+
+
+def moving_average(closes: pd.Series, sessions: int) -> pd.Series:
+    """The simple average of the last ``sessions`` valid closes, on each valid close's date (NaN until
+    ``sessions`` closes exist). Missing, non-finite and non-positive closes are dropped first, so a gap in
+    the data shifts the window back rather than averaging a hole: "200-day" means 200 sessions, as charting
+    platforms draw it."""
+    if sessions < 1:
+        raise ValueError(f"a moving average needs at least 1 session, got {sessions}")
+    values = _valid(closes, None)
+    values = values[values.to_numpy() > 0]
+    return values.rolling(sessions, min_periods=sessions).mean()
+
+
 # --- small vs large ------------------------------------------------------------------------------------
 
 
@@ -305,6 +323,38 @@ def ratio_standing(
         high=float(values[high_at]),
         high_date=ratio.index[high_at].date(),
     )
+
+
+@dataclass(frozen=True)
+class RatioHistory:
+    """A ratio against its own past: its mean and standard deviation over every day up to each date (no
+    look-ahead: a date's figures use only that date and earlier), and the z-score (ratio − mean) ÷ std."""
+
+    mean: pd.Series
+    std: pd.Series  # sample standard deviation (ddof 1)
+    z: pd.Series
+
+
+# A z-score over fewer days than this says little: the mean and spread are not settled yet.
+MIN_Z_DAYS = 250
+
+
+def ratio_history(ratio: pd.Series, years: int | None = None) -> RatioHistory:
+    """``ratio``'s mean, spread and z-score on each of its valid dates, over all earlier history (``years``
+    None: since the series starts — 1987 for ^RUT/^GSPC) or over the last ``years`` years (the days
+    within 365¼ × ``years`` calendar days before each date, that date included). NaN until ``MIN_Z_DAYS``
+    values are in the window."""
+    values = _valid(ratio, None)
+    values = values[values.to_numpy() > 0]
+    if years is None:
+        window = values.expanding(min_periods=MIN_Z_DAYS)
+    else:
+        if years < 1:
+            raise ValueError(f"years must be at least 1, got {years}")
+        window = values.rolling(f"{365 * years + years // 4}D", min_periods=MIN_Z_DAYS)
+    mean, std = window.mean(), window.std(ddof=1)
+    z = (values - mean) / std.where(std > 0)
+    return RatioHistory(mean=mean, std=std, z=z)
 
 
 # --- target levels -------------------------------------------------------------------------------------

@@ -25,8 +25,10 @@ from market.metrics import (
     gap_change,
     gap_reading_near,
     high_mark,
+    moving_average,
     parse_period,
     period_return,
+    ratio_history,
     ratio_standing,
     rebased,
     relative_performance,
@@ -674,3 +676,51 @@ def test_the_gap_does_not_pair_a_stale_snapshot_with_a_fresh_one() -> None:
         (date(2024, 3, 1), 0.5),
         (date(2024, 3, 8), 0.5),
     ]
+
+
+# --- moving averages and the ratio against its history --------------------------------------------------
+
+
+def test_rut_200_day_average_on_2024_01_18_is_the_mean_of_the_200_closes_up_to_it():
+    rows = [close for day, close in csv_closes("RUT") if day <= AS_OF][-200:]
+    by_hand = math.fsum(rows) / 200
+    assert by_hand == pytest.approx(1839.67, abs=0.005)
+    assert moving_average(series("RUT"), 200).loc[AS_OF] == pytest.approx(by_hand, rel=1e-12)
+
+
+def test_a_moving_average_is_unknown_until_enough_sessions_and_skips_missing_closes():
+    values = closes({"2024-01-02": 10.0, "2024-01-03": math.nan, "2024-01-04": 20.0, "2024-01-05": 30.0})
+    average = moving_average(values, 2)
+    assert list(average.index.strftime("%Y-%m-%d")) == ["2024-01-02", "2024-01-04", "2024-01-05"]
+    assert math.isnan(average.iloc[0])
+    assert average.iloc[1:].tolist() == [15.0, 25.0]
+    with pytest.raises(ValueError, match="at least 1 session"):
+        moving_average(values, 0)
+
+
+def test_ratio_z_score_on_2024_01_18_uses_every_day_since_1987_and_none_after():
+    rut, spx = dict(csv_closes("RUT")), dict(csv_closes("GSPC"))
+    days = sorted(day for day in rut if day in spx and day <= AS_OF)
+    ratios = [rut[day] / spx[day] for day in days]
+    mean = math.fsum(ratios) / len(ratios)
+    std = math.sqrt(math.fsum((r - mean) ** 2 for r in ratios) / (len(ratios) - 1))
+    z_by_hand = (ratios[-1] - mean) / std
+    assert ratios[-1] == pytest.approx(0.4024, abs=5e-5)
+    assert mean == pytest.approx(0.508, abs=5e-4)
+    assert z_by_hand == pytest.approx(-1.44, abs=0.005)
+    history = ratio_history(series("RUT") / series("GSPC"))
+    assert history.mean.loc[AS_OF] == pytest.approx(mean, rel=1e-9)
+    assert history.z.loc[AS_OF] == pytest.approx(z_by_hand, rel=1e-9)
+
+
+def test_ratio_z_score_over_ten_years_counts_only_the_days_in_the_window():
+    rut, spx = dict(csv_closes("RUT")), dict(csv_closes("GSPC"))
+    start = (date.fromisoformat(AS_OF) - timedelta(days=3652)).isoformat()
+    ratios = [rut[d] / spx[d] for d in sorted(rut) if d in spx and start < d <= AS_OF]
+    mean = math.fsum(ratios) / len(ratios)
+    assert ratio_history(series("RUT") / series("GSPC"), years=10).mean.loc[AS_OF] == pytest.approx(mean)
+
+
+def test_ratio_z_score_needs_a_settled_history():
+    short = closes({f"2024-01-{day:02d}": 0.4 + day / 1000 for day in range(1, 29)})
+    assert ratio_history(short).z.isna().all()
