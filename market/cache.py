@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from database.connection import write_lock
 from database.migrations import Migration, migrate
-from market.instruments import INDICES
+from market.instruments import HEADLINE
 from market.model import FundFacts, MarketData, Quote
 from market.plausibility import HeldValue
 
@@ -88,7 +88,15 @@ def _m003_price_to_earnings(db: sqlite_utils.Database) -> None:
         db.execute("ALTER TABLE fund_facts ADD COLUMN price_to_earnings REAL")
 
 
-INDEX_SYMBOLS = tuple(i.symbol for i in INDICES)
+# The newest close both headline indices have is what an answer is "as of" and what freshness is judged on;
+# the other instruments say their own dates where they are shown.
+def _m004_adjusted_closes(db: sqlite_utils.Database) -> None:
+    # The funds' adjusted closes (Yahoo's Adj Close) beside their closes: total returns.
+    if "adj_close" not in db.table("closes").columns_dict:
+        db.execute("ALTER TABLE closes ADD COLUMN adj_close REAL")
+
+
+INDEX_SYMBOLS = tuple(i.symbol for i in HEADLINE)
 # How many held values a snapshot carries for answers to mention (the newest first).
 RECENT_HELD = 20
 
@@ -96,7 +104,11 @@ MIGRATIONS: list[Migration] = [
     ("market-001-cache", _m001_market),
     ("market-002-held-values", _m002_held_values),
     ("market-003-price-to-earnings", _m003_price_to_earnings),
+    ("market-004-adjusted-closes", _m004_adjusted_closes),
 ]
+
+# Two adjusted closes of the same day agree when their ratio is this close to 1 (6-decimal prices).
+_SAME_BASIS = 1e-7
 
 
 @dataclass(frozen=True)
@@ -111,6 +123,10 @@ class MarketSnapshot:
     fetched_at: datetime | None  # when they were fetched
     last_error: str | None = None  # the last price refresh's failure, in words a user reads
     held: tuple[HeldValue, ...] = ()  # the newest values held aside as implausible, newest first
+    # trading dates x fund symbols, the funds' adjusted closes (split- and dividend-adjusted, on the basis
+    # of the newest fetch: only returns mean anything); NaN where there is none. Same conventions as
+    # ``closes``; indices have no column (their adjusted close is their close).
+    adjusted: pd.DataFrame | None = None
 
     @property
     def latest_day(self) -> date | None:
@@ -129,6 +145,14 @@ class MarketSnapshot:
         if symbol not in self.closes.columns:
             return pd.Series(dtype="float64")
         return self.closes[symbol].dropna()
+
+    def adjusted_series(self, symbol: str) -> pd.Series:
+        """A fund's adjusted closes (empty for an index or a fund without them)."""
+        import pandas as pd
+
+        if self.adjusted is None or symbol not in self.adjusted.columns:
+            return pd.Series(dtype="float64")
+        return self.adjusted[symbol].dropna()
 
     def fund(self, symbol: str) -> FundFacts | None:
         """The newest fund-facts snapshot of ``symbol``; unknown fields stay None."""
@@ -168,7 +192,12 @@ class MarketCache:
             self._rows = pd.DataFrame(
                 {
                     name: pd.Series(dtype=dtype)
-                    for name, dtype in (("symbol", object), ("day", object), ("close", "float64"))
+                    for name, dtype in (
+                        ("symbol", object),
+                        ("day", object),
+                        ("close", "float64"),
+                        ("adj_close", "float64"),
+                    )
                 }
             )
 
@@ -176,7 +205,11 @@ class MarketCache:
         """Keep the closes of sessions settled by ``settled_through`` and every quote; returns rows written.
 
         A bar for a session still trading is a live price, not a close: it goes to ``quotes`` only.
+        A fund's adjusted closes are kept beside its closes; when the fetched ones are on a newer basis
+        than the cached ones (a dividend since re-scaled Yahoo's whole Adj Close history), the cached ones
+        are re-scaled to it at the first day both have, so returns across the seam stay true.
         """
+        import numpy as np
         import pandas as pd
 
         fetched = data.fetched_at.isoformat()
@@ -187,6 +220,14 @@ class MarketCache:
         symbols = long.index.get_level_values(1).astype(str).tolist()
         days = pd.DatetimeIndex(long.index.get_level_values(0)).strftime("%Y-%m-%d").tolist()
         values = long.to_numpy(dtype="float64").tolist()
+        adjusted_frame = (
+            data.adjusted.reindex(index=frame.index, columns=frame.columns)
+            if data.adjusted is not None
+            else pd.DataFrame(np.nan, index=frame.index, columns=frame.columns)
+        )
+        adjusted_long = adjusted_frame.stack(future_stack=True).reindex(long.index)
+        adjusted_values = [None if v != v else float(v) for v in adjusted_long.to_numpy(dtype="float64")]
+        rescale = self._rescalings(adjusted_frame)
         quotes = [
             {
                 "symbol": q.symbol,
@@ -199,8 +240,20 @@ class MarketCache:
             for q in data.quotes.values()
         ]
         with self._write, self.db.atomic():
+            for symbol, (before, factor) in rescale.items():
+                if self._rows is not None:
+                    older = (self._rows["symbol"] == symbol) & (self._rows["day"] < before)
+                    self._rows.loc[older, "adj_close"] = self._rows.loc[older, "adj_close"] * factor
+                else:
+                    self.db.execute(
+                        "UPDATE closes SET adj_close = adj_close * ? WHERE symbol = ? AND day < ?",
+                        [factor, symbol, before],
+                    )
             if values and self._rows is not None:
-                new = pd.DataFrame({"symbol": symbols, "day": days, "close": values})
+                new = pd.DataFrame(
+                    {"symbol": symbols, "day": days, "close": values, "adj_close": adjusted_values},
+                    columns=["symbol", "day", "close", "adj_close"],
+                ).astype({"adj_close": "float64"})
                 if len(self._rows):
                     # What the table's key does on disk: a day stored again replaces the earlier close.
                     new = pd.concat([self._rows, new], ignore_index=True)
@@ -211,13 +264,15 @@ class MarketCache:
                 # a query per row, which for a whole history (tens of thousands of closes) was most of a
                 # first fill.
                 self.db.conn.executemany(
-                    "INSERT INTO closes (symbol, day, close, source, fetched_at) VALUES (?, ?, ?, ?, ?) "
+                    "INSERT INTO closes (symbol, day, close, adj_close, source, fetched_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (symbol, day) DO UPDATE SET close = excluded.close, "
-                    "source = excluded.source, fetched_at = excluded.fetched_at",
+                    "adj_close = excluded.adj_close, source = excluded.source, fetched_at = excluded.fetched_at",
                     zip(
                         symbols,
                         days,
                         values,
+                        adjusted_values,
                         itertools.repeat(data.source),
                         itertools.repeat(fetched),
                         strict=False,
@@ -226,6 +281,30 @@ class MarketCache:
             if quotes:
                 self.db.table("quotes").upsert_all(quotes, pk="symbol")
         return len(values)
+
+    def _rescalings(self, adjusted: pd.DataFrame) -> dict[str, tuple[str, float]]:
+        """For each fund whose fetched adjusted closes start on a day the cache has one for too, on another
+        basis: that day, and the factor that brings the cached ones before it onto the fetched basis."""
+        rescale = {}
+        for symbol in adjusted.columns:
+            present = adjusted[symbol].dropna()
+            if present.empty:
+                continue
+            first = present.index[0].strftime("%Y-%m-%d")
+            if self._rows is not None:
+                rows = self._rows[(self._rows["symbol"] == symbol) & (self._rows["day"] == first)]
+                cached = float(rows["adj_close"].iloc[0]) if len(rows) else None
+            else:
+                row = self.db.execute(
+                    "SELECT adj_close FROM closes WHERE symbol = ? AND day = ?", [symbol, first]
+                ).fetchone()
+                cached = row[0] if row is not None else None
+            if cached is None or cached != cached or cached <= 0:
+                continue
+            factor = float(present.iloc[0]) / float(cached)
+            if abs(factor - 1.0) > _SAME_BASIS:
+                rescale[str(symbol)] = (first, factor)
+        return rescale
 
     def store_funds(self, facts: list[FundFacts], fetched_at: datetime) -> None:
         rows = [
@@ -380,8 +459,9 @@ class MarketCache:
             day_filter = "" if as_of is None else " WHERE day <= ?"
             params = [] if as_of is None else [as_of.isoformat()]
             long = pd.read_sql_query(
-                "SELECT symbol, day, close FROM closes" + day_filter, self.db.conn, params=params
+                "SELECT symbol, day, close, adj_close FROM closes" + day_filter, self.db.conn, params=params
             )
+        adjusted = pd.DataFrame(dtype="float64")
         if long.empty:
             closes = pd.DataFrame(dtype="float64")
         else:
@@ -392,6 +472,13 @@ class MarketCache:
             closes = closes.sort_index()
             # Rows written before the plausibility guard existed may hold a 0 or a negative price.
             closes = closes.where(closes.gt(0) & closes.lt(float("inf")))
+            funds = long[long["adj_close"].notna()]
+            if not funds.empty:
+                adjusted = funds.pivot(index="day", columns="symbol", values="adj_close").astype("float64")
+                adjusted.index = pd.to_datetime(adjusted.index)
+                adjusted = adjusted.reindex(index=closes.index)
+                adjusted.columns.name = None
+                adjusted = adjusted.where(adjusted.gt(0) & adjusted.lt(float("inf")))
         quotes = {
             row["symbol"]: Quote(
                 row["symbol"], row["price"], datetime.fromisoformat(row["time"]), row["previous_close"]
@@ -415,4 +502,5 @@ class MarketCache:
             fetched_at=datetime.fromisoformat(str(newest["at"])) if newest else None,
             last_error=str(failed.get("reason") or failed["detail"]) if failed and not failed["ok"] else None,
             held=self.held_values(as_of),
+            adjusted=adjusted,
         )

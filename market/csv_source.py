@@ -112,6 +112,35 @@ def _read_closes(path: Path, mtime: float) -> pd.Series:
     return series
 
 
+@lru_cache(maxsize=32)
+def _read_adjusted(path: Path, mtime: float) -> pd.Series:
+    """The ``adj_close`` column of a fund's history file by date: empty when the file has none. A cell
+    that is not a number is a day without an adjusted close (its close is still read by ``_read_closes``,
+    which warns about malformed rows)."""
+    import pandas as pd
+
+    try:
+        frame = pd.read_csv(
+            path,
+            usecols=lambda name: str(name).strip() in ("date", "adj_close"),
+            dtype=str,
+            keep_default_na=False,
+            on_bad_lines="skip",
+        )
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError):
+        return pd.Series(dtype="float64")
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if "adj_close" not in frame.columns or "date" not in frame.columns:
+        return pd.Series(dtype="float64")
+    dates = pd.to_datetime(frame["date"].str.strip(), format="%Y-%m-%d", errors="coerce")
+    values = pd.to_numeric(frame["adj_close"].str.strip(), errors="coerce")
+    keep = dates.notna().to_numpy() & values.notna().to_numpy()
+    series = pd.Series(values.to_numpy()[keep], index=pd.DatetimeIndex(dates[keep]), dtype="float64")
+    series = series[~series.index.duplicated(keep="last")].sort_index()
+    series.index.name = None
+    return series
+
+
 class CsvSource:
     def __init__(
         self, directory: Path, as_of: date | None = None, clock: Callable[[], datetime] | None = None
@@ -156,6 +185,20 @@ class CsvSource:
             series = series[series.index <= pd.Timestamp(self.as_of)]
         return series
 
+    def _adjusted(self, symbol: str) -> pd.Series | None:
+        """A fund's adjusted closes (None for an index, or a file without them), cut at ``as_of``."""
+        if by_symbol(symbol).kind != "etf":
+            return None
+        path = self.directory / f"{by_symbol(symbol).file_stem}_daily.csv"
+        if not path.is_file():
+            return None
+        series = _read_adjusted(path, path.stat().st_mtime)
+        if self.as_of is not None:
+            import pandas as pd
+
+            series = series[series.index <= pd.Timestamp(self.as_of)]
+        return series if len(series) else None
+
     def fetch(self, symbols: Sequence[str], since: date | None = None) -> MarketData:
         import pandas as pd
 
@@ -171,13 +214,17 @@ class CsvSource:
         closes = pd.DataFrame(columns).sort_index().astype("float64")
         if since is not None:
             closes = closes[closes.index >= pd.Timestamp(since)]
+        funds = {s: a for s in columns if (a := self._adjusted(s)) is not None}
+        adjusted = pd.DataFrame(funds, index=closes.index, dtype="float64") if funds else None
         quotes = {}
         for symbol, series in columns.items():
             last_day = series.index[-1].date()
             previous = float(series.iloc[-2]) if len(series) > 1 else None
             when = calendar.session_close(last_day) if calendar.is_session(last_day) else self.now()
             quotes[symbol] = Quote(symbol, float(series.iloc[-1]), when, previous)
-        return MarketData(closes=closes, quotes=quotes, source=self.name, fetched_at=self.now())
+        return MarketData(
+            closes=closes, quotes=quotes, source=self.name, fetched_at=self.now(), adjusted=adjusted
+        )
 
     def fetch_funds(self, symbols: Sequence[str]) -> list[FundFacts]:
         import csv

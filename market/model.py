@@ -3,6 +3,10 @@
 ``closes`` frames are the shared currency of ``market/`` and ``alerts/``: a ``DatetimeIndex`` of trading
 dates (tz-naive, midnight, ascending, unique) and one float column per Yahoo symbol holding the official
 daily close (split-adjusted, not dividend-adjusted). A missing value is NaN, never 0.
+
+``adjusted`` frames have the same shape for the funds only: Yahoo's "Adj Close", split- and
+dividend-adjusted. Its level depends on the day it was fetched, so only its returns mean anything (a total
+return); for an index Yahoo's Adj Close is its close, so indices have no column.
 """
 
 from __future__ import annotations
@@ -71,6 +75,7 @@ class MarketData:
     quotes: dict[str, Quote]
     source: str  # e.g. "Yahoo Finance", "CSV (shared/data)"
     fetched_at: datetime  # timezone-aware
+    adjusted: pd.DataFrame | None = None  # the funds' adjusted closes (see the module's docstring)
 
 
 class MarketSource(Protocol):

@@ -12,8 +12,8 @@ from any source and splits it into the values capgap may keep and the ones it ho
 
 A suspect value is judged by a second reading, never by itself:
 
-1. the same day's move of a peer, an instrument of the same segment (^RUT with IWM and VTWO, ^GSPC with
-   SPY, VOO and IVV): a peer that moved the same way by at least half as much (in log terms) confirms it;
+1. the same day's move of a peer, an instrument that stands for the same index (^RUT with IWM and VTWO,
+   ^GSPC with SPY, VOO and IVV, ^SP600 with IJR, ^MID with IJH and MDY): a peer that moved the same way by at least half as much (in log terms) confirms it;
    peers that have a reading that day and did not follow refute it;
 2. with no peer reading that day, the next close: one that holds the new level (nearer the suspect value
    than the old one, and itself a plausible step from it) confirms it, one that returns refutes it;
@@ -80,12 +80,14 @@ class Screened:
 
 
 def peers(symbol: str) -> tuple[str, ...]:
-    """The instruments whose same-day move can confirm ``symbol``'s: the others of its segment."""
+    """The instruments whose same-day move can confirm ``symbol``'s: the others that stand for the same
+    index (an index and the funds that hold it). A small-cap index is no peer of another (the S&P 600 and
+    the Russell 2000 part ways by a point on many days), nor RSP of the S&P 500."""
     try:
-        segment = by_symbol(symbol).segment
+        family = by_symbol(symbol).family
     except KeyError:
         return ()
-    return tuple(i.symbol for i in ALL if i.segment == segment and i.symbol != symbol)
+    return tuple(i.symbol for i in ALL if i.family == family and i.symbol != symbol)
 
 
 def _usable(values: np.ndarray) -> np.ndarray:
@@ -284,3 +286,45 @@ def plausible_fund(facts: FundFacts) -> tuple[FundFacts, list[str]]:
         price_to_book=price_to_book,
         price_to_earnings=price_to_earnings,
     ), dropped
+
+
+# Yahoo's Adj Close is the close times the product of the dividend factors (1 − dividend ÷ price) of every
+# ex-date after it, so adj ÷ close is at most 1 and never falls from one day to the next: it rises toward 1
+# at each ex-date (by 1.9% at most in the history capgap follows, MDY's; no fund it follows pays a tenth
+# of its price at once). The tolerance covers prices rounded to 6 decimals.
+_ADJUSTED_SLACK: Final = 1e-4
+MAX_DIVIDEND_STEP: Final = 0.10
+
+
+def screen_adjusted(closes: pd.DataFrame, adjusted: pd.DataFrame | None) -> tuple[pd.DataFrame, int]:
+    """The funds' adjusted closes that can be believed, beside the screened ``closes`` (same dates), and
+    how many were dropped.
+
+    An adjusted close counts only on a day whose close was accepted, when it is a positive number no
+    higher than that close, and when its ratio to the close neither falls from the previous kept day's
+    nor rises by more than ``MAX_DIVIDEND_STEP``. A dropped one is a day without a total-return reading
+    (the close itself stands); nothing is fired on adjusted closes that were not kept.
+    """
+    if adjusted is None or adjusted.empty:
+        return pd.DataFrame(index=closes.index, dtype="float64"), 0
+    kept = {}
+    dropped = 0
+    for symbol in adjusted.columns:
+        if symbol not in closes.columns:
+            dropped += int(adjusted[symbol].notna().sum())
+            continue
+        close = closes[symbol].reindex(adjusted.index)
+        values = pd.to_numeric(adjusted[symbol], errors="coerce").astype("float64")
+        factor = (values / close).to_numpy()
+        good = np.isfinite(factor) & (factor > 0) & (factor <= 1 + _ADJUSTED_SLACK)
+        last = np.nan
+        for position in np.flatnonzero(good):
+            if math.isfinite(last) and not (
+                last * (1 - _ADJUSTED_SLACK) <= factor[position] <= last * (1 + MAX_DIVIDEND_STEP)
+            ):
+                good[position] = False
+                continue
+            last = factor[position]
+        dropped += int(np.count_nonzero(values.notna().to_numpy() & ~good))
+        kept[symbol] = values.where(good)
+    return pd.DataFrame(kept, index=adjusted.index, dtype="float64"), dropped

@@ -15,7 +15,7 @@ import pandas as pd
 
 from market import calendar, plausibility
 from market.cache import MarketCache, MarketSnapshot
-from market.instruments import ETFS, SYMBOLS
+from market.instruments import FUND_FACT_ETFS, INTRADAY_SYMBOLS, SYMBOLS
 from market.model import MarketData, MarketRateLimited, MarketSource, MarketUnavailable
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,12 @@ class MarketService:
         with self._lock:
             now = self.now()
             days = self.cache.latest_days()
-            known = [s for s in self.symbols if s in days]
+            # During the session only the instruments marked ``intraday`` are asked (Yahoo answers each
+            # symbol with a request of its own); the others' closes come after the close.
+            asked = self.symbols
+            if calendar.is_regular_hours(now):
+                asked = tuple(s for s in self.symbols if s in INTRADAY_SYMBOLS) or self.symbols
+            known = [s for s in asked if s in days]
             new = [s for s in self.symbols if s not in days]
             batches: list[tuple[list[str], date | None]] = []
             if known:
@@ -118,8 +123,13 @@ class MarketService:
         screened = plausibility.screen(closes, prior)
         quotes, held_quotes = plausibility.screen_quotes(data.quotes, screened.closes, screened.held, prior)
         held = screened.held + held_quotes
+        adjusted, dropped = plausibility.screen_adjusted(screened.closes, data.adjusted)
+        if dropped:
+            log.warning("%d adjusted close(s) from %s left out as implausible", dropped, data.source)
         settled = calendar.last_closed_session(data.fetched_at)
-        rows = self.cache.store(replace(data, closes=screened.closes, quotes=quotes), settled_through=settled)
+        rows = self.cache.store(
+            replace(data, closes=screened.closes, quotes=quotes, adjusted=adjusted), settled_through=settled
+        )
         judged = {
             symbol: (first, pd.Timestamp(closes[symbol].last_valid_index()).date())  # type: ignore[arg-type]
             for symbol, first in first_days.items()
@@ -141,7 +151,7 @@ class MarketService:
     def refresh_funds(self) -> RefreshResult:
         with self._lock:
             now = self.now()
-            etfs = [e.symbol for e in ETFS if e.symbol in self.symbols]
+            etfs = [e.symbol for e in FUND_FACT_ETFS if e.symbol in self.symbols]
             try:
                 fetched = self.source.fetch_funds(etfs)
             except MarketUnavailable as exc:
@@ -179,4 +189,6 @@ def _combined(parts: list[MarketData]) -> MarketData:
         return parts[0]
     closes = pd.concat([p.closes for p in parts], axis=1).sort_index()
     quotes = {symbol: q for p in parts for symbol, q in p.quotes.items()}
-    return MarketData(closes, quotes, parts[0].source, max(p.fetched_at for p in parts))
+    funds = [p.adjusted for p in parts if p.adjusted is not None]
+    adjusted = pd.concat(funds, axis=1).reindex(index=closes.index) if funds else None
+    return MarketData(closes, quotes, parts[0].source, max(p.fetched_at for p in parts), adjusted=adjusted)

@@ -166,7 +166,14 @@ class YahooSource:
                 ", ".join(missing),
                 failures.summary(),
             )
-        return MarketData(closes, _latest_quotes(closes, fetched_at), self.name, fetched_at)
+        adjusted = _closes_from_download(raw, [s for s in closes.columns if not s.startswith("^")], since, "Adj Close")
+        return MarketData(
+            closes,
+            _latest_quotes(closes, fetched_at),
+            self.name,
+            fetched_at,
+            adjusted=adjusted.reindex(index=closes.index) if not adjusted.columns.empty else None,
+        )
 
     def fetch_funds(self, symbols: Sequence[str]) -> list[FundFacts]:
         """Expense ratio, total assets and price-to-book of the funds among ``symbols``.
@@ -486,11 +493,16 @@ def _empty_closes() -> pd.DataFrame:
     return pd.DataFrame(index=pd.DatetimeIndex([]), dtype=float)
 
 
-def _closes_from_download(raw: pd.DataFrame | None, wanted: list[str], since: date | None) -> pd.DataFrame:
-    """capgap's closes frame from yf.download's (Price, Ticker) columns; unavailable symbols left out."""
-    if raw is None or raw.empty or "Close" not in raw.columns.get_level_values(0):
+def _closes_from_download(
+    raw: pd.DataFrame | None, wanted: list[str], since: date | None, price: str = "Close"
+) -> pd.DataFrame:
+    """capgap's closes frame from yf.download's (Price, Ticker) columns; unavailable symbols left out.
+
+    ``price`` "Adj Close" gives the adjusted closes instead (yfinance sends them with ``auto_adjust=False``).
+    """
+    if raw is None or raw.empty or price not in raw.columns.get_level_values(0):
         return _empty_closes()
-    by_yahoo_name = raw["Close"]
+    by_yahoo_name = raw[price]
     columns = {}
     for symbol in wanted:
         yahoo_name = symbol.upper()

@@ -88,6 +88,7 @@ def test_cache_migration_creates_the_tables_and_is_recorded_once(
         "market-001-cache",
         "market-002-held-values",
         "market-003-price-to-earnings",
+        "market-004-adjusted-closes",
     ]
     assert migrate(db, MIGRATIONS) == []  # a second run applies nothing
     MarketCache(db)  # nor does building another cache on the same file
