@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from market.instruments import GSPC, RUT
-from market.metrics import base_date, drawdown, rebased
+from market.instruments import GSPC, RUT, Instrument
+from market.metrics import base_date, drawdown, moving_average, rebased
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -28,9 +28,12 @@ if TYPE_CHECKING:
 _SIZE_INCHES = (8.0, 20.0 / 3.0)
 _DPI = 150
 
-# An orange/blue pair that stays distinct for colour-blind readers and in Telegram's dark theme preview.
-_COLOURS = {RUT.symbol: "#e66100", GSPC.symbol: "#1f5fad"}
-_SERIES = (RUT, GSPC)
+# An orange/blue pair that stays distinct for colour-blind readers and in Telegram's dark theme preview:
+# the first of a pair (the smaller caps) orange, the second blue.
+_PAIR_COLOURS = ("#e66100", "#1f5fad")
+_COLOURS = {RUT.symbol: _PAIR_COLOURS[0], GSPC.symbol: _PAIR_COLOURS[1]}
+# The moving average drawn beside each line, in sessions.
+CHART_AVERAGE = 200
 
 _SHADE_ALPHA = 0.16
 _TITLE_SIZE = 17
@@ -45,35 +48,47 @@ def render_comparison(
     end: date | None = None,
     title: str | None = None,
     source_note: str = "",
+    pair: tuple[Instrument, Instrument] = (RUT, GSPC),
 ) -> bytes:
-    """A PNG of the Russell 2000 against the S&P 500 over ``period`` as of ``end`` (None: the last row).
+    """A PNG of two instruments (the Russell 2000 against the S&P 500 unless ``pair`` says otherwise) over
+    ``period`` as of ``end`` (None: the last day both have).
 
-    Top: both indices rebased to 100 at the period's base date (``market.metrics.base_date`` on the dates
-    both have a close), with their final values marked. Bottom: each index's distance below its all-time
-    closing high in the history up to ``end``, in percent, over the same window.
+    Top: both rebased to 100 at the period's base date (``market.metrics.base_date`` on the dates both have
+    a close), with their final values marked, and each one's 200-session moving average as a thin dashed
+    line of its colour, rebased alike and drawn only where it is defined (200 closes of its own history).
+    Bottom: each one's distance below its all-time closing high in the history up to the last shared day,
+    in percent, over the same window.
 
-    Raises ValueError with a readable message when the frame lacks either index or the history does not
-    cover the period.
+    Raises ValueError with a readable message when the frame lacks either instrument or the history does
+    not cover the period.
     """
-    missing = [i.symbol for i in _SERIES if i.symbol not in closes.columns]
+    series = pair
+    symbols = [i.symbol for i in series]
+    colours = dict(zip(symbols, _PAIR_COLOURS, strict=True))
+    missing = [s for s in symbols if s not in closes.columns]
     if missing:
         raise ValueError(f"no closes for {', '.join(missing)} to chart")
-    history = closes[[i.symbol for i in _SERIES]].astype(float)
+    history = closes[symbols].astype(float)
     if end is not None:
         history = history.loc[history.index <= _day(end)]
     shared = history.dropna(how="any")
     if shared.empty:
-        raise ValueError("no day on which both the Russell 2000 and the S&P 500 have a close")
+        raise ValueError(f"no day on which both the {series[0].name} and the {series[1].name} have a close")
     as_of = shared.index[-1]
+    history = history.loc[history.index <= as_of]
     base = base_date(pd.DatetimeIndex(shared.index), as_of, period)
     if base is None:
         raise ValueError(_not_covered(period, shared.index[0], as_of))
 
     levels = rebased(shared, base)
+    # Each average is over the instrument's own closes, from before the window where the history has them.
+    averages = {}
+    for symbol in symbols:
+        own = history[symbol].dropna()
+        average = moving_average(own, CHART_AVERAGE).loc[base:as_of]
+        averages[symbol] = average / float(own.loc[base]) * 100.0
     # Drawdown needs each index's own full history: the all-time high may predate the window.
-    below_high = {
-        symbol: drawdown(history[symbol]).loc[base:as_of] * 100.0 for symbol in (RUT.symbol, GSPC.symbol)
-    }
+    below_high = {symbol: drawdown(history[symbol]).loc[base:as_of] * 100.0 for symbol in symbols}
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
@@ -85,17 +100,29 @@ def render_comparison(
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     markers = "o" if len(levels) <= 3 else ""
 
-    for instrument in _SERIES:
+    for instrument in series:
         line = levels[instrument.symbol]
-        colour = _COLOURS[instrument.symbol]
+        colour = colours[instrument.symbol]
         top.plot(line.index, line.to_numpy(), color=colour, lw=2.2, marker=markers, label=instrument.name)
+    for instrument in series:
+        average = averages[instrument.symbol]
+        if average.notna().any():
+            top.plot(
+                average.index,
+                average.to_numpy(),
+                color=colours[instrument.symbol],
+                lw=1.1,
+                ls=(0, (4, 2)),
+                alpha=0.85,
+                label=f"{instrument.short} {CHART_AVERAGE}-day average",
+            )
     top.axhline(100.0, color="#888888", lw=0.9, ls="--", zorder=0)
     top.set_ylabel(f"Rebased: 100 = {_long_date(base)}", fontsize=_TEXT_SIZE)
 
-    for instrument in _SERIES:
+    for instrument in series:
         fall = below_high[instrument.symbol]
-        bottom.plot(fall.index, fall.to_numpy(), color=_COLOURS[instrument.symbol], lw=1.6, marker=markers)
-    _shade_below_high(bottom, below_high)
+        bottom.plot(fall.index, fall.to_numpy(), color=colours[instrument.symbol], lw=1.6, marker=markers)
+    _shade_below_high(bottom, below_high, symbols, colours)
     bottom.set_ylabel("Below all-time high", fontsize=_TEXT_SIZE)
     bottom.yaxis.set_major_formatter(PercentFormatter(decimals=0))
     lowest = min(float(fall.min()) for fall in below_high.values())
@@ -115,16 +142,106 @@ def render_comparison(
         axes.spines[["top", "right"]].set_visible(False)
         axes.margins(x=0.01)
 
-    figure.suptitle(title or f"{RUT.name} vs {GSPC.name}", fontsize=_TITLE_SIZE, fontweight="bold")
+    figure.suptitle(title or f"{series[0].name} vs {series[1].name}", fontsize=_TITLE_SIZE, fontweight="bold")
     subtitle = f"{_period_label(period)} · as of {_long_date(as_of)}"
     if source_note:
         subtitle += f" · {source_note}"
     # The legend sits in a row of its own between the subtitle and the plot, so it never covers a line.
-    top.set_title(subtitle, fontsize=_TEXT_SIZE, color="#555555", loc="left", pad=_TEXT_SIZE * 2.4)
+    legend_rows = 2 if any(average.notna().any() for average in averages.values()) else 1
+    top.set_title(
+        subtitle, fontsize=_TEXT_SIZE, color="#555555", loc="left", pad=_TEXT_SIZE * (0.6 + 1.8 * legend_rows)
+    )
     _legend_above(top, _TEXT_SIZE)
-    _mark_last_values(top, {symbol: levels[symbol] for symbol in _COLOURS}, "{:.1f}")
-    _mark_last_values(bottom, below_high, "{:.1f}%")
+    _mark_last_values(top, {symbol: levels[symbol] for symbol in symbols}, "{:.1f}", colours)
+    _mark_last_values(bottom, below_high, "{:.1f}%", colours)
 
+    buffer = io.BytesIO()
+    canvas.print_png(buffer)
+    return buffer.getvalue()
+
+
+_RATIO_COLOUR = "#5b3a8c"
+_BAND_COLOUR = "#8c8c8c"
+
+
+def render_ratio(
+    ratio: pd.Series,
+    period: str | date,
+    *,
+    name: str,
+    bands: tuple[float, float] = (10.0, 90.0),
+    source_note: str = "",
+) -> bytes:
+    """A PNG of a price ratio (``name``, e.g. "RUT/SPX") over ``period``, against its own whole history:
+    its mean since the series starts (a dashed line) and the ``bands`` percentiles of every day since then
+    (dotted lines, the band between them shaded), with the latest value marked.
+
+    The mean and the percentiles are of the whole history up to the last day, the figures /standing
+    shows, so the window only frames them. Raises ValueError when the history does not cover the period.
+    """
+    values = ratio.dropna()
+    values = values[values > 0]
+    if len(values) < 2:
+        raise ValueError(f"no history of the {name} ratio to draw")
+    as_of = values.index[-1]
+    base = base_date(pd.DatetimeIndex(values.index), as_of, period)
+    if base is None:
+        raise ValueError(_not_covered(period, values.index[0], as_of))
+    window = values.loc[base:]
+    mean = float(values.mean())
+    low, high = (float(np.percentile(values.to_numpy(), b)) for b in bands)
+    since = _long_date(values.index[0])
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=_SIZE_INCHES, dpi=_DPI, layout="constrained")
+    canvas = FigureCanvasAgg(figure)
+    axes = figure.subplots()
+    markers = "o" if len(window) <= 3 else ""
+    axes.axhspan(low, high, color=_BAND_COLOUR, alpha=0.10, lw=0)
+    axes.axhline(
+        low,
+        color=_BAND_COLOUR,
+        lw=1.2,
+        ls=":",
+        label=f"{bands[0]:.0f}th–{bands[1]:.0f}th percentile since {since}",
+    )
+    axes.axhline(high, color=_BAND_COLOUR, lw=1.2, ls=":")
+    axes.axhline(mean, color="#333333", lw=1.3, ls="--", label=f"mean since {since}: {mean:.4f}")
+    axes.plot(window.index, window.to_numpy(), color=_RATIO_COLOUR, lw=2.0, marker=markers, label=name)
+    for level, text in ((low, f"{bands[0]:.0f}th {low:.4f}"), (high, f"{bands[1]:.0f}th {high:.4f}")):
+        axes.annotate(
+            text,
+            xy=(0.0, level),
+            xycoords=("axes fraction", "data"),
+            xytext=(4, 3),
+            textcoords="offset points",
+            fontsize=_TICK_SIZE - 1,
+            color="#555555",
+        )
+    _label_end(
+        axes, f"{float(window.iloc[-1]):.4f}", (window.index[-1], float(window.iloc[-1])), 0.0, _RATIO_COLOUR
+    )
+    axes.set_ylabel(f"{name} (price ratio)", fontsize=_TEXT_SIZE)
+    if as_of - base <= pd.Timedelta(days=14):
+        axes.xaxis.set_major_locator(DayLocator())
+        axes.xaxis.set_major_formatter(DateFormatter("%d %b"))
+    else:
+        locator = AutoDateLocator(minticks=3, maxticks=6)
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
+    axes.tick_params(labelsize=_TICK_SIZE)
+    axes.grid(True, color="#e4e4e4", lw=0.8)
+    axes.spines[["top", "right"]].set_visible(False)
+    axes.margins(x=0.01)
+    figure.suptitle(f"{name} ratio against its history", fontsize=_TITLE_SIZE, fontweight="bold")
+    subtitle = f"{_period_label(period)} · as of {_long_date(as_of)}"
+    if source_note:
+        subtitle += f" · {source_note}"
+    axes.set_title(subtitle, fontsize=_TEXT_SIZE, color="#555555", loc="left", pad=_TEXT_SIZE * 4.2)
+    _legend_above(axes, _TICK_SIZE)
     buffer = io.BytesIO()
     canvas.print_png(buffer)
     return buffer.getvalue()
@@ -259,7 +376,9 @@ def _short_who(who: str) -> str:
     return first.rsplit(",", 1)[-1].strip() if "," in first else first
 
 
-def _mark_last_values(axes: Axes, lines: dict[str, pd.Series], template: str) -> None:
+def _mark_last_values(
+    axes: Axes, lines: dict[str, pd.Series], template: str, colours: dict[str, str] = _COLOURS
+) -> None:
     """Write each line's final value beside its end, pushed apart when the two ends nearly touch.
 
     Call it once the y limits are final: the push is worked out from where the ends fall on the page.
@@ -276,11 +395,16 @@ def _mark_last_values(axes: Axes, lines: dict[str, pd.Series], template: str) ->
             template.format(ends[symbol]).replace("-", "\N{MINUS SIGN}"),
             (line.index[-1], ends[symbol]),
             offset,
-            _COLOURS[symbol],
+            colours[symbol],
         )
 
 
-def _shade_below_high(axes: Axes, below_high: dict[str, pd.Series]) -> None:
+def _shade_below_high(
+    axes: Axes,
+    below_high: dict[str, pd.Series],
+    symbols: Sequence[str] = (RUT.symbol, GSPC.symbol),
+    colours: dict[str, str] = _COLOURS,
+) -> None:
     """Shade each index's fall in its colour without the two areas overlapping into a muddy mix: the band
     from zero down to the shallower index takes that index's colour, the band between the lines the
     deeper one's."""
@@ -291,11 +415,12 @@ def _shade_below_high(axes: Axes, below_high: dict[str, pd.Series]) -> None:
         return
     # The colours swap where the lines cross, so the crossings become points of their own; otherwise
     # each swap leaves a one-day wedge unshaded (or, with fill_between's interpolate, misdrawn).
+    first, second = symbols
     days, small, large = _with_crossings(
-        np.asarray(date2num(both.index)), both[RUT.symbol].to_numpy(), both[GSPC.symbol].to_numpy()
+        np.asarray(date2num(both.index)), both[first].to_numpy(), both[second].to_numpy()
     )
     shallower, deeper = np.maximum(small, large), np.minimum(small, large)
-    small_colour, large_colour = _COLOURS[RUT.symbol], _COLOURS[GSPC.symbol]
+    small_colour, large_colour = colours[first], colours[second]
     for where, near_zero, further_down in (
         (small <= large, large_colour, small_colour),
         (small >= large, small_colour, large_colour),

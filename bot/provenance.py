@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import TYPE_CHECKING
 
 from bot.answers import UsageError
@@ -36,9 +37,12 @@ def snapshot_with(services: Services, *symbols: str) -> MarketSnapshot:
     return snapshot
 
 
-def footer(services: Services, snapshot: MarketSnapshot) -> str:
-    """'as of 18 Jan 2024 close · CSV (data)', with a warning when the closes lag the NYSE calendar."""
-    latest = snapshot.latest_day
+def footer(services: Services, snapshot: MarketSnapshot, as_of: date | None = None) -> str:
+    """'as of 18 Jan 2024 close · CSV (data)', with a warning when the closes lag the NYSE calendar.
+
+    ``as_of`` is the day an answer about other instruments than the headline pair is measured on (the
+    last close its instruments share); by default, the newest close both headline indices have."""
+    latest = as_of or snapshot.latest_day
     if latest is None:
         return "<i>no market data yet</i>"
     source = esc(snapshot.source or services.market.source.name)

@@ -270,7 +270,73 @@ def moving_average(closes: pd.Series, sessions: int) -> pd.Series:
     return values.rolling(sessions, min_periods=sessions).mean()
 
 
+@dataclass(frozen=True)
+class AverageDistance:
+    """Where the latest close stands against its simple moving average."""
+
+    sessions: int
+    average: float
+    close: float
+    day: date  # the date of the close (and of the average)
+    distance: float  # close ÷ average − 1, a fraction (0.0457 = 4.57% above)
+
+
+def average_distance(
+    closes: pd.Series, sessions: int = 200, end: date | None = None
+) -> AverageDistance | None:
+    """The latest close (on or before ``end``) against its ``sessions``-session average
+    (``moving_average``), or None while the history is shorter than the window."""
+    average = moving_average(_valid(closes, end), sessions).dropna()
+    if average.empty:
+        return None
+    values = _valid(closes, end)
+    day = average.index[-1]
+    close, mean = float(values.loc[day]), float(average.iloc[-1])
+    return AverageDistance(sessions, mean, close, day.date(), close / mean - 1.0)
+
+
+# --- total return --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TotalReturns:
+    """The total returns (from adjusted closes: dividends reinvested) of several funds over one period,
+    all measured to the same day: the latest on which every fund has an adjusted close."""
+
+    as_of: date | None  # None when the funds share no day
+    returns: dict[str, float | None]  # None when the fund's history does not reach back over the period
+    inception: dict[str, date]  # each fund's first adjusted close in the history
+
+
+def total_returns(adjusted: dict[str, pd.Series], period: Period, end: date | None = None) -> TotalReturns:
+    """Each fund's return over ``period`` from its adjusted closes (``period_return``'s convention), as of
+    the latest day on or before ``end`` that all of them have, so no fund's newer close tilts the
+    comparison. "max" starts them all at the first day they share. Adjusted levels depend on the day they
+    were fetched; their ratios do not, which is all this uses."""
+    values = {symbol: _valid(series, end) for symbol, series in adjusted.items()}
+    values = {symbol: series[series.to_numpy() > 0] for symbol, series in values.items()}
+    inception = {symbol: series.index[0].date() for symbol, series in values.items() if len(series)}
+    shared: pd.Index | None = None
+    for series in values.values():
+        shared = series.index if shared is None else shared.intersection(series.index)
+    if shared is None or len(shared) == 0:
+        return TotalReturns(None, dict.fromkeys(adjusted), inception)
+    as_of = shared.max()
+    if not isinstance(period, date) and parse_period(period) == WHOLE_HISTORY:
+        period = shared.min().date()
+    returns = {symbol: period_return(series, period, as_of) for symbol, series in values.items()}
+    return TotalReturns(as_of.date(), returns, inception)
+
+
 # --- small vs large ------------------------------------------------------------------------------------
+
+
+def price_ratio(small: pd.Series, large: pd.Series, end: date | None = None) -> pd.Series:
+    """``small ÷ large`` on the dates both have a usable close (on or before ``end``)."""
+    small_values, large_values = _valid(small, end), _valid(large, end)
+    shared = small_values.index.intersection(large_values.index).sort_values()
+    ratio = small_values.loc[shared] / large_values.loc[shared]
+    return ratio[np.isfinite(ratio.to_numpy()) & (ratio.to_numpy() > 0)]
 
 
 @dataclass(frozen=True)

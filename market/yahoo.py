@@ -166,7 +166,9 @@ class YahooSource:
                 ", ".join(missing),
                 failures.summary(),
             )
-        adjusted = _closes_from_download(raw, [s for s in closes.columns if not s.startswith("^")], since, "Adj Close")
+        adjusted = _closes_from_download(
+            raw, [s for s in closes.columns if not s.startswith("^")], since, "Adj Close"
+        )
         return MarketData(
             closes,
             _latest_quotes(closes, fetched_at),
