@@ -216,10 +216,14 @@ def render_ratio(
             text,
             xy=(0.0, level),
             xycoords=("axes fraction", "data"),
-            xytext=(4, 3),
+            xytext=(4, 0),
             textcoords="offset points",
+            va="center",
             fontsize=_TICK_SIZE - 1,
-            color="#555555",
+            color="#444444",
+            # On a white box over the line, so the figure stays legible where the ratio passes under it.
+            bbox={"boxstyle": "round,pad=0.2", "facecolor": "white", "edgecolor": "none", "alpha": 0.85},
+            zorder=5,
         )
     _label_end(
         axes, f"{float(window.iloc[-1]):.4f}", (window.index[-1], float(window.iloc[-1])), 0.0, _RATIO_COLOUR

@@ -465,7 +465,7 @@ def total_return_answer(request: Request, view: View) -> Answer:
         if price is not None:
             lines.append(f"In price terms (the indices, no dividends) RUT−SPX: {points(price)}.")
             lines.append("")
-    newest = min(last_days) if last_days else None
+    newest = max(last_days) if last_days else None
     lines.append(footer(request.services, snapshot, newest))
     return Answer("\n".join(lines), keyboard=period_keyboard("standing", period, view))
 
