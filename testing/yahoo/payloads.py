@@ -37,6 +37,14 @@ _LISTINGS: Final[Mapping[str, tuple[str, str, str]]] = {
     "SPY": ("SPDR S&P 500 ETF Trust", "PCX", "ETF"),
     "VOO": ("Vanguard S&P 500 ETF", "PCX", "ETF"),
     "IVV": ("iShares Core S&P 500 ETF", "PCX", "ETF"),
+    "^SP600": ("S&P Small Cap 600", "SNP", "INDEX"),
+    "^MID": ("S&P 400", "SNP", "INDEX"),
+    "IJR": ("iShares Core S&P Small-Cap ETF", "PCX", "ETF"),
+    "IJH": ("iShares Core S&P Mid-Cap ETF", "PCX", "ETF"),
+    "MDY": ("SPDR S&P MIDCAP 400 ETF Trust", "PCX", "ETF"),
+    "RSP": ("Invesco S&P 500 Equal Weight ETF", "PCX", "ETF"),
+    "IWB": ("iShares Russell 1000 ETF", "PCX", "ETF"),
+    "IWN": ("iShares Russell 2000 Value ETF", "PCX", "ETF"),
 }
 _FUND_PROFILES: Final[Mapping[str, tuple[str, str]]] = {
     # symbol: (family, Morningstar category)
