@@ -85,7 +85,8 @@ def run(workdir: Path, scale: Scale) -> Result:
     result.rows[-1] = Row(**{**last.__dict__, "target": "the same for every size", "met": constant})
     result.notes.append(
         f"Upstream: every refresh cost {', '.join(map(str, sorted(distinct)))} request(s) at every size: one "
-        "`yf.download` of the seven symbols, which yfinance sends as one chart request per symbol. The first "
+        "`yf.download` of every instrument after the close (the seven marked intraday during the session), "
+        "which yfinance sends as one chart request per symbol. The first "
         f"contact of a process costs {max(first_contact)} (yfinance's cookie and crumb, and the whole "
         "history) whatever the number of rules. Fund facts (once a day) are a fixed 3–4 requests per ETF."
     )

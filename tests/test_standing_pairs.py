@@ -135,7 +135,8 @@ async def test_a_pair_gets_its_ratio_percentile_and_z_score(csv_services: Servic
 @pytest.mark.parametrize(
     ("text", "says"),
     [
-        ("/standing nasdaq", "I don't know “nasdaq”"),
+        ("/standing nasdaq", "I don't know the period “nasdaq”"),
+        ("/standing nasdaq", "or name an instrument (rut, spx, sp600"),
         ("/standing spx", "Name something to compare the S&P 500 with"),
         ("/standing rut spx iwm", "compares two instruments"),
         ("/chart 5y sp600/nasdaq", "I don't know the instrument “nasdaq”"),
@@ -165,3 +166,18 @@ async def test_chart_ratio_draws_the_ratio_with_its_mean_and_bands(csv_services:
     assert "mean since 1987 0.5083 (z −1.44)" in caption
     pair = plain((await ask(csv_services, "/chart ratio rsp/spy 10y")).text)
     assert pair.startswith("RSP/SPY ratio · 10Y")
+
+
+def test_average_distance_is_none_until_the_window_is_full_and_then_close_over_average() -> None:
+    import pandas as pd
+
+    from market.metrics import average_distance, price_ratio
+
+    days = pd.bdate_range("2024-01-01", periods=4)
+    values = pd.Series([10.0, 12.0, 14.0, 16.0], index=days)
+    assert average_distance(values, 5) is None
+    mark = average_distance(values, 4)
+    assert mark is not None and mark.average == 13.0 and mark.distance == pytest.approx(16.0 / 13.0 - 1)
+    assert mark.day == days[-1].date()
+    other = pd.Series([5.0, float("nan"), 7.0, 8.0], index=days)
+    assert price_ratio(values, other).to_list() == [2.0, 2.0, 2.0]

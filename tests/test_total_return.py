@@ -186,3 +186,14 @@ async def test_the_total_return_button_switches_the_standing_answer_in_place(csv
     with pytest.raises(answers.UsageError, match="no longer valid"):
         flow.build(request, "10y:tr:nasdaq/spx")
     assert re.search(r"IJR lagged SPY by [\d.]+ points in total return", plain(total.text))
+
+
+def test_total_returns_on_a_tiny_frame_take_the_last_shared_day_and_each_funds_first_close() -> None:
+    days = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05"])
+    a = pd.Series([10.0, 11.0, 12.0, 13.0], index=days)
+    b = pd.Series([np.nan, 20.0, 22.0, np.nan], index=days)
+    result = metrics.total_returns({"A": a, "B": b}, "max")
+    assert result.as_of == date(2024, 1, 4)
+    assert result.returns == pytest.approx({"A": 12.0 / 11.0 - 1, "B": 22.0 / 20.0 - 1})
+    assert result.inception == {"A": date(2024, 1, 2), "B": date(2024, 1, 3)}
+    assert metrics.total_returns({"A": a, "B": pd.Series(dtype="float64")}, "1d").as_of is None

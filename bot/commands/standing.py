@@ -4,7 +4,6 @@ the price ratio against its own history."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
@@ -144,17 +143,12 @@ def parse_view(args: tuple[str, ...], command: str) -> View:
             period = parse_period(word)
         elif resolve(word) is not None:
             names.append(word)
-        elif re.fullmatch(r"[\d-]+|\d+\w", word):
+        else:
             raise UsageError(
                 f"I don't know the period “{esc(raw[:20])}”. Use {esc(PERIOD_HELP)}, "
                 f"e.g. <code>/{command} 5y</code>"
-                + (" (or <code>/chart gap</code> for the valuation gap)." if command == "chart" else ".")
-            )
-        else:
-            raise UsageError(
-                f"I don't know “{esc(raw[:20])}”: give a period ({esc(PERIOD_HELP)}) or an instrument "
-                f"({esc(INSTRUMENT_HELP)}), e.g. <code>/{command} sp600 10y</code>"
-                + (" (or <code>/chart gap</code> for the valuation gap)." if command == "chart" else ".")
+                + (" (or <code>/chart gap</code> for the valuation gap)" if command == "chart" else "")
+                + f"; or name an instrument ({esc(INSTRUMENT_HELP)}), e.g. <code>/{command} sp600 10y</code>."
             )
     if len(names) > 2:
         raise UsageError(f"/{command} compares two instruments, e.g. <code>/{command} sp600/spx 10y</code>.")
@@ -447,9 +441,9 @@ def total_return_answer(request: Request, view: View) -> Answer:
         for key in PERIOD_KEYS:
             row = metrics.total_returns(adjusted, key)
             a, b = row.returns[small.symbol], row.returns[large.symbol]
-            gap = (a - b) * 100 if a is not None and b is not None else None
+            difference = (a - b) * 100 if a is not None and b is not None else None
             marker = "▸" if key == period else " "
-            rows.append(f"{marker}{key.upper():<5} {pct(a):>10} {pct(b):>10} {points(gap):>11}")
+            rows.append(f"{marker}{key.upper():<5} {pct(a):>10} {pct(b):>10} {points(difference):>11}")
         head = f" {'':<5} {small.short:>10} {large.short:>10} {small.short + '−' + large.short:>11}"
         lines.append(f"<pre>{esc(chr(10).join([head, *rows]))}</pre>")
         lines.append(
