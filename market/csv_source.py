@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from market import calendar
-from market.instruments import by_symbol
+from market.instruments import HEADLINE, by_symbol
 from market.model import FundFacts, MarketData, MarketUnavailable, Quote
 
 if TYPE_CHECKING:
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+
+HEADLINE_SYMBOLS = tuple(i.symbol for i in HEADLINE)
 
 # A broken file must not flood the log: its first few problems are named, the rest counted.
 LOGGED_PROBLEMS = 5
@@ -206,7 +208,10 @@ class CsvSource:
         for symbol in symbols:
             series = self._series(symbol)
             if series is None or series.empty:
-                log.warning("no CSV history for %s in %s", symbol, self.directory)
+                # Only the headline pair is missed: a directory may well hold no file (or no row yet, by
+                # ``as_of``) for the other instruments, which answers then say they have no data for.
+                level = logging.WARNING if symbol in HEADLINE_SYMBOLS else logging.INFO
+                log.log(level, "no CSV history for %s in %s", symbol, self.directory)
                 continue
             columns[symbol] = series
         if not columns:
