@@ -134,6 +134,12 @@ def test_a_refresh_in_the_session_asks_only_the_intraday_instruments_and_after_t
     service = MarketService(YahooSource(session=session, clock=clock), cache, clock=clock)
     assert service.refresh_prices().ok
     assert set(cache.latest_days()) == set(SYMBOLS)
+    # The funds' adjusted closes reach the snapshot through yfinance's "Adj Close": the same returns.
+    ijr = csv_column("IJR", "adj_close")
+    stored = service.snapshot.adjusted_series("IJR")
+    assert float(stored.loc["2026-03-05"] / stored.loc["2016-03-04"]) == pytest.approx(
+        ijr[date(2026, 3, 5)] / ijr[date(2016, 3, 4)], rel=1e-9
+    )
 
     def charts() -> list[str]:
         return sorted(r.symbols[0] for r in yahoo_replay.requests if r.path.startswith("/v8/finance/chart/"))
