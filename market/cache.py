@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from database.connection import write_lock
 from database.migrations import Migration, migrate
-from market.instruments import HEADLINE
+from market.instruments import ETFS, HEADLINE
 from market.model import FundFacts, MarketData, Quote
 from market.plausibility import HeldValue
 
@@ -97,6 +97,7 @@ def _m004_adjusted_closes(db: sqlite_utils.Database) -> None:
 
 
 INDEX_SYMBOLS = tuple(i.symbol for i in HEADLINE)
+FUND_SYMBOLS = frozenset(e.symbol for e in ETFS)
 # How many held values a snapshot carries for answers to mention (the newest first).
 RECENT_HELD = 20
 
@@ -440,6 +441,19 @@ class MarketCache:
             return {str(symbol): date.fromisoformat(day) for symbol, day in newest.items()}
         rows = self.db.execute("SELECT symbol, MAX(day) FROM closes GROUP BY symbol").fetchall()
         return {symbol: date.fromisoformat(day) for symbol, day in rows}
+
+    def funds_without_adjusted(self) -> set[str]:
+        """The funds with cached closes but not one adjusted close: cached before adjusted closes were
+        kept (or from a source without them), so their whole history is asked again."""
+        if self._rows is not None:
+            rows = self._rows.groupby("symbol")["adj_close"].count()
+            lacking = {str(symbol) for symbol, count in rows.items() if count == 0}
+        else:
+            found = self.db.execute(
+                "SELECT symbol FROM closes GROUP BY symbol HAVING COUNT(adj_close) = 0"
+            ).fetchall()
+            lacking = {row[0] for row in found}
+        return {symbol for symbol in lacking if symbol in FUND_SYMBOLS}
 
     def latest_day(self) -> date | None:
         """The newest close both indices have (None until both have one): what freshness is judged on,

@@ -77,8 +77,10 @@ class MarketService:
             asked = self.symbols
             if calendar.is_regular_hours(now):
                 asked = tuple(s for s in self.symbols if s in INTRADAY_SYMBOLS) or self.symbols
-            known = [s for s in asked if s in days]
-            new = [s for s in self.symbols if s not in days]
+            # A fund cached before adjusted closes were kept has its whole history asked again, once.
+            lacking = self.cache.funds_without_adjusted()
+            known = [s for s in asked if s in days and s not in lacking]
+            new = [s for s in self.symbols if s not in days or s in lacking]
             batches: list[tuple[list[str], date | None]] = []
             if known:
                 batches.append((known, min(days[s] for s in known) - OVERLAP))
@@ -187,8 +189,8 @@ def _combined(parts: list[MarketData]) -> MarketData:
     """One refresh's data from the requests it took (each for different symbols)."""
     if len(parts) == 1:
         return parts[0]
-    closes = pd.concat([p.closes for p in parts], axis=1).sort_index()
+    closes = pd.concat([p.closes for p in parts], axis=1, sort=True)
     quotes = {symbol: q for p in parts for symbol, q in p.quotes.items()}
     funds = [p.adjusted for p in parts if p.adjusted is not None]
-    adjusted = pd.concat(funds, axis=1).reindex(index=closes.index) if funds else None
+    adjusted = pd.concat(funds, axis=1, sort=True).reindex(index=closes.index) if funds else None
     return MarketData(closes, quotes, parts[0].source, max(p.fetched_at for p in parts), adjusted=adjusted)

@@ -197,3 +197,20 @@ def test_total_returns_on_a_tiny_frame_take_the_last_shared_day_and_each_funds_f
     assert result.returns == pytest.approx({"A": 12.0 / 11.0 - 1, "B": 22.0 / 20.0 - 1})
     assert result.inception == {"A": date(2024, 1, 2), "B": date(2024, 1, 3)}
     assert metrics.total_returns({"A": a, "B": pd.Series(dtype="float64")}, "1d").as_of is None
+
+
+def test_funds_cached_before_adjusted_closes_were_kept_get_their_whole_history_once(
+    cache: MarketCache,
+) -> None:
+    from market.service import MarketService
+
+    source = CsvSource(SHARED_DATA, as_of=AS_OF)
+    service = MarketService(source, cache, clock=source.now, symbols=("^RUT", "^GSPC", "IWM"))
+    assert service.refresh_prices().ok
+    # As an older capgap left it: closes, no adjusted closes.
+    cache.db.execute("UPDATE closes SET adj_close = NULL")
+    assert cache.funds_without_adjusted() == {"IWM"}
+    assert service.refresh_prices().ok
+    assert cache.funds_without_adjusted() == set()
+    iwm = adjusted("IWM")
+    assert len(cache.snapshot().adjusted_series("IWM")) == len(iwm)
