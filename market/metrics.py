@@ -347,12 +347,13 @@ def ratio_history(ratio: pd.Series, years: int | None = None) -> RatioHistory:
     values = _valid(ratio, None)
     values = values[values.to_numpy() > 0]
     if years is None:
-        window = values.expanding(min_periods=MIN_Z_DAYS)
+        expanding = values.expanding(min_periods=MIN_Z_DAYS)
+        mean, std = expanding.mean(), expanding.std(ddof=1)
     else:
         if years < 1:
             raise ValueError(f"years must be at least 1, got {years}")
-        window = values.rolling(f"{365 * years + years // 4}D", min_periods=MIN_Z_DAYS)
-    mean, std = window.mean(), window.std(ddof=1)
+        rolling = values.rolling(f"{365 * years + years // 4}D", min_periods=MIN_Z_DAYS)
+        mean, std = rolling.mean(), rolling.std(ddof=1)
     z = (values - mean) / std.where(std > 0)
     return RatioHistory(mean=mean, std=std, z=z)
 
