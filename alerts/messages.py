@@ -127,7 +127,7 @@ def format_value(key: str, value: float) -> str:
 def _what(hit: Mapping[str, Any]) -> str:
     """What happened, in plain text (escaped where it joins the message)."""
     key, kind = str(hit["key"]), str(hit["kind"])
-    name = _name(key)
+    name = key_name(key)
     parts = key_parts(key)
     if parts.measure in ("average", "averages", "mean", "all") and kind in ("above", "below"):
         return _what_crossed(name, parts, kind == "above")
@@ -165,7 +165,7 @@ def _what_crossed(name: str, parts: KeyParts, up: bool) -> str:
 
 
 @lru_cache(maxsize=256)  # a handful of keys, named once per process
-def _name(key: str) -> str:
+def key_name(key: str) -> str:
     """A key's name in plain text: "The S&P 500", not HTML."""
     if key == RATIO_KEY:
         return "The RUT/SPX ratio"
@@ -173,7 +173,7 @@ def _name(key: str) -> str:
     if parts.measure == "all":
         return "All of"
     if parts.measure == "window":
-        return f"{_name(parts.base or '')}'s change over {_window_words(parts.window)}"
+        return f"{key_name(parts.base or '')}'s change over {_window_words(parts.window)}"
     if parts.base is not None and parts.base.startswith(RATIO_KEY):
         ratio = "The " + "/".join(by_symbol(symbol).short for symbol in parts.pair) + " ratio"
         return f"The z-score of {ratio[0].lower()}{ratio[1:]}" if parts.measure == "z" else ratio
@@ -191,7 +191,9 @@ def _context(key: str, snapshot: MarketSnapshot, observed: Mapping[str, Observat
     described = key_parts(key)
     if described.measure == "all":
         seen = [(clause, observed.get(clause.key)) for clause in described.clauses]
-        return " · ".join(f"{_name(c.key)} {format_value(c.key, o.value)}" for c, o in seen if o is not None)
+        return " · ".join(
+            f"{key_name(c.key)} {format_value(c.key, o.value)}" for c, o in seen if o is not None
+        )
     if described.measure == "average" and described.symbol is not None:
         quoted, versus = observed.get(described.symbol), observed.get(key)
         if quoted is None or versus is None or versus.value <= 0:

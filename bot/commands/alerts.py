@@ -6,10 +6,10 @@ import re
 from typing import TYPE_CHECKING
 
 from alerts.creation import create_rule, starting_value
-from alerts.engine import keys_without_data
-from alerts.messages import format_value
+from alerts.engine import current_observation, keys_without_data
+from alerts.messages import format_value, key_name
 from alerts.observations import GAP_KEY, GAP_MEASURES, parse_key
-from alerts.rules import GAP, LEAD, PEGAP, RATIO, RuleError
+from alerts.rules import ALL_OF, GAP, LEAD, PEGAP, RATIO, RuleError
 from alerts.store import ChatAlert, DuplicateRule, QuotaExceeded
 from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request, UsageError
 from bot.commands.valuation import next_reading
@@ -26,7 +26,9 @@ EXAMPLES = (
     "<code>/alert rut above 3000</code>, <code>/alert spx below 4500 once</code>, <code>/alert rut cross 2000 close</code>, "
     "<code>/alert rut move 2%</code>, <code>/alert rut high</code>, <code>/alert rut drawdown 10%</code>, "
     "<code>/alert ratio below 0.40</code>, <code>/alert lead 5% 3m</code>, <code>/alert gap shift 3</code>, "
-    "<code>/alert pegap above 40%</code>"
+    "<code>/alert pegap above 40%</code>, <code>/alert rut cross ma200</code>, <code>/alert rut ma50 cross ma200</code>, "
+    "<code>/alert ratio z below -1.5</code>, <code>/alert rut move 5% 1w</code>, "
+    "<code>/alert rut above ma200 and ratio below 0.40</code>"
 )
 GUIDE_TARGETS = (
     ("Russell 2000", "rut"),
@@ -42,6 +44,22 @@ GUIDE_KINDS = {
     "gap": ("above", "below", "shift"),
     "pegap": ("above", "below", "shift"),
 }
+# Whole rules offered as one button each, under a target's kinds.
+GUIDE_READY = {
+    "rut": (
+        ("Crosses its 200-day average", "rut cross ma200"),
+        ("Golden/death cross", "rut ma50 cross ma200"),
+    ),
+    "spx": (
+        ("Crosses its 200-day average", "spx cross ma200"),
+        ("Golden/death cross", "spx ma50 cross ma200"),
+    ),
+    "ratio": (
+        ("z-score below −1.5", "ratio z below -1.5"),
+        ("Crosses its long-run mean", "ratio cross mean"),
+    ),
+}
+_READY = {rule for pairs in GUIDE_READY.values() for _, rule in pairs}
 ZONES_LINK = "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones"
 _ID = re.compile(r"^#?(\d{1,9})$")
 
@@ -69,7 +87,11 @@ def create(request: Request, text: str) -> Answer:
         ) from None
     spec, current = made.spec, made.current
     lines = [f"✅ Alert <b>#{made.number}</b> set: <b>{esc(spec.canonical)}</b>", esc(spec.describe())]
-    if current is not None:
+    if current is not None and spec.target == ALL_OF:
+        lines.append(
+            f"Now: {esc(_clauses_now(request, spec))} ({'close' if current.is_close else 'live'}, {day(current.session)})."
+        )
+    elif current is not None:
         lines.append(
             f"Now: {_shown(spec.key, current.value)} ({'close' if current.is_close else 'live'}, "
             f"{day(current.session)})."
@@ -109,6 +131,17 @@ def create(request: Request, text: str) -> Answer:
     return Answer("\n".join(lines))
 
 
+def _clauses_now(request: Request, spec: RuleSpec) -> str:
+    """Each condition of a combined rule with its value now."""
+    services = request.services
+    parts = []
+    for clause in spec.clauses:
+        seen = current_observation(services.market.snapshot, services.now(), clause.key)
+        value = "no fresh value" if seen is None else format_value(clause.key, seen.value)
+        parts.append(f"{clause.label} {value}")
+    return "; ".join(parts)
+
+
 def _readings_text(request: Request, key: str, readings: tuple[date, ...]) -> str:
     """How many trusted readings a gap rule has to go on, and when the next one can come."""
     label = "P/B" if key == GAP_KEY else "P/E"
@@ -145,17 +178,29 @@ def _no_data_sentence(key: str, last: date | None) -> str:
         if last is None:
             return f"There is no valuation gap on {label} yet: no trusted {label} reading of {pairs}"
         return f"There is no valuation gap on {label} since {day(last)}, the last trusted {label} reading of {pairs}"
-    if measure == "ratio":
+    if measure == "ratio" and arg is None:
         name = "RUT/SPX ratio"
     elif measure == "lead":
         name = f"{arg} lead of RUT over SPX"
-    else:
+    elif measure == "price":
         name = f"{by_symbol(arg).short if arg else key} close"
+    else:
+        name = key_name(key).removeprefix("The ")
+        name = f"value of {name[:1].lower()}{name[1:]}" if measure == "all" else name
     return f"There is no {name} yet" if last is None else f"There is no {name} since {day(last)}"
 
 
 def _holds_text(spec: RuleSpec, value: float, high: float | None) -> str:
     """Why a new rule waits for the next crossing: its condition already holds, with the figures."""
+    if spec.target == ALL_OF:
+        return "All of its conditions hold already"
+    if spec.windowed_move:
+        return (
+            f"{spec.label} has already moved {value:+.2f}% over {spec.window}, at least the "
+            f"{spec.level_text} it watches for"
+        )
+    if spec.measure is not None:
+        return f"{key_name(spec.key)} is already {spec.kind} {spec.level_text} ({_shown(spec.key, value)})"
     if spec.target == LEAD:
         subject = f"The {spec.window} lead of RUT over SPX ({_shown(spec.key, value)})"
     elif spec.target == RATIO:
@@ -198,12 +243,14 @@ def guide_step(request: Request, data: str) -> Answer:
     words = data.split()
     if not words or words[0] not in GUIDE_KINDS:
         return guide_start()
+    if data in _READY:
+        return create(request, data)
     target = words[0]
     if len(words) == 1:
         kinds = [Button(k, f"alert:{target} {k}") for k in GUIDE_KINDS[target]]
-        return Answer(
-            f"<b>New alert</b> on {target.upper()}: when?", keyboard=(tuple(kinds[:3]), tuple(kinds[3:]))
-        )
+        ready = tuple(Button(label, f"alert:{rule}") for label, rule in GUIDE_READY.get(target, ()))
+        rows = tuple(row for row in (tuple(kinds[:3]), tuple(kinds[3:]), ready) if row)
+        return Answer(f"<b>New alert</b> on {target.upper()}: when?", keyboard=rows)
     kind = words[1]
     if kind not in GUIDE_KINDS[target]:
         return guide_start()
