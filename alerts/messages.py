@@ -16,6 +16,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from alerts.observations import (
+    ALL_PREFIX,
     GAP_KEY,
     GAP_MEASURES,
     LEAD_PREFIX,
@@ -110,7 +111,7 @@ def format_value(key: str, value: float) -> str:
     if parts.measure == "averages":
         return f"{(value - 1) * 100:+.2f}% apart"
     if parts.measure == "z":
-        return f"z {value:+.2f}"
+        return f"{value:+.2f}"
     if parts.measure == "window":
         return f"{value:+.2f}%"
     if key in GAP_MEASURES:
@@ -269,7 +270,9 @@ def alert_text(
             title = memo[title_key] = f"🔔 <b>{esc(str(hit['spec']).split(' · ')[0])}</b>"
         seen_key = ("seen", key, hit["kind"], hit["level"], hit["source"], hit["value"])
         seen = memo.get(seen_key)
-        if seen is None:
+        if seen is None and key.startswith(ALL_PREFIX):
+            seen = memo[seen_key] = esc(_what(hit))  # its conditions' values follow on the context line
+        elif seen is None:
             seen = memo[seen_key] = f"{esc(_what(hit))}: <b>{esc(format_value(key, float(hit['value'])))}</b>"
         lines = [title, f"{seen} {when}"]
         context = memo.get(key)
