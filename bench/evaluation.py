@@ -1,6 +1,6 @@
 """Benchmark 1: judging every rule on each market refresh, against a per-rule Python loop.
 
-The rules are ``bench.population``'s (every kind, ten keys, realistic state) in a real SQLite file,
+The rules are ``bench.population``'s (every kind, fifteen keys, realistic state) in a real SQLite file,
 loaded by a new ``AlertStore`` as at start-up. Each refresh is what the scheduler runs during the session:
 ``alerts.engine.run_refresh`` on the snapshot with live quotes five minutes on (observe, ``evaluate``, the
 alert messages, and ``AlertStore.commit`` writing the changed states and the outbox rows in one
