@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import json
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
@@ -92,8 +93,9 @@ async def checked_request(
 
 def keyboard(answer: Answer) -> dict[str, Any]:
     """The answer's buttons as the ``reply_markup`` field of a Bot API call, for its ``api_kwargs`` (no
-    buttons: no field). A cached answer goes to every chat that asks: its keyboard is built and turned
-    into the API's JSON shape once, not for each send. The dict is shared, so nothing may change it."""
+    buttons: no field). A cached answer goes to every chat that asks: its keyboard is built and encoded
+    once, not for each send. The value is the JSON text the Bot API takes for the field (PTB encodes an
+    object into exactly that before sending it, on every call). The dict is shared: nothing may change it."""
     return _reply_markup(answer.keyboard) if answer.keyboard else {}
 
 
@@ -102,7 +104,7 @@ def _reply_markup(rows: tuple[tuple[Button, ...], ...]) -> dict[str, Any]:
     markup = InlineKeyboardMarkup(
         [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in rows]
     )
-    return {"reply_markup": markup.to_dict()}
+    return {"reply_markup": json.dumps(markup.to_dict())}
 
 
 # Telegram keeps every photo it received: the same chart is sent again by its file_id, not re-uploaded.
