@@ -44,7 +44,7 @@ import pandas as pd
 
 from market.calendar import NEW_YORK, REGULAR_CLOSE
 from market.instruments import GSPC, RUT, SYMBOLS
-from market.metrics import moving_average, ratio_history
+from market.metrics import MIN_Z_DAYS, moving_average, ratio_history
 from market.model import Quote
 
 RATIO_KEY = "RATIO"
@@ -545,10 +545,31 @@ def _live_value(
         assert parts.window is not None and parts.base is not None
         base = _base_close(_valid(before[parts.base].astype("float64")), session, parts.window)
         return None if base is None else ((price / base - 1.0) * 100.0, moment, stale)
-    past = _base_series(before, parts)
-    values = pd.concat([past, pd.Series([price], index=pd.DatetimeIndex([pd.Timestamp(session)]))])
-    value = float(transformed(values, parts).iloc[-1])
-    return (value, moment, stale) if math.isfinite(value) else None
+    value = _last_value(_base_series(before, parts).to_numpy(), price, parts)
+    return (value, moment, stale) if value is not None and math.isfinite(value) else None
+
+
+def _last_value(past: np.ndarray, price: float, parts: KeyParts) -> float | None:
+    """What ``transformed`` gives on the date of ``price`` after the values ``past``: the same formulas
+    (``market.metrics``), on the closes they need rather than the whole history (a refresh runs this on
+    every poll; the tests check both agree)."""
+    if parts.measure == "ratio":
+        return price
+    if parts.measure in ("average", "averages"):
+        longest = max(parts.sessions)
+        values = np.append(past[len(past) - (longest - 1) :] if longest > 1 else past[:0], price)
+        if len(values) < longest:
+            return None
+        averages = [float(values[-n:].mean()) for n in parts.sessions]
+        return price / averages[0] if parts.measure == "average" else averages[0] / averages[1]
+    values = np.append(past, price)
+    if len(values) < MIN_Z_DAYS:
+        return None
+    mean = float(values.mean())
+    if parts.measure == "mean":
+        return price / mean
+    std = float(values.std(ddof=1))
+    return (price - mean) / std if std > 0 else None
 
 
 def _base_close(past: pd.Series, session: date, window: str) -> float | None:
