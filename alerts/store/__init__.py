@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from alerts.store.chats import Chat, Chats
+from alerts.messages import snooze_over_text
+from alerts.store.chats import Chat, Chats, Snooze
 from alerts.store.observations import Observations
 from alerts.store.outbox import Outbox, OutboxRow, day_bounds
 from alerts.store.rules import MAX_GROUPS_PER_CHAT, ChatAlert, DuplicateRule, QuotaExceeded, Rules
@@ -46,6 +47,7 @@ __all__ = [
     "OutboxRow",
     "QuotaExceeded",
     "Rules",
+    "Snooze",
     "Usage",
     "day_bounds",
 ]
@@ -95,6 +97,38 @@ class AlertStore:
             self.chats.deactivate(chat_id, now)
             self.rules.pause_chat(chat_id)
             self.outbox.drop_pending(chat_id, "chat blocked the bot")
+
+    def snooze_chat(self, chat_id: int, until: datetime) -> int:
+        """Pause the chat's alerts until ``until`` (``/pause 3d``): those not paused already, plus those an
+        earlier snooze still holds (the new time replaces its time). Returns how many this call paused."""
+        with self.lock, self.db.atomic():
+            earlier = self.chats.snooze(chat_id)
+            numbers = set(self.rules.unpaused_numbers(chat_id))
+            paused = self.rules.set_paused(chat_id, True)
+            if earlier is not None:
+                numbers |= set(earlier.numbers)
+            self.chats.set_snooze(chat_id, until, sorted(numbers))
+        return paused
+
+    def wake_snoozed(self, now: datetime) -> list[tuple[Snooze, int]]:
+        """End every snooze whose time has come: the alerts it paused resume (those deleted meanwhile are
+        gone, and alerts paused on their own stay paused), and the chat is told, in the same transaction.
+        Returns each snooze with the alerts resumed."""
+        woken = []
+        for snooze in self.chats.snoozes_over(now):
+            with self.lock, self.db.atomic():
+                resumed = sum(self.rules.set_paused(snooze.chat_id, False, n) for n in snooze.numbers)
+                self.chats.end_snooze(snooze.chat_id)
+                if resumed:
+                    self.outbox.queue(snooze.chat_id, snooze_over_text(resumed), "snooze", now)
+            woken.append((snooze, resumed))
+        return woken
+
+    def set_chat_paused(self, chat_id: int, paused: bool) -> int:
+        """Pause or resume all the chat's alerts for good, ending any snooze; returns how many changed."""
+        with self.lock, self.db.atomic():
+            self.chats.end_snooze(chat_id)
+            return self.rules.set_paused(chat_id, paused)
 
     def forget_chat(self, chat_id: int) -> dict[str, int]:
         """Delete everything stored about ``chat_id``: its rules, its outbox rows, the chat itself.
