@@ -255,6 +255,10 @@ def snooze_over_text(resumed: int) -> str:
     return f"▶️ <b>Snooze over</b>: {count} resumed. /alerts lists them; /pause 3d snoozes again."
 
 
+# Where an alert's "seen" line gives the moment and the source: " (close, 18 Jan 2024 16:00 ET · …)".
+_WHEN = re.compile(r" \((?:close|live), ")
+
+
 def alert_summaries(text: str) -> list[str]:
     """The alerts in a message ``alert_text`` (or ``plain_alert_text``) built, one line each: the rule and
     what it saw, without the moment (whoever lists them says when it was sent). Valid Telegram HTML: each
@@ -265,6 +269,8 @@ def alert_summaries(text: str) -> list[str]:
         if not lines[0].startswith("🔔"):
             continue
         rule = lines[0].removeprefix("🔔").strip()
-        seen = lines[1].rsplit(" (", 1)[0] if len(lines) > 1 and not lines[1].startswith("<i>") else ""
+        seen = (
+            _WHEN.split(lines[1], maxsplit=1)[0] if len(lines) > 1 and not lines[1].startswith("<i>") else ""
+        )
         found.append(f"{rule} — {seen}" if seen else rule)
     return found

@@ -167,9 +167,9 @@ async def test_an_inline_query_is_answered_once(telegram_emulator: TelegramEmula
     query_id = emu.inline_query(USER, "x")
     async with Bot(emu.token, base_url=emu.base_url) as bot:
         assert await bot.answer_inline_query(query_id, [article("1")])
-        with pytest.raises(BadRequest, match="(?i)query is too old"):
+        with pytest.raises(BadRequest, match=r"(?i)query is too old"):
             await bot.answer_inline_query(query_id, [article("1")])
-        with pytest.raises(BadRequest, match="(?i)query is too old"):
+        with pytest.raises(BadRequest, match=r"(?i)query is too old"):
             await bot.answer_inline_query("12345", [article("1")])
 
 
@@ -179,5 +179,5 @@ async def test_a_cached_photo_needs_a_file_telegram_has(telegram_emulator: Teleg
     emu = telegram_emulator
     query_id = emu.inline_query(USER, "x")
     async with Bot(emu.token, base_url=emu.base_url) as bot:
-        with pytest.raises(BadRequest, match="(?i)wrong file identifier"):
+        with pytest.raises(BadRequest, match=r"(?i)wrong file identifier"):
             await bot.answer_inline_query(query_id, [InlineQueryResultCachedPhoto("1", "no-such-file")])
