@@ -276,7 +276,13 @@ async def on_inline_query(update: Update, context: Context) -> None:
     services = context.bot_data.services
     answer = await inline.inline_answer(services, query.from_user.id, query.query)
     cache = GUIDE_CACHE_SECONDS if answer.refusal else INLINE_CACHE_SECONDS
-    await query.answer([inline_result(context, answer, query.query)], cache_time=cache)
+    try:
+        await query.answer([inline_result(context, answer, query.query)], cache_time=cache)
+    except BadRequest as exc:
+        # Telegram waits about 10 s for an answer; by then the user has typed on and sees the next one.
+        if "query is too old" not in str(exc).lower() and "query_id_invalid" not in str(exc).lower():
+            raise
+        log.warning("inline query answered too late for Telegram (%s): dropped", exc)
 
 
 def inline_result(

@@ -95,6 +95,7 @@ class AlertStore:
         """The user blocked the bot: stop sending, pause the chat's rules, drop what is queued for it."""
         with self.lock, self.db.atomic():
             self.chats.deactivate(chat_id, now)
+            self.chats.end_snooze(chat_id)  # its end must not resume what the block paused
             self.rules.pause_chat(chat_id)
             self.outbox.drop_pending(chat_id, "chat blocked the bot")
 
@@ -168,12 +169,23 @@ class AlertStore:
                     }
                     if renumbered:
                         self.chats.numbers_given(new_chat_id, start + len(renumbered) - 1)
+                    self._move_snooze(old_chat_id, new_chat_id, renumbered)
                     chats = self.chats.forget(old_chat_id)
                 rules = self.rules.move_on_disk(old_chat_id, new_chat_id, renumbered)
                 outbox = self.outbox.move_chat(old_chat_id, new_chat_id)
             # After the commit: a failed transaction leaves memory as it was, matching the disk.
             self.rules.move_in_memory(old_chat_id, new_chat_id, renumbered)
         return {"chats": chats, "rules": rules, "outbox": outbox}
+
+    def _move_snooze(self, old_chat_id: int, new_chat_id: int, renumbered: dict[int, int]) -> None:
+        """The old chat's snooze, under the new id and numbers: its paused alerts still resume when it
+        ends (joined with a snooze the new chat has, until the later of the two ends)."""
+        old, new = self.chats.snooze(old_chat_id), self.chats.snooze(new_chat_id)
+        if old is None:
+            return
+        numbers = [renumbered.get(n, n) for n in old.numbers] + list(new.numbers if new else ())
+        until = max(old.until, new.until) if new else old.until
+        self.chats.set_snooze(new_chat_id, until, numbers)
 
     def usage(self, day_start: datetime, day_end: datetime) -> Usage:
         """Counts for the operator: chats, active rules (a cross counts once) and alerts sent in the day."""
