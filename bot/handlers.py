@@ -272,7 +272,9 @@ async def on_inline_query(update: Update, context: Context) -> None:
     if query is None:
         return
     word = (query.query.split() or [""])[0].removeprefix("/")[:32].lower()
-    log.info("inline query: %s", word or "(empty)", extra={"command": word})  # the rest stays the user's
+    # A command's name only, as for messages: anything else the user typed stays out of the logs.
+    named = word if commands.find(word) is not None else "(no command)"
+    log.info("inline query: %s", named, extra={"command": named})
     services = context.bot_data.services
     answer = await inline.inline_answer(services, query.from_user.id, query.query)
     cache = GUIDE_CACHE_SECONDS if answer.refusal else INLINE_CACHE_SECONDS

@@ -220,6 +220,18 @@ async def test_resume_ends_a_snooze_early_and_a_plain_pause_makes_it_for_good(
     assert rules_of(services)[0][8] == 1
 
 
+async def test_an_alert_paused_on_its_own_during_a_snooze_stays_paused_after_it(
+    direct_bot: DirectBot, clock: FakeClock
+) -> None:
+    bot, services = direct_bot, direct_bot.services
+    await reply(bot, "/alert rut above 3000\nspx above 5000")
+    await reply(bot, "/pause 3d")
+    assert "Alert #2 stays paused when the snooze ends" in await reply(bot, "/pause 2")
+    clock.advance(days=3)
+    await jobs.end_snoozes(CallbackContext(bot.application))  # type: ignore[arg-type]
+    assert [row[8] for row in rules_of(services)] == [0, 1]
+
+
 async def test_a_snooze_too_long_or_of_nothing_is_refused(direct_bot: DirectBot) -> None:
     assert "at most 91 days" in await reply(direct_bot, "/pause 20w")
     assert "Nothing to snooze" in await reply(direct_bot, "/pause 3d")

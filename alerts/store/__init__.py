@@ -125,6 +125,16 @@ class AlertStore:
             woken.append((snooze, resumed))
         return woken
 
+    def release_from_snooze(self, chat_id: int, number: int) -> bool:
+        """Alert ``number``, paused by the chat's snooze, stays paused when it ends (``/pause ID`` during a
+        snooze); False when the snooze does not hold it."""
+        with self.lock, self.db.atomic():
+            snooze = self.chats.snooze(chat_id)
+            if snooze is None or number not in snooze.numbers:
+                return False
+            self.chats.set_snooze(chat_id, snooze.until, [n for n in snooze.numbers if n != number])
+            return True
+
     def set_chat_paused(self, chat_id: int, paused: bool) -> int:
         """Pause or resume all the chat's alerts for good, ending any snooze; returns how many changed."""
         with self.lock, self.db.atomic():

@@ -475,6 +475,8 @@ def _set_paused(request: Request, paused: bool) -> Answer:
         group = _active(request, number)
         if group is None:
             return Answer(f"Nothing to {verb}: {_gone(request, number)}. /alerts lists them.")
+        if paused and store.release_from_snooze(request.chat_id, number):
+            return Answer(f"⏸ Alert #{number} stays paused when the snooze ends: {esc(group.spec)}.")
         if not store.rules.set_paused(request.chat_id, paused, number):
             return Answer(
                 f"Nothing to {verb}: alert #{number} is {'paused already' if paused else 'not paused'}."
