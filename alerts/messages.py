@@ -326,3 +326,29 @@ def limit_text(limit: int) -> str:
         f"⏸ <b>Daily limit reached</b>: you have had {limit} alert messages today. Further alerts today are "
         "skipped; they resume tomorrow. /alerts lists your rules; a wider band (e.g. <code>band 2%</code>) makes them quieter."
     )
+
+
+def snooze_over_text(resumed: int) -> str:
+    count = f"{resumed} alert{'s' if resumed != 1 else ''}"
+    return f"▶️ <b>Snooze over</b>: {count} resumed. /alerts lists them; /pause 3d snoozes again."
+
+
+# Where an alert's "seen" line gives the moment and the source: " (close, 18 Jan 2024 16:00 ET · …)".
+_WHEN = re.compile(r" \((?:close|live), ")
+
+
+def alert_summaries(text: str) -> list[str]:
+    """The alerts in a message ``alert_text`` (or ``plain_alert_text``) built, one line each: the rule and
+    what it saw, without the moment (whoever lists them says when it was sent). Valid Telegram HTML: each
+    part is a whole line of the message, whose tags close on the line they open."""
+    found = []
+    for block in text.split("\n\n"):
+        lines = block.split("\n")
+        if not lines[0].startswith("🔔"):
+            continue
+        rule = lines[0].removeprefix("🔔").strip()
+        seen = (
+            _WHEN.split(lines[1], maxsplit=1)[0] if len(lines) > 1 and not lines[1].startswith("<i>") else ""
+        )
+        found.append(f"{rule} — {seen}" if seen else rule)
+    return found
