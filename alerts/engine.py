@@ -25,11 +25,12 @@ from alerts.observations import (
     GAP_MEASURES,
     PEGAP_KEY,
     Observation,
+    clause_keys,
     close_time,
     derived_series,
+    key_parts,
     live_observations,
     observations_at,
-    parse_key,
 )
 from alerts.replay import without_data
 from alerts.store import DEFAULT_ZONE, AlertStore, day_bounds
@@ -169,13 +170,14 @@ def _run_refresh(store: AlertStore, snapshot: MarketSnapshot, now: datetime) -> 
 
 
 def _context_keys(keys: set[str]) -> set[str]:
-    """The prices alert messages need besides the rules' own keys: a move or drawdown alert's context
-    (distance from the high, the ETF equivalent) is built from its symbol's price, which no rule may watch."""
-    prices: set[str] = set()
+    """The values alert messages need besides the rules' own keys: a move, drawdown or moving-average
+    alert's context (distance from the high, the ETF equivalent, the average) is built from its symbol's
+    price, which no rule may watch; a combined alert's from its conditions' values."""
+    prices: set[str] = set(clause_keys(keys))  # a combined alert shows each of its conditions
     for key in keys:
-        measure, symbol = parse_key(key)
-        if measure in ("move", "drawdown") and symbol is not None:
-            prices.add(symbol)
+        parts = key_parts(key)
+        if parts.measure in ("move", "drawdown", "average") and parts.symbol is not None:
+            prices.add(parts.symbol)
     return prices
 
 

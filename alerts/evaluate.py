@@ -184,10 +184,9 @@ def initial_state(
         session, closed = None, False
     known = math.isfinite(value)
     last_session = session if closed and session is not None else NO_SESSION
-    level = math.nan if spec.level is None else float(spec.level)
     rows: list[RowState] = []
     holds = False
-    for kind in spec.row_kinds:
+    for kind, level in zip(spec.row_kinds, spec.row_levels, strict=True):
         if kind in ("above", "below"):
             met = known and (value >= level if kind == "above" else value <= level)
             holds = holds or met

@@ -15,7 +15,17 @@ from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from alerts.observations import GAP_KEY, GAP_MEASURES, LEAD_PREFIX, RATIO_KEY, Observation, parse_key
+from alerts.observations import (
+    ALL_PREFIX,
+    GAP_KEY,
+    GAP_MEASURES,
+    LEAD_PREFIX,
+    RATIO_KEY,
+    KeyParts,
+    Observation,
+    key_parts,
+    parse_key,
+)
 from market.calendar import NEW_YORK
 from market.instruments import PROXY_ETF, by_symbol
 
@@ -77,9 +87,33 @@ def _closing_tags(html_text: str) -> str:
     return "".join(f"</{name}>" for name in reversed(open_tags))
 
 
+_WINDOWS = {"ytd": "the year to date"}
+
+
+def _window_words(window: str | None) -> str:
+    window = window or ""
+    if window in _WINDOWS:
+        return _WINDOWS[window]
+    count, unit = int(window[:-1]), {"w": "week", "m": "month", "y": "year"}[window[-1]]
+    return f"{count} {unit}{'s' if count > 1 else ''}"
+
+
 def format_value(key: str, value: float) -> str:
     if key == RATIO_KEY:
         return f"{value:.4f}"
+    parts = key_parts(key)
+    if parts.measure == "all":
+        return "all hold" if value >= 1 else "not all hold"
+    if parts.measure == "ratio":
+        return f"{value:.4f}"
+    if parts.measure in ("average", "mean"):
+        return f"{(value - 1) * 100:+.2f}% from its {'mean' if parts.measure == 'mean' else 'average'}"
+    if parts.measure == "averages":
+        return f"{(value - 1) * 100:+.2f}% apart"
+    if parts.measure == "z":
+        return f"{value:+.2f}"
+    if parts.measure == "window":
+        return f"{value:+.2f}%"
     if key in GAP_MEASURES:
         return f"{value:.1f}%"
     if key.startswith(LEAD_PREFIX):
@@ -94,7 +128,10 @@ def format_value(key: str, value: float) -> str:
 def _what(hit: Mapping[str, Any]) -> str:
     """What happened, in plain text (escaped where it joins the message)."""
     key, kind = str(hit["key"]), str(hit["kind"])
-    name = _name(key)
+    name = key_name(key)
+    parts = key_parts(key)
+    if parts.measure in ("average", "averages", "mean", "all") and kind in ("above", "below"):
+        return _what_crossed(name, parts, kind == "above")
     level = format_value(key, float(hit["level"])) if not math.isnan(float(hit["level"])) else ""
     if kind == "above":
         return f"{name} rose to {level} or more"
@@ -113,11 +150,34 @@ def _what(hit: Mapping[str, Any]) -> str:
     return name
 
 
+def _what_crossed(name: str, parts: KeyParts, up: bool) -> str:
+    """A crossing of an average or a mean, or a combined rule coming true."""
+    if parts.measure == "all":
+        return "All of its conditions now hold"
+    direction = "rose above" if up else "fell below"
+    if parts.measure == "mean":
+        return f"{name} {direction} its long-run mean"
+    if parts.measure == "average":
+        return f"{name} {direction} its {parts.sessions[0]}-day average"
+    cross = "a golden cross" if up else "a death cross"
+    return (
+        f"{name}'s {parts.sessions[0]}-day average {direction} its {parts.sessions[1]}-day average ({cross})"
+    )
+
+
 @lru_cache(maxsize=256)  # a handful of keys, named once per process
-def _name(key: str) -> str:
+def key_name(key: str) -> str:
     """A key's name in plain text: "The S&P 500", not HTML."""
     if key == RATIO_KEY:
         return "The RUT/SPX ratio"
+    parts = key_parts(key)
+    if parts.measure == "all":
+        return "All of"
+    if parts.measure == "window":
+        return f"{key_name(parts.base or '')}'s change over {_window_words(parts.window)}"
+    if parts.base is not None and parts.base.startswith(RATIO_KEY):
+        ratio = "The " + "/".join(by_symbol(symbol).short for symbol in parts.pair) + " ratio"
+        return f"The z-score of {ratio[0].lower()}{ratio[1:]}" if parts.measure == "z" else ratio
     if key in GAP_MEASURES:
         return f"The valuation gap on {'P/B' if key == GAP_KEY else 'P/E'}"
     if key.startswith(LEAD_PREFIX):
@@ -127,7 +187,23 @@ def _name(key: str) -> str:
 
 
 def _context(key: str, snapshot: MarketSnapshot, observed: Mapping[str, Observation]) -> str:
-    """Today's change, distance from the high, and the equivalent ETF price, where they apply."""
+    """Today's change, distance from the high, and the equivalent ETF price, where they apply; a price
+    against its average; each condition of a combined rule."""
+    described = key_parts(key)
+    if described.measure == "all":
+        seen = [(clause, observed.get(clause.key)) for clause in described.clauses]
+        return " · ".join(
+            f"{key_name(c.key)} {format_value(c.key, o.value)}" for c, o in seen if o is not None
+        )
+    if described.measure == "average" and described.symbol is not None:
+        quoted, versus = observed.get(described.symbol), observed.get(key)
+        if quoted is None or versus is None or versus.value <= 0:
+            return ""
+        short = by_symbol(described.symbol).short
+        average = quoted.value / versus.value
+        return (
+            f"{short} {quoted.value:,.2f} against its {described.sessions[0]}-day average of {average:,.2f}"
+        )
     measure, symbol = parse_key(key)
     if (
         symbol is None
@@ -194,7 +270,9 @@ def alert_text(
             title = memo[title_key] = f"🔔 <b>{esc(str(hit['spec']).split(' · ')[0])}</b>"
         seen_key = ("seen", key, hit["kind"], hit["level"], hit["source"], hit["value"])
         seen = memo.get(seen_key)
-        if seen is None:
+        if seen is None and key.startswith(ALL_PREFIX):
+            seen = memo[seen_key] = esc(_what(hit))  # its conditions' values follow on the context line
+        elif seen is None:
             seen = memo[seen_key] = f"{esc(_what(hit))}: <b>{esc(format_value(key, float(hit['value'])))}</b>"
         lines = [title, f"{seen} {when}"]
         context = memo.get(key)
@@ -248,3 +326,29 @@ def limit_text(limit: int) -> str:
         f"⏸ <b>Daily limit reached</b>: you have had {limit} alert messages today. Further alerts today are "
         "skipped; they resume tomorrow. /alerts lists your rules; a wider band (e.g. <code>band 2%</code>) makes them quieter."
     )
+
+
+def snooze_over_text(resumed: int) -> str:
+    count = f"{resumed} alert{'s' if resumed != 1 else ''}"
+    return f"▶️ <b>Snooze over</b>: {count} resumed. /alerts lists them; /pause 3d snoozes again."
+
+
+# Where an alert's "seen" line gives the moment and the source: " (close, 18 Jan 2024 16:00 ET · …)".
+_WHEN = re.compile(r" \((?:close|live), ")
+
+
+def alert_summaries(text: str) -> list[str]:
+    """The alerts in a message ``alert_text`` (or ``plain_alert_text``) built, one line each: the rule and
+    what it saw, without the moment (whoever lists them says when it was sent). Valid Telegram HTML: each
+    part is a whole line of the message, whose tags close on the line they open."""
+    found = []
+    for block in text.split("\n\n"):
+        lines = block.split("\n")
+        if not lines[0].startswith("🔔"):
+            continue
+        rule = lines[0].removeprefix("🔔").strip()
+        seen = (
+            _WHEN.split(lines[1], maxsplit=1)[0] if len(lines) > 1 and not lines[1].startswith("<i>") else ""
+        )
+        found.append(f"{rule} — {seen}" if seen else rule)
+    return found

@@ -11,7 +11,16 @@ Every value carries a string key:
   window earlier; months clipped to the month's end; ytd from the last close of the previous year);
 - ``"GAP"``: the valuation gap on price-to-book (1 − P/B small ÷ P/B large) in percent (42.0, not 0.42);
 - ``"PEGAP"``: the same on price-to-earnings. Both are the trusted two-pair readings of ``market.valuation``
-  (``GAP_MEASURES`` names each key's measure there).
+  (``GAP_MEASURES`` names each key's measure there);
+- ``"<symbol>:move:<window>"``: the change over a window (``WINDOWS``), close to close, in percent, signed;
+- ``"<base>:ma<N>"``: the base divided by its N-session simple average (1.02 = 2% above the average), where
+  the base is a symbol's price or a ratio; ``"<base>:ma<N>/ma<M>"``: the N-session average divided by the
+  M-session one (above 1 after a golden cross, below 1 after a death cross);
+- ``"RATIO:<A>/<B>"``: the price ratio of two symbols (``"RATIO"`` alone is ^RUT / ^GSPC); a ratio key
+  followed by ``":z"`` is its z-score against every earlier day, by ``":mean"`` the ratio divided by that
+  mean (``market.metrics.ratio_history``);
+- ``"ALL:<clause>&<clause>…"``: 1.0 while every clause holds, 0.0 while one does not, unknown while one is;
+  a clause is a key, ``>`` (at or above) or ``<`` (at or below), and a level: ``"ALL:^RUT:ma200>1&RATIO<0.4"``.
 
 "Previous close", "all-time closing high" and the window bases are taken from each symbol's own closes with
 missing values dropped, as ``market.metrics`` does, so the closes frame must hold the whole history a rule
@@ -25,6 +34,7 @@ against the closes.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -34,6 +44,7 @@ import pandas as pd
 
 from market.calendar import NEW_YORK, REGULAR_CLOSE
 from market.instruments import GSPC, RUT, SYMBOLS
+from market.metrics import MIN_Z_DAYS, moving_average, ratio_history
 from market.model import Quote
 
 RATIO_KEY = "RATIO"
@@ -44,7 +55,14 @@ GAP_MEASURES: dict[str, str] = {GAP_KEY: "pb", PEGAP_KEY: "pe"}
 LEAD_PREFIX = "LEAD:"
 WINDOWS: tuple[str, ...] = ("1w", "1m", "3m", "6m", "ytd", "1y", "3y", "5y", "10y")
 
+ALL_PREFIX = "ALL:"
+MAX_CLAUSES = 3
+# The moving averages a rule may watch, in sessions.
+AVERAGE_SESSIONS = (5, 400)
+
 SMALL, LARGE = RUT.symbol, GSPC.symbol
+_AVERAGE = re.compile(r"ma(\d{1,3})")
+_CLAUSE = re.compile(r"(?P<key>[^<>&]+)(?P<op>[<>])(?P<level>[-+0-9.e]+)")
 # A close observation's time is the regular close (market.calendar.REGULAR_CLOSE) even on a half day: it
 # only labels the alert — its session is what evaluation goes by.
 # A quote older than this is not "live" any more: judging on it could fire at 3 a.m. on Friday's price.
@@ -75,21 +93,160 @@ def close_time(session: date) -> datetime:
     return datetime.combine(session, REGULAR_CLOSE, tzinfo=NEW_YORK)
 
 
+@dataclass(frozen=True, slots=True)
+class Clause:
+    """One condition of a combined key: ``key`` at or above (``above``) or at or below ``level``."""
+
+    key: str
+    above: bool
+    level: float
+
+    def holds(self, value: float) -> bool:
+        return value >= self.level if self.above else value <= self.level
+
+    @property
+    def text(self) -> str:
+        return f"{self.key}{'>' if self.above else '<'}{self.level!r}"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyParts:
+    """A key taken apart (see the module docstring for the keys).
+
+    ``measure`` is one of price, move, drawdown, ratio, lead, gap (as ``parse_key`` gives them), or window
+    (a move over ``window``), average (the base over its ``sessions[0]``-session average), averages (the
+    ``sessions[0]``-session average over the ``sessions[1]``-session one), z, mean, all. ``base`` is the
+    symbol or ratio key the measure is taken of; ``clauses`` are a combined key's conditions."""
+
+    measure: str
+    base: str | None = None
+    window: str | None = None
+    sessions: tuple[int, ...] = ()
+    clauses: tuple[Clause, ...] = ()
+
+    @property
+    def symbol(self) -> str | None:
+        """The instrument the key is about, when it is about one."""
+        return self.base if self.base in SYMBOLS else None
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        """The two symbols of a ratio base (^RUT and ^GSPC for ``"RATIO"``)."""
+        if self.base is None or not self.base.startswith(RATIO_KEY):
+            raise ValueError(f"{self.base!r} is not a ratio")
+        if self.base == RATIO_KEY:
+            return SMALL, LARGE
+        small, _, large = self.base[len(RATIO_KEY) + 1 :].partition("/")
+        return small, large
+
+
 def parse_key(key: str) -> tuple[str, str | None]:
-    """What a key measures: ("price" | "move" | "drawdown", symbol), ("ratio", None), ("gap", "pb" | "pe")
-    or ("lead", window). ValueError for a key capgap does not know."""
-    if key == RATIO_KEY:
-        return "ratio", None
+    """What a key measures, as ("price" | "move" | "drawdown", symbol), ("ratio", None or "A/B"),
+    ("gap", "pb" | "pe") or ("lead", window); the other measures with their base symbol or ratio key
+    (``key_parts`` tells more). ValueError for a key capgap does not know."""
+    parts = key_parts(key)
+    if parts.measure in ("lead", "gap"):
+        return parts.measure, parts.window
+    if parts.measure == "ratio":
+        return "ratio", None if parts.base == RATIO_KEY else (parts.base or "")[len(RATIO_KEY) + 1 :]
+    return parts.measure, parts.base
+
+
+def key_parts(key: str) -> KeyParts:
+    """``key`` taken apart; ValueError for a key capgap does not know."""
+    parts = _key_parts(key)
+    if parts is None:
+        raise ValueError(f"unknown observation key {key!r}")
+    return parts
+
+
+def _key_parts(key: str) -> KeyParts | None:
     if key in GAP_MEASURES:
-        return "gap", GAP_MEASURES[key]
+        return KeyParts("gap", window=GAP_MEASURES[key])
     if key.startswith(LEAD_PREFIX):
         window = key[len(LEAD_PREFIX) :]
-        if window in WINDOWS:
-            return "lead", window
-    symbol, _, measure = key.partition(":")
-    if symbol in SYMBOLS and measure in ("", "move", "drawdown"):
-        return measure or "price", symbol
-    raise ValueError(f"unknown observation key {key!r}")
+        return KeyParts("lead", window=window) if window in WINDOWS else None
+    if key.startswith(ALL_PREFIX):
+        return _combined_parts(key)
+    head, _, rest = key.partition(":")
+    if head == RATIO_KEY:
+        base = RATIO_KEY
+        first, _, after = rest.partition(":")
+        small, slash, large = first.partition("/")
+        if (
+            slash
+            and small in SYMBOLS
+            and large in SYMBOLS
+            and small != large
+            and (small, large) != (SMALL, LARGE)
+        ):
+            base, rest = f"{RATIO_KEY}:{first}", after
+        if not rest:
+            return KeyParts("ratio", base)
+        if rest in ("z", "mean"):
+            return KeyParts(rest, base)
+        return _average_parts(base, rest)
+    if head not in SYMBOLS:
+        return None
+    if rest in ("", "move", "drawdown"):
+        return KeyParts(rest or "price", head)
+    measure, _, window = rest.partition(":")
+    if measure == "move":
+        return KeyParts("window", head, window=window) if window in WINDOWS else None
+    return _average_parts(head, rest)
+
+
+def _average_parts(base: str, text: str) -> KeyParts | None:
+    names = text.split("/")
+    matches = [_AVERAGE.fullmatch(name) for name in names]
+    if len(names) > 2 or not all(matches):
+        return None
+    sessions = tuple(int(m[1]) for m in matches if m)
+    if not all(AVERAGE_SESSIONS[0] <= n <= AVERAGE_SESSIONS[1] for n in sessions):
+        return None
+    if len(sessions) == 2 and sessions[0] == sessions[1]:
+        return None
+    return KeyParts("average" if len(sessions) == 1 else "averages", base, sessions=sessions)
+
+
+def _combined_parts(key: str) -> KeyParts | None:
+    clauses: list[Clause] = []
+    for text in key[len(ALL_PREFIX) :].split("&"):
+        match = _CLAUSE.fullmatch(text)
+        if match is None:
+            return None
+        inner = _key_parts(match["key"])
+        if inner is None or inner.measure in ("all", "gap"):
+            return None  # no nesting; a gap reading has no value on most closes to combine with
+        try:
+            level = float(match["level"])
+        except ValueError:
+            return None
+        if not math.isfinite(level):
+            return None
+        clauses.append(Clause(match["key"], match["op"] == ">", level))
+    if not 2 <= len(clauses) <= MAX_CLAUSES:
+        return None
+    return KeyParts("all", clauses=tuple(clauses))
+
+
+def combined_key(clauses: Iterable[Clause]) -> str:
+    """The key of the condition that every one of ``clauses`` holds."""
+    return ALL_PREFIX + "&".join(clause.text for clause in clauses)
+
+
+def ratio_key(small: str, large: str) -> str:
+    """The key of the price ratio ``small`` / ``large`` (``"RATIO"`` for ^RUT / ^GSPC)."""
+    return RATIO_KEY if (small, large) == (SMALL, LARGE) else f"{RATIO_KEY}:{small}/{large}"
+
+
+def clause_keys(keys: Iterable[str]) -> set[str]:
+    """The keys the combined keys among ``keys`` are made of."""
+    inner: set[str] = set()
+    for key in keys:
+        if key.startswith(ALL_PREFIX):
+            inner.update(clause.key for clause in key_parts(key).clauses)
+    return inner
 
 
 def window_start(dates: pd.DatetimeIndex, window: str) -> pd.DatetimeIndex:
@@ -135,26 +292,81 @@ def derived_series(
     index = pd.DatetimeIndex(closes.index)
     columns: dict[str, pd.Series] = {}
     for key in dict.fromkeys(keys):
-        measure, arg = parse_key(key)
-        if measure == "price":
-            columns[key] = _column(closes, arg).reindex(index)
-        elif measure == "move":
-            valid = _valid(_column(closes, arg))
-            columns[key] = ((valid / valid.shift(1) - 1.0) * 100.0).reindex(index)
-        elif measure == "drawdown":
-            valid = _valid(_column(closes, arg))
-            columns[key] = ((1.0 - valid / valid.cummax()) * 100.0).reindex(index)
-        elif measure == "ratio":
-            columns[key] = _column(closes, SMALL) / _column(closes, LARGE)
-        elif measure == "lead":
-            assert arg is not None
-            small = _window_return(_valid(_column(closes, SMALL)), arg).reindex(index)
-            large = _window_return(_valid(_column(closes, LARGE)), arg).reindex(index)
-            columns[key] = (small - large) * 100.0
-        else:
-            columns[key] = _gap_on(index, gap if arg == "pb" else pegap) * 100.0
+        columns[key] = _derived(closes, index, key, gap, pegap, columns)
     frame = pd.DataFrame(columns, index=index)
     return frame.astype("float64")
+
+
+def _derived(
+    closes: pd.DataFrame,
+    index: pd.DatetimeIndex,
+    key: str,
+    gap: pd.Series | None,
+    pegap: pd.Series | None,
+    done: dict[str, pd.Series],
+) -> pd.Series:
+    """One key's series on ``index``; ``done`` holds the keys computed already (a combined key's clauses)."""
+    if key in done:
+        return done[key]
+    parts = key_parts(key)
+    measure, base = parts.measure, parts.base
+    if measure == "price":
+        return _column(closes, base).reindex(index)
+    if measure == "move":
+        valid = _valid(_column(closes, base))
+        return ((valid / valid.shift(1) - 1.0) * 100.0).reindex(index)
+    if measure == "drawdown":
+        valid = _valid(_column(closes, base))
+        return ((1.0 - valid / valid.cummax()) * 100.0).reindex(index)
+    if measure == "ratio" and base == RATIO_KEY:
+        return _column(closes, SMALL) / _column(closes, LARGE)
+    if measure == "lead":
+        assert parts.window is not None
+        small = _window_return(_valid(_column(closes, SMALL)), parts.window).reindex(index)
+        large = _window_return(_valid(_column(closes, LARGE)), parts.window).reindex(index)
+        return (small - large) * 100.0
+    if measure == "gap":
+        return _gap_on(index, gap if parts.window == "pb" else pegap) * 100.0
+    if measure == "all":
+        holds = pd.Series(1.0, index=index)
+        for clause in parts.clauses:
+            values = done.setdefault(clause.key, _derived(closes, index, clause.key, gap, pegap, done))
+            known = values.notna()
+            met = values >= clause.level if clause.above else values <= clause.level
+            holds = holds.where(~known | met, 0.0).where(known)
+        return holds
+    if measure == "window":
+        assert parts.window is not None
+        return (_window_return(_valid(_column(closes, base)), parts.window) * 100.0).reindex(index)
+    return transformed(_base_series(closes, parts), parts).reindex(index)
+
+
+def _base_series(closes: pd.DataFrame, parts: KeyParts) -> pd.Series:
+    """The valid values a moving-average, z or mean key is taken of: a symbol's closes, or a ratio on the
+    dates both its symbols have a valid close."""
+    if parts.base in SYMBOLS:
+        return _valid(_column(closes, parts.base))
+    small, large = parts.pair
+    small_values, large_values = _valid(_column(closes, small)), _valid(_column(closes, large))
+    shared = small_values.index.intersection(large_values.index)
+    return small_values.loc[shared] / large_values.loc[shared]
+
+
+def transformed(values: pd.Series, parts: KeyParts) -> pd.Series:
+    """An average, averages, z, mean or plain ratio key's values on each date of ``values`` (valid values of
+    its base, ascending)."""
+    if parts.measure == "average":
+        return values / moving_average(values, parts.sessions[0])
+    if parts.measure == "averages":
+        fast, slow = (moving_average(values, n) for n in parts.sessions)
+        return fast / slow
+    if parts.measure == "z":
+        return ratio_history(values).z
+    if parts.measure == "mean":
+        return values / ratio_history(values).mean
+    if parts.measure == "ratio":
+        return values
+    raise ValueError(f"{parts.measure} is not a measure of a base series")
 
 
 def _column(closes: pd.DataFrame, symbol: str | None) -> pd.Series:
@@ -249,7 +461,7 @@ def live_observations(
     ``previous_session`` — when the latest close on file is not that session's (the change would span more
     than a day). The valuation gap is not live: it comes in as a close observation from its daily snapshot.
     """
-    wanted = None if keys is None else set(keys)
+    wanted = None if keys is None else set(keys) | clause_keys(keys)
     before = closes.loc[pd.DatetimeIndex(closes.index) < pd.Timestamp(session)]
     out: dict[str, Observation] = {}
 
@@ -286,7 +498,78 @@ def live_observations(
                 continue
             lead = ((small / small_base - 1.0) - (large / large_base - 1.0)) * 100.0
             put(f"{LEAD_PREFIX}{window}", lead, moment, stale)
+
+    combined: list[tuple[str, KeyParts]] = []
+    for key in sorted(wanted or ()):
+        parts = _key_parts(key)
+        if parts is None or key in out or parts.measure in _QUOTED_MEASURES:
+            continue
+        if parts.measure == "all":
+            combined.append((key, parts))
+            continue
+        found = _live_value(parts, live, before, session)
+        if found is not None:
+            put(key, *found)
+    for key, parts in combined:
+        seen = [out.get(clause.key) for clause in parts.clauses]
+        if any(o is None for o in seen):
+            continue  # a clause with no value now: the combination is unknown, not false
+        known = [o for o in seen if o is not None]
+        value = 1.0 if all(c.holds(o.value) for c, o in zip(parts.clauses, known, strict=True)) else 0.0
+        put(key, value, min(o.time for o in known), any(o.stale for o in known))
     return out
+
+
+# The measures the quote loop above gives (or, for the gap, that have no live value).
+_QUOTED_MEASURES = ("price", "move", "drawdown", "lead", "gap")
+
+
+def _live_value(
+    parts: KeyParts,
+    live: Mapping[str, tuple[float, datetime, bool]],
+    before: pd.DataFrame,
+    session: date,
+) -> tuple[float, datetime, bool] | None:
+    """A moving-average, z, mean, pair-ratio or window-move key's value from live prices: the base's live
+    value taken as ``session``'s close after the closes before it, so a live value equals the close value
+    the same price would give. None when a quote or the history it needs is missing."""
+    if parts.measure == "ratio" and parts.base == RATIO_KEY:
+        return None  # the quote loop's
+    symbols = (parts.base,) if parts.base in SYMBOLS else parts.pair
+    if any(symbol not in live or symbol not in before.columns for symbol in symbols):
+        return None
+    quoted = [live[symbol] for symbol in symbols]
+    moment, stale = min(q[1] for q in quoted), any(q[2] for q in quoted)
+    price = quoted[0][0] if len(quoted) == 1 else quoted[0][0] / quoted[1][0]
+    if parts.measure == "window":
+        assert parts.window is not None and parts.base is not None
+        base = _base_close(_valid(before[parts.base].astype("float64")), session, parts.window)
+        return None if base is None else ((price / base - 1.0) * 100.0, moment, stale)
+    value = _last_value(_base_series(before, parts).to_numpy(), price, parts)
+    return (value, moment, stale) if value is not None and math.isfinite(value) else None
+
+
+def _last_value(past: np.ndarray, price: float, parts: KeyParts) -> float | None:
+    """What ``transformed`` gives on the date of ``price`` after the values ``past``: the same formulas
+    (``market.metrics``), on the closes they need rather than the whole history (a refresh runs this on
+    every poll; the tests check both agree)."""
+    if parts.measure == "ratio":
+        return price
+    if parts.measure in ("average", "averages"):
+        longest = max(parts.sessions)
+        values = np.append(past[len(past) - (longest - 1) :] if longest > 1 else past[:0], price)
+        if len(values) < longest:
+            return None
+        averages = [float(values[-n:].mean()) for n in parts.sessions]
+        return price / averages[0] if parts.measure == "average" else averages[0] / averages[1]
+    values = np.append(past, price)
+    if len(values) < MIN_Z_DAYS:
+        return None
+    mean = float(values.mean())
+    if parts.measure == "mean":
+        return price / mean
+    std = float(values.std(ddof=1))
+    return (price - mean) / std if std > 0 else None
 
 
 def _base_close(past: pd.Series, session: date, window: str) -> float | None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from alerts.evaluate import advance, evaluate, rule_rows, rules_frame
+from alerts.messages import format_value
 from alerts.observations import (
     GAP_KEY,
     GAP_MAX_AGE,
@@ -24,6 +25,7 @@ from alerts.observations import (
     close_observations,
     close_time,
     derived_series,
+    key_parts,
     observations_at,
     parse_key,
 )
@@ -46,11 +48,17 @@ class FiredAlert:
 
     def line(self) -> str:
         """One line for ``capgap replay``, starting with the ISO date."""
-        return f"{self.session.isoformat()}  {self.rule}  ({self.key} {_shown(self.value)})"
+        return f"{self.session.isoformat()}  {self.rule}  ({self.key} {_shown(self.key, self.value)})"
 
 
-def _shown(value: float) -> str:
+def _shown(key: str, value: float) -> str:
+    if key_parts(key).measure in _WORDED:
+        return format_value(key, value)
     return f"{value:,.2f}" if abs(value) >= 100 else f"{value:.4g}"
+
+
+# Measures whose value reads better in words than as a bare number (1.0023 is "+0.23% from its average").
+_WORDED = ("average", "averages", "mean", "all", "window")
 
 
 def replay(

@@ -1,6 +1,7 @@
 """A synthetic but realistic population of alert rules, stored the way ``AlertStore`` stores them.
 
-Every rule kind over ten observation keys, levels scattered around the current values (so some rules are
+Every rule kind over fifteen observation keys (moving averages, the golden cross, the ratio's z-score and
+a combined condition among them), levels scattered around the current values (so some rules are
 armed and some wait to re-arm), a mix of live and close rules, ``once`` rules, paused rules and rules with
 an expiry, about five rules a chat. Rows are written straight into the ``rules`` and ``chats`` tables a real
 ``AlertStore`` migrated, in the store's own text encoding, so ``AlertStore(db)`` loads them as it would
@@ -23,6 +24,7 @@ from alerts.evaluate import ABOVE, BELOW, HIGH, KIND_NAMES, MODE_NAMES, MOVE, SH
 from alerts.store import AlertStore
 from alerts.store.schema import BUMP_RULES_VERSION
 
+COMBINED = "ALL:^RUT:ma200>1.0&RATIO<0.41"  # rut above ma200 and ratio below 0.41
 # One row of the recipe per kind of user rule: (key, verb, share of rules, live share). A ``cross`` is two
 # stored rows, like the bot stores it.
 RECIPE: tuple[tuple[str, str, float, float], ...] = (
@@ -43,6 +45,12 @@ RECIPE: tuple[tuple[str, str, float, float], ...] = (
     ("LEAD:3m", "above", 0.04, 0.5),
     ("GAP", "above", 0.02, 0.0),
     ("GAP", "shift", 0.02, 0.0),
+    # Moving averages, the golden/death cross, the ratio's z-score and a combined condition: about a tenth.
+    ("^RUT:ma200", "cross", 0.03, 0.2),
+    ("^GSPC:ma200", "above", 0.02, 0.2),
+    ("^RUT:ma50/ma200", "cross", 0.02, 0.1),
+    ("RATIO:z", "below", 0.02, 0.1),
+    (COMBINED, "above", 0.02, 0.2),
 )
 KEYS = tuple(dict.fromkeys(key for key, *_ in RECIPE))
 RULES_PER_CHAT = 5  # on average; a chat may keep up to 50
@@ -66,6 +74,10 @@ def _level(key: str, verb: str, current: float, rng: np.random.Generator, n: int
         return np.round(current + rng.normal(0.0, 3.0, n), 1).clip(1.0, 60.0)
     if verb == "shift":
         return rng.choice([2.0, 3.0, 5.0], size=n)
+    if ":ma" in key or key == COMBINED:
+        return np.ones(n)  # the price over its average, one average over the other, all clauses hold: 1
+    if key == "RATIO:z":
+        return np.round(current + rng.normal(0.0, 0.3, n), 2)
     if key == "GAP" or key.startswith("LEAD:"):
         return np.round(current + rng.normal(0.0, 2.5, n), 1)
     spread = 0.025 if key == "RATIO" else 0.04
@@ -212,7 +224,18 @@ def _specs(
     for value, mode, is_once, width in zip(
         level.tolist(), modes.tolist(), once.tolist(), band.tolist(), strict=True
     ):
-        if verb == "high":
+        if key == COMBINED:
+            rule = "RUT above ma200 and ratio below 0.41"
+        elif ":ma" in key:
+            average = key.split(":", 1)[1]
+            rule = (
+                f"{label} {average.split('/')[0]} {verb} ma200"
+                if "/" in average
+                else f"{label} {verb} {average}"
+            )
+        elif key == "RATIO:z":
+            rule = f"ratio z {verb} {value:g}"
+        elif verb == "high":
             rule = f"{label} high"
         elif verb in ("move", "drawdown"):
             rule = f"{label} {verb} {value:g}%"
@@ -227,7 +250,7 @@ def _specs(
         parts = [rule, mode]
         if is_once:
             parts.append("once")
-        if verb not in ("move", "shift"):
+        if verb not in ("move", "shift") and key != COMBINED:
             parts.append(f"band {width * 100:g}%")
         out.append(" · ".join(parts))
     return out

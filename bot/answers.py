@@ -29,7 +29,10 @@ class UsageError(ValueError):
 @dataclass(frozen=True)
 class Button:
     label: str
-    data: str  # callback data, at most 64 bytes
+    data: str  # callback data, at most 64 bytes; with ``share``, the inline query the button starts
+    # A share button (Telegram's switch_inline_query): the user picks a chat and the bot's inline mode
+    # answers ``@bot <data>`` there (bot/inline.py). Pressing it sends nothing to the bot.
+    share: bool = False
 
     def __post_init__(self) -> None:
         if len(self.data.encode()) > MAX_CALLBACK_DATA:
@@ -42,6 +45,8 @@ class Answer:
     photo: bytes | None = None  # a PNG sent with ``text`` as its caption (or before it, if too long)
     photo_name: str = "chart.png"
     keyboard: tuple[tuple[Button, ...], ...] = ()
+    # The reply to a ``UsageError``: what to type instead, not an answer worth sharing.
+    refusal: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,9 @@ class Request:
     command: str
     args: tuple[str, ...]
     services: Services
+    # What followed the command as typed, line breaks kept (``args`` is it split on any whitespace): a
+    # command that takes several lines (/alert pasted from /export) reads this.
+    text: str = ""
     chat_id: int = 0
     user_id: int = 0
     chat_type: str = "private"
@@ -101,3 +109,9 @@ def parse_command_line(text: str) -> tuple[str, tuple[str, ...]]:
         raise UsageError("Commands start with a slash, for example /standing. Send /help for the list.")
     name = parts[0][1:].split("@", 1)[0].lower()
     return name, tuple(parts[1:])
+
+
+def after_command(text: str) -> str:
+    """What follows the command in ``text``, line breaks kept: '/alert a\nb' -> 'a\nb'."""
+    parts = text.strip().split(maxsplit=1)
+    return parts[1] if len(parts) > 1 else ""

@@ -16,7 +16,7 @@ from telegram.ext import ApplicationBuilder
 from alerts.delivery import Limits, Pacer
 from bot import commands, guard, jobs, webhook
 from bot.context import App, BotData, context_types
-from bot.handlers import add_chat_moves, add_fallbacks, add_family, menu
+from bot.handlers import add_chat_moves, add_fallbacks, add_family, add_inline, menu
 from bot.health import HealthServer
 from bot.limiter import Limiter
 from bot.request import AiohttpRequest
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 # outbox's concurrent sends.
 CONNECTION_POOL_SIZE = 64
 # What the handlers answer; Telegram sends nothing else, by polling or by webhook.
-ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY]
+ALLOWED_UPDATES = [Update.MESSAGE, Update.CALLBACK_QUERY, Update.INLINE_QUERY]
 
 
 async def _post_init(application: App) -> None:
@@ -92,6 +92,7 @@ def build_app(
     guard.register(application)  # group -1, before all: allowed chats, flood and length limits
     add_chat_moves(application)  # a group upgraded to a supergroup: its alerts follow the new id
     add_family(application, commands)  # every family's commands and buttons (bot/commands/__init__.py)
+    add_inline(application)  # "@bot standing 10y" in any chat: the market commands, answered inline
     add_fallbacks(application)  # unknown commands and stray text last
 
     health_port = config.health_port_in_effect

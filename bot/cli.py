@@ -24,7 +24,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.answers import Request, UsageError, parse_command_line
+from bot.answers import Request, UsageError, after_command, parse_command_line
 from bot.config import (
     DEFAULT_HEALTH_PORT,
     Config,
@@ -274,13 +274,14 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
         services = build_services(config, as_of=as_of, db_path=db_path)
         try:
             services.market.ensure_loaded()
-            request = Request(name, arguments, services, chat_id=0, user_id=0)
+            request = Request(name, arguments, services, chat_id=0, user_id=0, text=after_command(args.text))
             answer = asyncio.run(core.answer(request))
         finally:
             services.close()
     print(answer.text if args.html else plain(answer.text))
     if answer.keyboard:
-        print("  ".join(f"[{button.label}]" for row in answer.keyboard for button in row))
+        # A share button hands the answer to Telegram's inline mode: nothing a terminal can do.
+        print("  ".join(f"[{b.label}]" for row in answer.keyboard for b in row if not b.share))
     if answer.photo is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         path = args.out / answer.photo_name

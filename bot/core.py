@@ -7,15 +7,29 @@ A command is a plain function ``Request -> Answer`` (``bot/answers.py``); it kno
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 from datetime import date, datetime
 from typing import Any
 
 from alerts.messages import fit_text
 from bot import commands
-from bot.answers import GROUP_ADMINS_ONLY, GROUP_CHATS, Answer, Command, Handler, Request, UsageError
+from bot.answers import (
+    GROUP_ADMINS_ONLY,
+    GROUP_CHATS,
+    Answer,
+    Button,
+    Command,
+    Handler,
+    Request,
+    UsageError,
+)
 from bot.format import esc
 from market import calendar
+
+# A share button's query rides in its data (at most 64 bytes, as any button's); nothing capgap answers
+# inline needs more than a command and a period.
+MAX_SHARED_QUERY = 64
 
 
 async def answer(request: Request) -> Answer:
@@ -26,8 +40,21 @@ async def answer(request: Request) -> Answer:
     if command.group_admin_only and request.chat_type in GROUP_CHATS and not request.is_group_admin:
         return Answer(GROUP_ADMINS_ONLY)
     if command.market_only:
-        return await request.services.answers.get(request, command)
+        return shareable(command, request.args, await request.services.answers.get(request, command))
     return await run(request, command.handler)
+
+
+def shareable(command: Command | None, args: tuple[str, ...], answer: Answer) -> Answer:
+    """``answer`` with a share button under it when it is a market answer (the same for every chat, so
+    the bot's inline mode can give it in any chat: ``@bot standing 10y``); refusals and answers about a
+    chat's own alerts get none."""
+    if command is None or not command.market_only or answer.refusal:
+        return answer
+    query = " ".join((command.name, *args))
+    if len(query.encode()) > MAX_SHARED_QUERY:
+        return answer
+    share = (Button("↗ Share", query, share=True),)
+    return dataclasses.replace(answer, keyboard=(*answer.keyboard, share))
 
 
 class AnswerCache:
@@ -73,7 +100,7 @@ class AnswerCache:
 def unknown(name: str) -> Answer:
     guess = commands.closest_command(name[:32])
     hint = f" Did you mean /{guess}?" if guess else ""
-    return Answer(f"I don't know /{esc(name[:32])}.{hint} Send /help to see what I can do.")
+    return Answer(f"I don't know /{esc(name[:32])}.{hint} Send /help to see what I can do.", refusal=True)
 
 
 async def run(request: Request, handler: Handler) -> Answer:
@@ -86,11 +113,11 @@ async def run(request: Request, handler: Handler) -> Answer:
             # so one slow answer never holds up the others or the scheduler.
             result = await asyncio.to_thread(handler, request)
     except UsageError as exc:
-        return Answer(str(exc))
+        return Answer(str(exc), refusal=True)
     return fit(result)
 
 
 def fit(result: Answer) -> Answer:
     """Keep an answer within Telegram's message size (``fit_text``): cut, with a note, not rejected."""
     text = fit_text(result.text)
-    return result if text is result.text else Answer(text, result.photo, result.photo_name, result.keyboard)
+    return result if text is result.text else dataclasses.replace(result, text=text)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Callable
@@ -27,6 +28,9 @@ log = logging.getLogger(__name__)
 
 GUARD_GROUP = -1
 MAX_INPUT_CHARS = 512  # the longest command capgap understands is an alert rule of at most 200 characters
+# /alert takes several rules, one a line (what /export gives back): as long as Telegram lets a message be.
+MAX_PASTE_CHARS = 4096
+_PASTE = re.compile(r"/alert(?:@\w+)?(?:\s|$)", re.IGNORECASE)
 FLOOD_WINDOW = 60.0  # seconds over which commands, and button presses, are counted
 # Button presses on the bot's own messages have a budget of their own, this many times the commands': a
 # user paging through periods presses every second or two, and each press costs one edit of a message
@@ -145,8 +149,11 @@ def addressed_to_bot(update: Update) -> bool:
 
 async def screen(update: object, context: Context) -> None:
     """Let the update through, or answer it briefly (or not at all) and stop it here."""
+    if isinstance(update, Update) and update.inline_query is not None:
+        screen_inline(update, context.bot_data.guard)
+        return
     if not isinstance(update, Update) or update.effective_chat is None:
-        raise ApplicationHandlerStop  # nothing capgap answers comes without a chat
+        raise ApplicationHandlerStop  # nothing else capgap answers comes without a chat
     guard = context.bot_data.guard
     chat_id = update.effective_chat.id
     if not addressed_to_bot(update):
@@ -158,8 +165,9 @@ async def screen(update: object, context: Context) -> None:
     verdict = guard.admit(chat_id, press=press)
     if verdict is Verdict.PASS:
         text = update.message.text if update.message is not None else None
-        if text is not None and len(text) > MAX_INPUT_CHARS:
-            await context.bot.send_message(chat_id, TOO_LONG.format(length=len(text), limit=MAX_INPUT_CHARS))
+        limit = MAX_PASTE_CHARS if text is not None and _PASTE.match(text) else MAX_INPUT_CHARS
+        if text is not None and len(text) > limit:
+            await context.bot.send_message(chat_id, TOO_LONG.format(length=len(text), limit=limit))
             raise ApplicationHandlerStop
         return
     if update.callback_query is not None:
@@ -180,6 +188,16 @@ async def screen(update: object, context: Context) -> None:
         )
         await context.bot.send_message(chat_id, SLOW_DOWN.format(limit=limit, what=what))
     raise ApplicationHandlerStop
+
+
+def screen_inline(update: Update, guard: Guard) -> None:
+    """An inline query comes from a user, in no chat the bot is in: it is judged as that user's private
+    chat (a private bot answers only its allowed users inline too), counted as a button press (one arrives
+    per keystroke). A query refused or over the limit is left unanswered: the bot cannot write to a user
+    who never started it, and Telegram shows no results."""
+    assert update.inline_query is not None
+    if guard.admit(update.inline_query.from_user.id, press=True) is not Verdict.PASS:
+        raise ApplicationHandlerStop
 
 
 def register(application: App) -> None:

@@ -9,23 +9,30 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Coroutine, Iterable
 from typing import Any
 
 from telegram import (
+    Bot,
     BotCommand,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InlineQueryResultArticle,
+    InlineQueryResultCachedPhoto,
     InputMediaPhoto,
+    InputTextMessageContent,
     LinkPreviewOptions,
     Update,
 )
 from telegram.constants import ChatMemberStatus, ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError
-from telegram.ext import CallbackQueryHandler, CommandHandler, MessageHandler, filters
+from telegram.ext import CallbackQueryHandler, CommandHandler, InlineQueryHandler, MessageHandler, filters
 
-from bot import core
+from alerts.messages import fit_text
+from bot import commands, core, inline
 from bot.answers import (
     GROUP_ADMINS_ONLY,
     GROUP_CHATS,
@@ -36,8 +43,10 @@ from bot.answers import (
     Command,
     Family,
     Request,
+    after_command,
 )
 from bot.context import App, Context
+from bot.format import esc, plain
 from bot.limiter import retry_after_seconds
 
 log = logging.getLogger(__name__)
@@ -49,6 +58,7 @@ SORRY = "Sorry, something went wrong on my side. It has been logged; please try 
 def request_for(update: Update, context: Context, name: str, args: Iterable[str]) -> Request:
     chat = update.effective_chat
     user = update.effective_user
+    message = update.effective_message
     return Request(
         command=name,
         args=tuple(args),
@@ -56,6 +66,9 @@ def request_for(update: Update, context: Context, name: str, args: Iterable[str]
         chat_id=chat.id if chat else 0,
         user_id=user.id if user else 0,
         chat_type=chat.type if chat else "private",
+        text=after_command(message.text or "")
+        if message is not None and update.callback_query is None
+        else "",
     )
 
 
@@ -91,17 +104,25 @@ async def checked_request(
 
 def keyboard(answer: Answer) -> dict[str, Any]:
     """The answer's buttons as the ``reply_markup`` field of a Bot API call, for its ``api_kwargs`` (no
-    buttons: no field). A cached answer goes to every chat that asks: its keyboard is built and turned
-    into the API's JSON shape once, not for each send. The dict is shared, so nothing may change it."""
+    buttons: no field). A cached answer goes to every chat that asks: its keyboard is built and encoded
+    once, not for each send. The value is the JSON text the Bot API takes for the field (PTB encodes an
+    object into exactly that before sending it, on every call). The dict is shared: nothing may change it."""
     return _reply_markup(answer.keyboard) if answer.keyboard else {}
 
 
 @functools.lru_cache(maxsize=256)
 def _reply_markup(rows: tuple[tuple[Button, ...], ...]) -> dict[str, Any]:
-    markup = InlineKeyboardMarkup(
-        [[InlineKeyboardButton(b.label, callback_data=b.data) for b in row] for row in rows]
-    )
-    return {"reply_markup": markup.to_dict()}
+    return {"reply_markup": json.dumps(inline_keyboard(rows).to_dict())}
+
+
+def inline_keyboard(rows: Iterable[Iterable[Button]]) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup([[_button(b) for b in row] for row in rows])
+
+
+def _button(button: Button) -> InlineKeyboardButton:
+    if button.share:  # opens the chat picker with "@bot <query>" typed in the chosen chat
+        return InlineKeyboardButton(button.label, switch_inline_query=button.data)
+    return InlineKeyboardButton(button.label, callback_data=button.data)
 
 
 # Telegram keeps every photo it received: the same chart is sent again by its file_id, not re-uploaded.
@@ -141,12 +162,21 @@ async def send(context: Context, chat_id: int, answer: Answer) -> None:
         _keep_photo_id(context, answer, sent)
         if fits:
             return
-    await bot.send_message(
-        chat_id,
-        answer.text,
-        parse_mode=ParseMode.HTML,
-        link_preview_options=NO_PREVIEW,
-        api_kwargs=keyboard(answer),
+    await post_text(bot, chat_id, answer.text, keyboard(answer))
+
+
+async def post_text(bot: Bot, chat_id: int, text: str, markup: dict[str, Any]) -> None:
+    """sendMessage, without building a ``Message`` from Telegram's reply, which nothing here reads.
+
+    ``Bot.send_message`` turns the reply (the whole message back: its text, entities and every button)
+    into PTB objects; for an answer with ten period buttons that is 0.12 ms of the 0.5 ms of CPU a cached
+    answer costs (bench/FINDINGS.md). ``Bot._post`` is what ``send_message`` itself calls: the same
+    defaults, request, rate limiter and errors (BadRequest, Forbidden, RetryAfter), without the parse.
+    """
+    await bot._post(
+        "sendMessage",
+        {"chat_id": chat_id, "text": text, "parse_mode": ParseMode.HTML, "link_preview_options": NO_PREVIEW},
+        api_kwargs=markup or None,
     )
 
 
@@ -191,6 +221,8 @@ def button_callback(flow: ButtonFlow) -> Callback:
             await query.answer(GROUP_ADMINS_ONLY, show_alert=True)
             return
         answer = await core.run(request, lambda r: flow.build(r, data))
+        # A period pressed under a market answer redraws it with the share button for the new period.
+        answer = core.shareable(commands.find(flow.prefix), (data,), answer)
         await query.answer()
         under_photo = bool(getattr(query.message, "photo", None))
         in_place = under_photo and len(answer.text) <= MAX_CAPTION
@@ -237,6 +269,82 @@ def add_family(application: App, family: Family) -> None:
         application.add_handler(CommandHandler(command.name, command_callback(command)))
     for flow in family.BUTTONS:
         application.add_handler(CallbackQueryHandler(button_callback(flow), pattern=rf"^{flow.prefix}:"))
+
+
+# Inline answers change with the market snapshot (a refresh every few minutes during the session):
+# Telegram may serve the same answer to anyone typing the same query for this long. The guide never
+# changes. Neither is personal (``is_personal`` stays False): they are the same for every user.
+INLINE_CACHE_SECONDS = 60
+GUIDE_CACHE_SECONDS = 300
+
+
+async def on_inline_query(update: Update, context: Context) -> None:
+    """``@bot standing 10y`` typed in any chat: one result, the command's own answer (bot/inline.py)."""
+    query = update.inline_query
+    if query is None:
+        return
+    word = (query.query.split() or [""])[0].removeprefix("/")[:32].lower()
+    # A command's name only, as for messages: anything else the user typed stays out of the logs.
+    named = word if commands.find(word) is not None else "(no command)"
+    log.info("inline query: %s", named, extra={"command": named})
+    services = context.bot_data.services
+    answer = await inline.inline_answer(services, query.from_user.id, query.query)
+    cache = GUIDE_CACHE_SECONDS if answer.refusal else INLINE_CACHE_SECONDS
+    try:
+        await query.answer([inline_result(context, answer, query.query)], cache_time=cache)
+    except BadRequest as exc:
+        # Telegram waits about 10 s for an answer; by then the user has typed on and sees the next one.
+        if "query is too old" not in str(exc).lower() and "query_id_invalid" not in str(exc).lower():
+            raise
+        log.warning("inline query answered too late for Telegram (%s): dropped", exc)
+
+
+def inline_result(
+    context: Context, answer: Answer, query: str
+) -> InlineQueryResultArticle | InlineQueryResultCachedPhoto:
+    """A chart as the photo Telegram already has (by the file_id a send of it returned: an inline answer
+    cannot upload), else the answer's text as an article. Only share buttons come along: a message sent
+    inline has no chat the bot could redraw it in."""
+    result_id = hashlib.sha256(" ".join(query.lower().split()).encode()).hexdigest()[:32]
+    shares = tuple(row for row in answer.keyboard if all(b.share for b in row))
+    markup = inline_keyboard(shares) if shares else None
+    title, description = _headline(answer.text)
+    text = answer.text
+    if answer.photo is not None:
+        file_id = context.bot_data.photo_ids.get(hash(answer.photo))
+        if file_id is not None and len(answer.text) <= MAX_CAPTION:
+            return InlineQueryResultCachedPhoto(
+                result_id,
+                file_id,
+                title=title,
+                description=description,
+                caption=answer.text,
+                parse_mode=ParseMode.HTML,
+                reply_markup=markup,
+            )
+        asked = " ".join(query.split()).removeprefix("/")
+        text = fit_text(
+            f"{answer.text}\n<i>The picture: send <code>/{esc(asked)}</code> to "
+            f"@{esc(context.bot.username or 'me')}.</i>"
+        )
+    return InlineQueryResultArticle(
+        result_id,
+        title,
+        InputTextMessageContent(text, parse_mode=ParseMode.HTML, link_preview_options=NO_PREVIEW),
+        description=description,
+        reply_markup=markup,
+    )
+
+
+def _headline(text: str) -> tuple[str, str]:
+    """An article's title and description: the answer's first two lines, as plain text."""
+    lines = [line.strip() for line in plain(text).splitlines() if line.strip()] or ["capgap"]
+    return lines[0][:100], (lines[1][:200] if len(lines) > 1 else "")
+
+
+def add_inline(application: App) -> None:
+    # Inline queries match no command or button handler, so the position among them is free.
+    application.add_handler(InlineQueryHandler(on_inline_query))
 
 
 async def on_unknown(update: Update, context: Context) -> None:

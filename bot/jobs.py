@@ -122,6 +122,22 @@ async def digests(context: Context) -> None:
     context.application.create_task(deliver(context), name="deliver")
 
 
+async def end_snoozes(context: Context) -> None:
+    """Resume the alerts of every chat whose snooze (``/pause 3d``) is over, and tell it. The snooze's end
+    is kept in SQLite, so one that fell due while the bot was down ends at the first run after a start."""
+    services = context.application.bot_data.services
+    woken = await asyncio.to_thread(services.alerts.wake_snoozed, services.now())
+    for snooze, resumed in woken:
+        log.info(
+            "chat %s: snooze over, %d alert(s) resumed",
+            snooze.chat_id,
+            resumed,
+            extra={"chat_id": snooze.chat_id},
+        )
+    if woken:
+        context.application.create_task(deliver(context), name="deliver")
+
+
 def schedule_close(application: App, services: Services) -> None:
     queue = application.job_queue
     assert queue is not None
@@ -151,4 +167,6 @@ def schedule_jobs(application: App, services: Services, poll_seconds: int) -> No
     queue.run_repeating(
         digests, interval=60, first=60 - services.now().second, name="digests", job_kwargs=JOB_DEFAULTS
     )
+    # Snoozes end within a minute of their time (the first run, at start, ends those due while it was down).
+    queue.run_repeating(end_snoozes, interval=60, first=1, name="snoozes", job_kwargs=JOB_DEFAULTS)
     schedule_close(application, services)

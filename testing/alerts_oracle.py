@@ -33,6 +33,31 @@ def rearm_below(level: float, band: float) -> float:
     return level * (1 + band) if level >= 0 else level * (1 - band)
 
 
+def crossing_dates(
+    values: Iterable[tuple[date, float]], start: date, level: float, band: float, direction: str
+) -> list[date]:
+    """The dates from ``start`` on at which an ``above`` or ``below`` rule on ``level`` fires, judged once
+    on each of ``values`` ((date, value) in date order; NaN is unknown and changes nothing). The rule is
+    created on the last known value before ``start``: armed iff its condition does not hold there. It fires
+    on reaching the level and re-arms only after going back past the band (``rearm_above``)."""
+    armed: bool | None = None
+    dates = []
+    for day, value in values:
+        if not math.isfinite(value):
+            continue
+        reached = value >= level if direction == "above" else value <= level
+        if day < start:
+            armed = not reached
+            continue
+        back = value <= rearm_above(level, band) if direction == "above" else value >= rearm_below(level, band)
+        if armed and reached:
+            dates.append(day)
+            armed = False
+        elif armed is not None and not armed and back:
+            armed = True
+    return dates
+
+
 def oracle_evaluate(
     rules: list[dict[str, Any]], observations: Mapping[str, Observation], now: datetime
 ) -> tuple[dict[int, dict[str, Any]], list[dict[str, Any]]]:

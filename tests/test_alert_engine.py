@@ -528,3 +528,41 @@ def test_the_keys_without_data_are_those_whose_last_value_is_old_or_missing_each
         "VTWO:move": vtwo.index.max().date(),
         "GAP": None,
     }
+
+
+# --- moving averages and combined conditions ----------------------------------------------------------
+
+
+def test_a_fall_through_the_50_day_average_and_a_combination_coming_true_fire_with_their_figures(
+    csv_services: Services, clock: FakeClock
+) -> None:
+    """Set at the 18 Jan 2024 close, when RUT stood above its 50-day average and the ratio below 0.41:
+    RUT closed below the average on 5 Feb (the cross fires; the combination stops holding and re-arms),
+    and back above it on 6 Feb (the combination fires)."""
+    cross, both = set_rules(csv_services, CHAT, ["rut cross ma50", "rut above ma50 and ratio below 0.41"])
+    rut, spx = history("RUT")[:"2024-02-06"], history("GSPC")[:"2024-02-06"]
+    ma50 = rut.rolling(50).mean()
+    feb5, feb6 = pd.Timestamp("2024-02-05"), pd.Timestamp("2024-02-06")
+    assert rut[feb5] < ma50[feb5] and rut[feb6] >= ma50[feb6] and rut[feb6] / spx[feb6] <= 0.41
+
+    advance_market(csv_services, clock, date(2024, 2, 5))
+    assert refresh(csv_services).fired == 1
+    (text,) = texts_to(csv_services, CHAT)
+    assert (
+        f"Russell 2000 fell below its 50-day average: <b>{(rut[feb5] / ma50[feb5] - 1) * 100:+.2f}% from"
+        in text
+    )
+    assert f"RUT {rut[feb5]:,.2f} against its 50-day average of {ma50[feb5]:,.2f}" in text
+    assert f"/delete {cross} to stop it" in text
+
+    advance_market(csv_services, clock, date(2024, 2, 6))
+    assert refresh(csv_services).fired == 1
+    text = texts_to(csv_services, CHAT)[-1]
+    assert "RUT above ma50 and ratio below 0.41" in text
+    assert "All of its conditions now hold" in text
+    distance = (rut[feb6] / ma50[feb6] - 1) * 100
+    assert (
+        f"Russell 2000 {distance:+.2f}% from its average · The RUT/SPX ratio {rut[feb6] / spx[feb6]:.4f}"
+        in text
+    )
+    assert f"/delete {both} to stop it" in text

@@ -531,3 +531,49 @@ def test_a_digest_time_already_past_today_starts_tomorrow(store: AlertStore) -> 
     store.chats.set_digest(CHAT, "18:30", night)
     assert store.chats.digests_due(night) == []
     assert len(store.chats.digests_due(night + timedelta(days=1))) == 1
+
+
+# --- snoozes (/pause 3d) ------------------------------------------------------------------------------
+
+
+def paused_numbers(store: AlertStore, chat_id: int) -> list[int]:
+    return [g.number for g in store.rules.groups(chat_id) if g.paused]
+
+
+def test_a_snooze_ends_at_its_time_resuming_only_what_it_paused(store: AlertStore) -> None:
+    for level in (2000, 2100, 2200):
+        store.rules.add(CHAT, parse_rule(f"rut above {level}"), RUT_JAN_18, NOW)
+    store.rules.set_paused(CHAT, True, 2)
+
+    assert store.snooze_chat(CHAT, NOW + timedelta(days=3)) == 2
+    assert paused_numbers(store, CHAT) == [1, 2, 3]
+    assert store.wake_snoozed(NOW + timedelta(days=3) - timedelta(seconds=1)) == []
+
+    ((snooze, resumed),) = store.wake_snoozed(NOW + timedelta(days=3))
+
+    assert (snooze.chat_id, snooze.numbers, resumed) == (CHAT, (1, 3), 2)
+    assert paused_numbers(store, CHAT) == [2]
+    assert store.chats.snooze(CHAT) is None
+    ((text,),) = store.db.execute("SELECT text FROM outbox WHERE kind = 'snooze'").fetchall()
+    assert "2 alerts resumed" in text
+
+
+def test_a_chat_that_blocks_the_bot_loses_its_snooze(store: AlertStore) -> None:
+    store.rules.add(CHAT, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
+    store.snooze_chat(CHAT, NOW + timedelta(hours=12))
+    store.deactivate_chat(CHAT, NOW)
+    assert store.wake_snoozed(NOW + timedelta(days=1)) == []
+    assert paused_numbers(store, CHAT) == [1]
+
+
+def test_a_snooze_moves_with_its_chat_under_the_new_numbers(store: AlertStore) -> None:
+    store.rules.add(CHAT, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
+    store.rules.add(OTHER, parse_rule("spx above 5000"), 4780.94, NOW)  # the new id is known already
+    store.snooze_chat(CHAT, NOW + timedelta(days=1))
+
+    store.move_chat(CHAT, OTHER)
+
+    snooze = store.chats.snooze(OTHER)
+    assert snooze is not None and snooze.numbers == (2,) and snooze.until == NOW + timedelta(days=1)
+    store.wake_snoozed(NOW + timedelta(days=1))
+    assert paused_numbers(store, OTHER) == []

@@ -31,11 +31,12 @@ def close_on_or_before(symbol: str, day: date) -> float:
 
 
 def labels(message: Any) -> dict[str, str]:
-    """Callback data -> label of the message's buttons."""
+    """Callback data -> label of the message's buttons (the share button has no callback data)."""
     return {
         button["callback_data"]: button["text"]
         for row in (message.reply_markup or {}).get("inline_keyboard", [])
         for button in row
+        if "callback_data" in button
     }
 
 

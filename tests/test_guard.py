@@ -10,8 +10,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 
+import pytest
+
 from bot.guard import (
     MAX_INPUT_CHARS,
+    MAX_PASTE_CHARS,
     MAX_TRACKED_CHATS,
     PRESSES_PER_COMMAND,
     QUIET_SECONDS,
@@ -242,11 +245,17 @@ async def test_group_chatter_is_not_counted_as_commands(
     assert len(await bot.replies(group, "/start", chat_type="supergroup")) == 1
 
 
-async def test_an_over_long_message_gets_a_specific_reply_and_nothing_else(direct_bot: DirectBot) -> None:
-    text = "/alert rut above 3000 " + "x" * MAX_INPUT_CHARS
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("/target 3000 " + "x" * MAX_INPUT_CHARS, MAX_INPUT_CHARS),
+        # /alert takes several rules, one a line (a pasted /export): up to Telegram's own message size.
+        ("/alert rut above 3000 " + "x" * MAX_PASTE_CHARS, MAX_PASTE_CHARS),
+    ],
+)
+async def test_an_over_long_message_gets_a_specific_reply_and_nothing_else(
+    direct_bot: DirectBot, text: str, limit: int
+) -> None:
     (reply,) = await direct_bot.replies(ALLOWED, text)
-    assert (
-        reply
-        == f"That message is too long for me ({len(text):,} characters): a command fits in {MAX_INPUT_CHARS}."
-    )
+    assert reply == f"That message is too long for me ({len(text):,} characters): a command fits in {limit}."
     assert stored_about(direct_bot, ALLOWED)["rules"] == 0

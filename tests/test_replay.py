@@ -26,6 +26,7 @@ from alerts.replay import preview, replay
 from alerts.rules import parse_rule
 from market import metrics
 from market.model import Quote
+from testing.alerts_oracle import crossing_dates
 from testing.world import SHARED_DATA
 
 
@@ -47,24 +48,11 @@ def closes() -> pd.DataFrame:
 def crossings_at_the_close(
     series: pd.Series, start: date, end: date, level: float, band: float, direction: str
 ) -> list[date]:
-    """The closes at which a hysteresis crossing happens, straight from the CSV series: the rule starts
-    armed iff the last close before ``start`` is on the near side of ``level``, fires on reaching it and
-    re-arms only after going back past the band."""
-    before = series[series.index < pd.Timestamp(start)]
-    last = float(before.iloc[-1])
-    armed = last < level if direction == "above" else last > level
-    dates = []
-    for when, close in series[
-        (series.index >= pd.Timestamp(start)) & (series.index <= pd.Timestamp(end))
-    ].items():
-        reached = close >= level if direction == "above" else close <= level
-        back = close <= level * (1 - band) if direction == "above" else close >= level * (1 + band)
-        if armed and reached:
-            dates.append(when.date())
-            armed = False
-        elif not armed and back:
-            armed = True
-    return dates
+    """The closes at which a hysteresis crossing happens, straight from the CSV series
+    (``testing.alerts_oracle.crossing_dates``)."""
+    window = series[series.index <= pd.Timestamp(end)]
+    values = [(when.date(), float(close)) for when, close in window.items()]
+    return crossing_dates(values, start, level, band, direction)
 
 
 # --- derived series and observations -------------------------------------------------------------------

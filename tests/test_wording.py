@@ -218,7 +218,8 @@ async def test_20y_and_max_are_periods_with_their_figures_from_the_csv(csv_servi
 
 async def test_the_20y_and_max_buttons_switch_the_period(direct_bot: DirectBot) -> None:
     (menu,) = [c for c in await direct_bot.message(77, "/standing") if c.method == "sendMessage"]
-    labels = [b["text"] for row in menu.params["reply_markup"]["inline_keyboard"][:2] for b in row]
+    keyboard = menu.params["reply_markup"]["inline_keyboard"]
+    labels = [b["text"] for row in keyboard[:2] for b in row]  # the periods; then price/total and share
     assert labels[-2:] == ["20Y", "MAX"]
     for data, row in (("standing:20y", "▸20Y"), ("standing:max", "▸MAX")):
         _, calls = await direct_bot.press(77, menu.result["message_id"], data)

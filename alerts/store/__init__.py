@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from alerts.store.chats import Chat, Chats
+from alerts.messages import snooze_over_text
+from alerts.store.chats import Chat, Chats, Snooze
 from alerts.store.observations import Observations
 from alerts.store.outbox import Outbox, OutboxRow, day_bounds
 from alerts.store.rules import MAX_GROUPS_PER_CHAT, ChatAlert, DuplicateRule, QuotaExceeded, Rules
@@ -46,6 +47,7 @@ __all__ = [
     "OutboxRow",
     "QuotaExceeded",
     "Rules",
+    "Snooze",
     "Usage",
     "day_bounds",
 ]
@@ -93,8 +95,51 @@ class AlertStore:
         """The user blocked the bot: stop sending, pause the chat's rules, drop what is queued for it."""
         with self.lock, self.db.atomic():
             self.chats.deactivate(chat_id, now)
+            self.chats.end_snooze(chat_id)  # its end must not resume what the block paused
             self.rules.pause_chat(chat_id)
             self.outbox.drop_pending(chat_id, "chat blocked the bot")
+
+    def snooze_chat(self, chat_id: int, until: datetime) -> int:
+        """Pause the chat's alerts until ``until`` (``/pause 3d``): those not paused already, plus those an
+        earlier snooze still holds (the new time replaces its time). Returns how many this call paused."""
+        with self.lock, self.db.atomic():
+            earlier = self.chats.snooze(chat_id)
+            numbers = set(self.rules.unpaused_numbers(chat_id))
+            paused = self.rules.set_paused(chat_id, True)
+            if earlier is not None:
+                numbers |= set(earlier.numbers)
+            self.chats.set_snooze(chat_id, until, sorted(numbers))
+        return paused
+
+    def wake_snoozed(self, now: datetime) -> list[tuple[Snooze, int]]:
+        """End every snooze whose time has come: the alerts it paused resume (those deleted meanwhile are
+        gone, and alerts paused on their own stay paused), and the chat is told, in the same transaction.
+        Returns each snooze with the alerts resumed."""
+        woken = []
+        for snooze in self.chats.snoozes_over(now):
+            with self.lock, self.db.atomic():
+                resumed = sum(self.rules.set_paused(snooze.chat_id, False, n) for n in snooze.numbers)
+                self.chats.end_snooze(snooze.chat_id)
+                if resumed:
+                    self.outbox.queue(snooze.chat_id, snooze_over_text(resumed), "snooze", now)
+            woken.append((snooze, resumed))
+        return woken
+
+    def release_from_snooze(self, chat_id: int, number: int) -> bool:
+        """Alert ``number``, paused by the chat's snooze, stays paused when it ends (``/pause ID`` during a
+        snooze); False when the snooze does not hold it."""
+        with self.lock, self.db.atomic():
+            snooze = self.chats.snooze(chat_id)
+            if snooze is None or number not in snooze.numbers:
+                return False
+            self.chats.set_snooze(chat_id, snooze.until, [n for n in snooze.numbers if n != number])
+            return True
+
+    def set_chat_paused(self, chat_id: int, paused: bool) -> int:
+        """Pause or resume all the chat's alerts for good, ending any snooze; returns how many changed."""
+        with self.lock, self.db.atomic():
+            self.chats.end_snooze(chat_id)
+            return self.rules.set_paused(chat_id, paused)
 
     def forget_chat(self, chat_id: int) -> dict[str, int]:
         """Delete everything stored about ``chat_id``: its rules, its outbox rows, the chat itself.
@@ -134,12 +179,23 @@ class AlertStore:
                     }
                     if renumbered:
                         self.chats.numbers_given(new_chat_id, start + len(renumbered) - 1)
+                    self._move_snooze(old_chat_id, new_chat_id, renumbered)
                     chats = self.chats.forget(old_chat_id)
                 rules = self.rules.move_on_disk(old_chat_id, new_chat_id, renumbered)
                 outbox = self.outbox.move_chat(old_chat_id, new_chat_id)
             # After the commit: a failed transaction leaves memory as it was, matching the disk.
             self.rules.move_in_memory(old_chat_id, new_chat_id, renumbered)
         return {"chats": chats, "rules": rules, "outbox": outbox}
+
+    def _move_snooze(self, old_chat_id: int, new_chat_id: int, renumbered: dict[int, int]) -> None:
+        """The old chat's snooze, under the new id and numbers: its paused alerts still resume when it
+        ends (joined with a snooze the new chat has, until the later of the two ends)."""
+        old, new = self.chats.snooze(old_chat_id), self.chats.snooze(new_chat_id)
+        if old is None:
+            return
+        numbers = [renumbered.get(n, n) for n in old.numbers] + list(new.numbers if new else ())
+        until = max(old.until, new.until) if new else old.until
+        self.chats.set_snooze(new_chat_id, until, numbers)
 
     def usage(self, day_start: datetime, day_end: datetime) -> Usage:
         """Counts for the operator: chats, active rules (a cross counts once) and alerts sent in the day."""

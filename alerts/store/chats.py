@@ -1,5 +1,5 @@
-"""The ``chats`` room: who the bot talks to, each chat's time zone and digest time, and the counter its alert
-numbers come from."""
+"""The ``chats`` room: who the bot talks to, each chat's time zone and digest time, the counter its alert
+numbers come from, and its snooze (``/pause 3d``)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,20 @@ class Chat:
     zone: str
     digest_time: str | None
     active: bool
+
+
+@dataclass(frozen=True)
+class Snooze:
+    """A chat's alerts paused for a while (``/pause 3d``): they resume by themselves at ``until``."""
+
+    chat_id: int
+    until: datetime
+    numbers: tuple[int, ...]  # the alerts the snooze paused (not those paused on their own before)
+
+
+def _snooze(row: tuple[int, str, str | None]) -> Snooze:
+    chat_id, until, numbers = row
+    return Snooze(int(chat_id), datetime.fromisoformat(until), tuple(json.loads(numbers or "[]")))
 
 
 class Chats:
@@ -143,6 +157,38 @@ class Chats:
         """The chat has handed out alert numbers up to ``last``."""
         with self.lock:
             self.db.execute("UPDATE chats SET alert_numbers = ? WHERE chat_id = ?", [last, chat_id])
+
+    # --- the snooze ------------------------------------------------------------------------------------
+
+    def set_snooze(self, chat_id: int, until: datetime, numbers: Sequence[int]) -> None:
+        """The chat's alerts ``numbers`` were paused until ``until`` (inside ``AlertStore.snooze_chat``)."""
+        with self.lock:
+            self.db.execute(
+                "UPDATE chats SET snooze_until = ?, snoozed_numbers = ? WHERE chat_id = ?",
+                [iso(until), json.dumps(sorted(int(n) for n in numbers)), chat_id],
+            )
+
+    def snooze(self, chat_id: int) -> Snooze | None:
+        """The chat's snooze, or None when it has none."""
+        row = self.db.execute(
+            "SELECT chat_id, snooze_until, snoozed_numbers FROM chats WHERE chat_id = ? "
+            "AND snooze_until IS NOT NULL",
+            [chat_id],
+        ).fetchone()
+        return None if row is None else _snooze(row)
+
+    def snoozes_over(self, now: datetime) -> list[Snooze]:
+        """Every snooze whose time has come."""
+        rows = self.db.execute(
+            "SELECT chat_id, snooze_until, snoozed_numbers FROM chats WHERE snooze_until <= ?", [iso(now)]
+        ).fetchall()
+        return [_snooze(row) for row in rows]
+
+    def end_snooze(self, chat_id: int) -> None:
+        with self.lock:
+            self.db.execute(
+                "UPDATE chats SET snooze_until = NULL, snoozed_numbers = NULL WHERE chat_id = ?", [chat_id]
+            )
 
     def counts(self) -> tuple[int, int]:
         """(chats known, chats active) for the operator."""

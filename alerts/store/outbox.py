@@ -68,6 +68,17 @@ class Outbox:
         ).fetchall()
         return [OutboxRow(r[0], r[1], r[2], r[3], r[4], datetime.fromisoformat(r[5])) for r in rows]
 
+    def sent_alerts(self, chat_id: int, limit: int) -> list[tuple[datetime, str]]:
+        """The chat's last ``limit`` alert messages Telegram accepted, newest first: (when, text).
+
+        Sent rows are kept (the daily limit counts them; /forget deletes them), so they are the log."""
+        rows = self.db.execute(
+            "SELECT sent_at, text FROM outbox WHERE chat_id = ? AND kind = 'alert' AND status = 'sent' "
+            "ORDER BY sent_at DESC, id DESC LIMIT ?",
+            [chat_id, limit],
+        ).fetchall()
+        return [(datetime.fromisoformat(sent_at), str(text)) for sent_at, text in rows]
+
     def backlog(self) -> tuple[int, datetime | None]:
         count, oldest = self.db.execute(
             "SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'pending'"

@@ -320,6 +320,15 @@ class Rules:
             table.keep(~((table.column("chat_id") == chat_id) & (table.column("group_id") == group_id)))
             return str(spec)
 
+    def unpaused_numbers(self, chat_id: int) -> list[int]:
+        """The numbers of the chat's active alerts that are not paused."""
+        rows = self.db.execute(
+            "SELECT DISTINCT group_id FROM rules WHERE chat_id = ? AND status = 'active' AND paused = 0 "
+            "ORDER BY group_id",
+            [chat_id],
+        ).fetchall()
+        return [int(n) for (n,) in rows]
+
     def set_paused(self, chat_id: int, paused: bool, group_id: int | None = None) -> int:
         """Pause or resume the chat's rules (one group, or all); returns how many groups changed."""
         with self.lock, self.db.atomic():

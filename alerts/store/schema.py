@@ -125,11 +125,24 @@ def _m004_rules_version(db: sqlite_utils.Database) -> None:
     db.execute("INSERT OR IGNORE INTO sequences (name, value) VALUES ('rules_version', abs(random()))")
 
 
+def _m005_snooze(db: sqlite_utils.Database) -> None:
+    """A chat's snooze (``/pause 3d``): when its alerts resume by themselves, and which of them the snooze
+    paused (a JSON list of alert numbers), so alerts paused on their own stay paused when it ends. Kept in
+    the chat's row, so a restart keeps the snooze and the next refresh after that time ends it."""
+    columns = db.table("chats").columns_dict
+    if "snooze_until" not in columns:
+        db.table("chats").add_column("snooze_until", str)
+    if "snoozed_numbers" not in columns:
+        db.table("chats").add_column("snoozed_numbers", str)
+    db.table("chats").create_index(["snooze_until"], if_not_exists=True)
+
+
 MIGRATIONS: list[Migration] = [
     ("alerts-001-tables", _m001_alerts),
     ("alerts-002-digest-day", _m002_digest_day),
     ("alerts-003-alert-numbers", _m003_alert_numbers),
     ("alerts-004-rules-version", _m004_rules_version),
+    ("alerts-005-snooze", _m005_snooze),
 ]
 
 # A new random value rather than a count: a database restored from a backup, or rebuilt, can never carry

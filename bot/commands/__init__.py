@@ -9,9 +9,31 @@ package nor the dispatcher. The package gathers them into its own ``COMMANDS`` a
 from __future__ import annotations
 
 from bot.answers import Answer, Command, Family, Request
-from bot.commands import admin, alerts, basics, costs, privacy, standing, targets, valuation
+from bot.commands import (
+    admin,
+    alerts,
+    basics,
+    costs,
+    history,
+    privacy,
+    quotes,
+    standing,
+    targets,
+    valuation,
+)
 
-FAMILIES: tuple[Family, ...] = (basics, standing, costs, valuation, targets, alerts, privacy, admin)
+FAMILIES: tuple[Family, ...] = (
+    basics,
+    standing,
+    quotes,
+    costs,
+    valuation,
+    targets,
+    alerts,
+    history,
+    privacy,
+    admin,
+)
 
 
 def help_(request: Request) -> Answer:

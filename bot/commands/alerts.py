@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from alerts.creation import create_rule, starting_value
-from alerts.engine import keys_without_data
-from alerts.messages import format_value
+from alerts.creation import NewAlert, create_rule, starting_value
+from alerts.engine import current_observation, keys_without_data
+from alerts.messages import format_value, key_name
 from alerts.observations import GAP_KEY, GAP_MEASURES, parse_key
-from alerts.rules import GAP, LEAD, PEGAP, RATIO, RuleError
-from alerts.store import ChatAlert, DuplicateRule, QuotaExceeded
+from alerts.rules import ALL_OF, GAP, LEAD, PEGAP, RATIO, RuleError
+from alerts.store import MAX_GROUPS_PER_CHAT, ChatAlert, DuplicateRule, QuotaExceeded
 from bot.answers import GROUP_CHATS, Answer, Button, ButtonFlow, Command, Request, UsageError
+from bot.commands.history import local_time
 from bot.commands.valuation import next_reading
 from bot.format import day, esc
 from bot.zones import DEFAULT_ZONE, digest_setting, parse_zone
@@ -26,7 +28,9 @@ EXAMPLES = (
     "<code>/alert rut above 3000</code>, <code>/alert spx below 4500 once</code>, <code>/alert rut cross 2000 close</code>, "
     "<code>/alert rut move 2%</code>, <code>/alert rut high</code>, <code>/alert rut drawdown 10%</code>, "
     "<code>/alert ratio below 0.40</code>, <code>/alert lead 5% 3m</code>, <code>/alert gap shift 3</code>, "
-    "<code>/alert pegap above 40%</code>"
+    "<code>/alert pegap above 40%</code>, <code>/alert rut cross ma200</code>, <code>/alert rut ma50 cross ma200</code>, "
+    "<code>/alert ratio z below -1.5</code>, <code>/alert rut move 5% 1w</code>, "
+    "<code>/alert rut above ma200 and ratio below 0.40</code>"
 )
 GUIDE_TARGETS = (
     ("Russell 2000", "rut"),
@@ -42,6 +46,22 @@ GUIDE_KINDS = {
     "gap": ("above", "below", "shift"),
     "pegap": ("above", "below", "shift"),
 }
+# Whole rules offered as one button each, under a target's kinds.
+GUIDE_READY = {
+    "rut": (
+        ("Crosses its 200-day average", "rut cross ma200"),
+        ("Golden/death cross", "rut ma50 cross ma200"),
+    ),
+    "spx": (
+        ("Crosses its 200-day average", "spx cross ma200"),
+        ("Golden/death cross", "spx ma50 cross ma200"),
+    ),
+    "ratio": (
+        ("z-score below −1.5", "ratio z below -1.5"),
+        ("Crosses its long-run mean", "ratio cross mean"),
+    ),
+}
+_READY = {rule for pairs in GUIDE_READY.values() for _, rule in pairs}
 ZONES_LINK = "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones"
 _ID = re.compile(r"^#?(\d{1,9})$")
 
@@ -50,26 +70,35 @@ def _rule_error(exc: Exception) -> UsageError:
     return UsageError(f"{esc(exc)}\nExamples: {EXAMPLES}")
 
 
-def create(request: Request, text: str) -> Answer:
-    store = request.services.alerts
+def _set(request: Request, text: str) -> NewAlert:
     services = request.services
+    return create_rule(services.alerts, services.market.snapshot, services.now(), request.chat_id, text)
+
+
+def _quota_text(exc: QuotaExceeded) -> str:
+    return f"You already have the most alerts a chat can keep ({esc(exc)}). /alerts lists them; /delete ID frees a place."
+
+
+def _duplicate_text(request: Request, exc: DuplicateRule) -> str:
+    return f"{_owner(request)} already {_has(request)} <b>#{exc.number}</b>: {esc(exc.spec)}. Nothing changed"
+
+
+def create(request: Request, text: str) -> Answer:
     try:
-        made = create_rule(store, services.market.snapshot, services.now(), request.chat_id, text)
+        made = _set(request, text)
     except RuleError as exc:
         raise _rule_error(exc) from None
     except QuotaExceeded as exc:
-        raise UsageError(
-            f"You already have the most alerts a chat can keep ({esc(exc)}). "
-            "/alerts lists them; /delete ID frees a place."
-        ) from None
+        raise UsageError(_quota_text(exc)) from None
     except DuplicateRule as exc:
-        raise UsageError(
-            f"{_owner(request)} already {_has(request)} <b>#{exc.number}</b>: {esc(exc.spec)}. "
-            "Nothing changed; /alerts lists them."
-        ) from None
+        raise UsageError(f"{_duplicate_text(request, exc)}; /alerts lists them.") from None
     spec, current = made.spec, made.current
     lines = [f"✅ Alert <b>#{made.number}</b> set: <b>{esc(spec.canonical)}</b>", esc(spec.describe())]
-    if current is not None:
+    if current is not None and spec.target == ALL_OF:
+        lines.append(
+            f"Now: {esc(_clauses_now(request, spec))} ({'close' if current.is_close else 'live'}, {day(current.session)})."
+        )
+    elif current is not None:
         lines.append(
             f"Now: {_shown(spec.key, current.value)} ({'close' if current.is_close else 'live'}, "
             f"{day(current.session)})."
@@ -109,6 +138,17 @@ def create(request: Request, text: str) -> Answer:
     return Answer("\n".join(lines))
 
 
+def _clauses_now(request: Request, spec: RuleSpec) -> str:
+    """Each condition of a combined rule with its value now."""
+    services = request.services
+    parts = []
+    for clause in spec.clauses:
+        seen = current_observation(services.market.snapshot, services.now(), clause.key)
+        value = "no fresh value" if seen is None else format_value(clause.key, seen.value)
+        parts.append(f"{clause.label} {value}")
+    return "; ".join(parts)
+
+
 def _readings_text(request: Request, key: str, readings: tuple[date, ...]) -> str:
     """How many trusted readings a gap rule has to go on, and when the next one can come."""
     label = "P/B" if key == GAP_KEY else "P/E"
@@ -145,17 +185,29 @@ def _no_data_sentence(key: str, last: date | None) -> str:
         if last is None:
             return f"There is no valuation gap on {label} yet: no trusted {label} reading of {pairs}"
         return f"There is no valuation gap on {label} since {day(last)}, the last trusted {label} reading of {pairs}"
-    if measure == "ratio":
+    if measure == "ratio" and arg is None:
         name = "RUT/SPX ratio"
     elif measure == "lead":
         name = f"{arg} lead of RUT over SPX"
-    else:
+    elif measure == "price":
         name = f"{by_symbol(arg).short if arg else key} close"
+    else:
+        name = key_name(key).removeprefix("The ")
+        name = f"value of {name[:1].lower()}{name[1:]}" if measure == "all" else name
     return f"There is no {name} yet" if last is None else f"There is no {name} since {day(last)}"
 
 
 def _holds_text(spec: RuleSpec, value: float, high: float | None) -> str:
     """Why a new rule waits for the next crossing: its condition already holds, with the figures."""
+    if spec.target == ALL_OF:
+        return "All of its conditions hold already"
+    if spec.windowed_move:
+        return (
+            f"{spec.label} has already moved {value:+.2f}% over {spec.window}, at least the "
+            f"{spec.level_text} it watches for"
+        )
+    if spec.measure is not None:
+        return f"{key_name(spec.key)} is already {spec.kind} {spec.level_text} ({_shown(spec.key, value)})"
     if spec.target == LEAD:
         subject = f"The {spec.window} lead of RUT over SPX ({_shown(spec.key, value)})"
     elif spec.target == RATIO:
@@ -182,7 +234,52 @@ def _holds_text(spec: RuleSpec, value: float, high: float | None) -> str:
 def alert(request: Request) -> Answer:
     if not request.args:
         return guide_start()
-    return create(request, " ".join(request.args))
+    lines = rule_lines(request.text or " ".join(request.args))
+    if len(lines) == 1:
+        return create(request, lines[0])
+    return create_each(request, lines)
+
+
+def rule_lines(text: str) -> list[str]:
+    """The rules in ``text``, one a line; a line may start with /alert itself (as /export writes them)."""
+    found = []
+    for line in text.splitlines():
+        words = line.split()
+        if words and words[0].lower().split("@", 1)[0] == "/alert":
+            words = words[1:]
+        if words:
+            found.append(" ".join(words))
+    return found
+
+
+def create_each(request: Request, lines: list[str]) -> Answer:
+    """Several rules at once (a pasted /export): each line set on its own, each with its outcome; a line
+    that cannot be set changes nothing and says why. At most a chat's quota of lines is read."""
+    report, made = [], 0
+    for number, line in enumerate(lines[:MAX_GROUPS_PER_CHAT], 1):
+        try:
+            new = _set(request, line)
+        except RuleError as exc:
+            report.append(f"❌ Line {number}, “{esc(line[:40])}”: {esc(exc)}")
+        except QuotaExceeded as exc:
+            report.append(f"❌ Line {number}: not set. {_quota_text(exc)}")
+        except DuplicateRule as exc:
+            report.append(f"➖ Line {number}: {_duplicate_text(request, exc)}.")
+        else:
+            made += 1
+            waits = (
+                " (its condition holds already: it waits for the next crossing)"
+                if new.start.already_holds
+                else ""
+            )
+            report.append(f"✅ Line {number}: <b>#{new.number}</b> {esc(new.spec.canonical)}{waits}")
+    if len(lines) > MAX_GROUPS_PER_CHAT:
+        report.append(
+            f"Lines after the {MAX_GROUPS_PER_CHAT}th were not read: a chat keeps at most "
+            f"{MAX_GROUPS_PER_CHAT} alerts."
+        )
+    head = f"<b>{made} of {len(lines)} alerts set</b>, one per line:"
+    return Answer("\n".join([head, *report, "<i>/alerts lists them all</i>"]))
 
 
 def guide_start() -> Answer:
@@ -198,12 +295,14 @@ def guide_step(request: Request, data: str) -> Answer:
     words = data.split()
     if not words or words[0] not in GUIDE_KINDS:
         return guide_start()
+    if data in _READY:
+        return create(request, data)
     target = words[0]
     if len(words) == 1:
         kinds = [Button(k, f"alert:{target} {k}") for k in GUIDE_KINDS[target]]
-        return Answer(
-            f"<b>New alert</b> on {target.upper()}: when?", keyboard=(tuple(kinds[:3]), tuple(kinds[3:]))
-        )
+        ready = tuple(Button(label, f"alert:{rule}") for label, rule in GUIDE_READY.get(target, ()))
+        rows = tuple(row for row in (tuple(kinds[:3]), tuple(kinds[3:]), ready) if row)
+        return Answer(f"<b>New alert</b> on {target.upper()}: when?", keyboard=rows)
     kind = words[1]
     if kind not in GUIDE_KINDS[target]:
         return guide_start()
@@ -307,13 +406,15 @@ def _state(group: ChatAlert, missing: dict[str, date | None]) -> str:
     return f"{state}{last_seen}{fired}{expires}"
 
 
-def _group_id(request: Request, command: str) -> int | None:
+def _group_id(request: Request, command: str, other: str = "") -> int | None:
     if not request.args:
         return None
     match = _ID.match(request.args[0])
     if match is None or len(request.args) > 1:
+        also = f"; or {other}" if other else ""
         raise UsageError(
-            f"Usage: <code>/{command} ID</code>, with the number /alerts shows, e.g. <code>/{command} 12</code>."
+            f"Usage: <code>/{command} ID</code>, with the number /alerts shows, e.g. "
+            f"<code>/{command} 12</code>{also}."
         )
     return int(match.group(1))
 
@@ -359,8 +460,54 @@ def _gone(request: Request, number: int) -> str:
     return f"alert #{number} was deleted before"
 
 
+# A snooze: /pause 12h, /pause 3d, /pause 2w; from an hour to a quarter of a year.
+_SNOOZE = re.compile(r"^([1-9]\d{0,3})([hdw])$")
+_SNOOZE_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
+MAX_SNOOZE = timedelta(days=91)
+SNOOZE_USAGE = (
+    "a time to snooze them all for: <code>/pause 3d</code> (also <code>12h</code>, <code>2w</code>)"
+)
+
+
 def pause(request: Request) -> Answer:
+    length = snooze_length(request.args)
+    if length is not None:
+        return snooze(request, length)
     return _set_paused(request, True)
+
+
+def snooze_length(args: tuple[str, ...]) -> timedelta | None:
+    """The snooze ``args`` ask for ('3d', '12h', '2w'), or None when they ask for none."""
+    match = _SNOOZE.match(args[0].lower()) if len(args) == 1 else None
+    if match is None:
+        return None
+    length = int(match.group(1)) * _SNOOZE_UNITS[match.group(2)]
+    if length > MAX_SNOOZE:
+        raise UsageError(
+            f"A snooze lasts at most {MAX_SNOOZE.days} days; <code>/pause</code> alone pauses for good."
+        )
+    return length
+
+
+def snooze(request: Request, length: timedelta) -> Answer:
+    """Pause the chat's alerts for ``length``; they resume by themselves (bot/jobs.py ends snoozes)."""
+    store = request.services.alerts
+    until = request.services.now() + length
+    store.snooze_chat(request.chat_id, until)
+    snoozed = store.chats.snooze(request.chat_id)
+    whose = "the group's" if _in_group(request) else "your"
+    if snoozed is None or not snoozed.numbers:
+        store.chats.end_snooze(request.chat_id)
+        return Answer(
+            f"Nothing to snooze: {whose} alerts are all paused already, or there are none. /alerts lists them."
+        )
+    chat = store.chats.get(request.chat_id)
+    zone = chat.zone if chat else DEFAULT_ZONE
+    count = f"{len(snoozed.numbers)} alert{'s' if len(snoozed.numbers) != 1 else ''}"
+    return Answer(
+        f"⏸ Snoozed {whose} alerts ({count}) until {esc(local_time(until, zone))}. They resume by "
+        "themselves then; /resume ends the snooze now."
+    )
 
 
 def resume(request: Request) -> Answer:
@@ -369,12 +516,14 @@ def resume(request: Request) -> Answer:
 
 def _set_paused(request: Request, paused: bool) -> Answer:
     verb = "pause" if paused else "resume"
-    number = _group_id(request, verb)
+    number = _group_id(request, verb, SNOOZE_USAGE if paused else "")
     store = request.services.alerts
     if number is not None:
         group = _active(request, number)
         if group is None:
             return Answer(f"Nothing to {verb}: {_gone(request, number)}. /alerts lists them.")
+        if paused and store.release_from_snooze(request.chat_id, number):
+            return Answer(f"⏸ Alert #{number} stays paused when the snooze ends: {esc(group.spec)}.")
         if not store.rules.set_paused(request.chat_id, paused, number):
             return Answer(
                 f"Nothing to {verb}: alert #{number} is {'paused already' if paused else 'not paused'}."
@@ -382,7 +531,8 @@ def _set_paused(request: Request, paused: bool) -> Answer:
         done = f"⏸ Paused alert #{number}" if paused else f"▶️ Resumed alert #{number}"
         then = " /resume to start again." if paused else ""
         return Answer(f"{done}: {esc(group.spec)}.{then}")
-    changed = store.rules.set_paused(request.chat_id, paused, None)
+    snoozed = store.chats.snooze(request.chat_id)
+    changed = store.set_chat_paused(request.chat_id, paused)  # for good: a snooze ends either way
     whose = "the group's" if _in_group(request) else "your"
     if not changed:
         state = "paused already" if paused else "not paused"
@@ -390,7 +540,8 @@ def _set_paused(request: Request, paused: bool) -> Answer:
     count = f"{changed} alert{'s' if changed != 1 else ''}"
     if paused:
         return Answer(f"⏸ Paused all {whose} alerts ({count}). /resume to start again.")
-    return Answer(f"▶️ Resumed {whose} alerts ({count}).")
+    ended = " The snooze is over." if snoozed is not None else ""
+    return Answer(f"▶️ Resumed {whose} alerts ({count}).{ended}")
 
 
 def digest(request: Request) -> Answer:
@@ -435,7 +586,7 @@ def tz(request: Request) -> Answer:
 COMMANDS = (
     Command(
         "alert",
-        "Set an alert: a level, a move, a new high, the gap",
+        "Set an alert: a level, a move, a new high, the gap (several: one a line)",
         "/alert RULE",
         ("/alert rut above 3000", "/alert rut move 2%", "/alert gap shift 3", "/alert pegap below 30%"),
         alert,
@@ -458,13 +609,20 @@ COMMANDS = (
     ),
     Command(
         "pause",
-        "Pause all your alerts (or one)",
-        "/pause [ID]",
-        ("/pause", "/pause 12"),
+        "Pause all your alerts (or one), or snooze them: /pause 3d",
+        "/pause [ID | 12h | 3d | 2w]",
+        ("/pause", "/pause 12", "/pause 3d"),
         pause,
         group_admin_only=True,
     ),
-    Command("resume", "Resume paused alerts", "/resume [ID]", ("/resume",), resume, group_admin_only=True),
+    Command(
+        "resume",
+        "Resume paused alerts, or end a snooze",
+        "/resume [ID]",
+        ("/resume",),
+        resume,
+        group_admin_only=True,
+    ),
     Command(
         "digest",
         "A daily summary after the US close, at your time",

@@ -19,6 +19,9 @@ Driving the bot (synchronous; they only queue updates)
     ``bot_command`` entity) and returns the Update JSON.
     ``emu.press_button(chat_id, message_id, data, *, user_id=None) -> str`` queues a callback query for a
     button of a message the bot sent and returns the callback query id.
+    ``emu.inline_query(user_id, query, *, chat_type="sender", first_name="Ada") -> str`` queues what a
+    user typing ``@bot <query>`` sends (an ``inline_query`` update; the bot's inline mode is on) and
+    returns the inline query id; ``emu.inline_answers`` maps it to the answerInlineQuery parameters.
     ``emu.queue_update(update) -> dict`` queues any Update JSON (its ``update_id`` is assigned).
     ``await emu.deliver_to_webhook(update, *, secret_token=REGISTERED, url=None) -> int`` POSTs an
     Update to the webhook URL the bot registered (with ``X-Telegram-Bot-Api-Secret-Token`` when there is
@@ -61,7 +64,7 @@ Faults and limits
 Known simplifications: HTML is validated like Telegram (its own tag set and error texts); Markdown and
 MarkdownV2 are accepted without validation. Lengths are counted in code points. Photos must be PNG, JPEG,
 GIF, WebP or BMP bytes (or the file_id of one sent before), in sendPhoto and editMessageMedia alike;
-URLs cannot be fetched. Webhook URLs may be plain HTTP because tests cannot present a certificate, and
+URLs cannot be fetched. answerInlineQuery takes article and cached-photo results only. Webhook URLs may be plain HTTP because tests cannot present a certificate, and
 updates reach a webhook only through ``deliver_to_webhook``.
 
 Where things are: ``server`` (the aiohttp app, chats, messages, updates and the Bot API methods),

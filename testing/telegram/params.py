@@ -25,6 +25,8 @@ _JSON_FIELDS: Final = frozenset(
         "reply_parameters",
         "link_preview_options",
         "media",
+        "results",
+        "button",
     }
 )
 _INT_FIELDS: Final = frozenset(
@@ -43,6 +45,7 @@ _BOOL_FIELDS: Final = frozenset(
         "disable_web_page_preview",
         "only_if_banned",
         "allow_paid_broadcast",
+        "is_personal",
     }
 )
 _INTEGER = re.compile(r"-?[0-9]+")

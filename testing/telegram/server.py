@@ -86,6 +86,13 @@ _CHAT_ACTIONS: Final = frozenset(
 )
 # Telegram leaves these out unless allowed_updates names them.
 _OPT_IN_UPDATES: Final = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
+# Inline mode: a query's text, the results one answer may carry and their ids
+# (https://core.telegram.org/bots/api#inlinequery, #answerinlinequery), and how long a query can be
+# answered (about 10 s: eternnoir/pyTelegramBotAPI#270).
+MAX_INLINE_QUERY_CHARS: Final = 256
+MAX_INLINE_RESULTS: Final = 50
+MAX_INLINE_RESULT_ID_BYTES: Final = 64
+INLINE_QUERY_TTL: Final = 10.0
 _COMMAND_NAME = re.compile(r"[a-z0-9_]{1,32}")
 _LEADING_COMMAND = re.compile(r"/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{3,32})?")
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -123,7 +130,8 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
             "username": bot_username,
             "can_join_groups": True,
             "can_read_all_group_messages": False,
-            "supports_inline_queries": False,
+            # Inline mode is on (BotFather's /setinline): capgap answers "@bot standing 10y" in any chat.
+            "supports_inline_queries": True,
             "can_connect_to_business": False,
             "has_main_web_app": False,
         }
@@ -131,6 +139,7 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
         self.root = ""
         self.sent: list[SentMessage] = []
         self.callback_answers: dict[str, JSON] = {}
+        self.inline_answers: dict[str, JSON] = {}  # inline query id -> answerInlineQuery params
         self.internal_errors: list[str] = []
 
         self._runner: web.AppRunner | None = None
@@ -148,6 +157,7 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
                 "editMessageReplyMarkup": self._edit_message_reply_markup,
                 "editMessageMedia": self._edit_message_media,
                 "answerCallbackQuery": self._answer_callback_query,
+                "answerInlineQuery": self._answer_inline_query,
                 "setMyCommands": self._set_my_commands,
                 "getMyCommands": self._get_my_commands,
                 "deleteMyCommands": self._delete_my_commands,
@@ -167,6 +177,8 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
         self._pending: deque[JSON] = deque()
         self._update_ids = itertools.count(700_000_001)
         self._callback_ids = itertools.count(4_200_000_001)
+        self._inline_ids = itertools.count(6_100_000_001)
+        self._inline_queries: dict[str, float] = {}  # id -> when it was asked (time.monotonic)
         self._allowed_updates: tuple[str, ...] = ()
         self._updates_signal = asyncio.Event()
         self._poll_generation = 0
@@ -344,6 +356,32 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
         }
         self._callback_queries[query_id] = query
         self.queue_update({"callback_query": query})
+        return query_id
+
+    def inline_query(
+        self, user_id: int, query: str, *, chat_type: str = "sender", first_name: str = "Ada"
+    ) -> str:
+        """Queue what a user typing ``@bot <query>`` in a chat sends (an ``inline_query`` update, with no
+        chat in it: only its kind, "sender" for the user's own chat with the bot, or "private", "group",
+        "supergroup", "channel"); returns the inline query id."""
+        if not self.bot_user["supports_inline_queries"]:
+            raise ValueError("inline mode is off for this bot: clients send it no inline queries")
+        if len(query) > MAX_INLINE_QUERY_CHARS:
+            raise ValueError(f"an inline query is at most {MAX_INLINE_QUERY_CHARS} characters")
+        query_id = str(next(self._inline_ids))
+        self._inline_queries[query_id] = time.monotonic()
+        sender = self._users.get(user_id) or self._user(user_id, first_name, None)
+        self.queue_update(
+            {
+                "inline_query": {
+                    "id": query_id,
+                    "from": sender,
+                    "query": query,
+                    "offset": "",
+                    "chat_type": chat_type,
+                }
+            }
+        )
         return query_id
 
     def queue_update(self, update: Mapping[str, Any]) -> JSON:
@@ -843,6 +881,69 @@ class TelegramEmulator(FaultInjection, FloodControl, PhotoStore, CallLog):
             raise _bad("MESSAGE_TOO_LONG")
         self.callback_answers[query_id] = params
         return True
+
+    async def _answer_inline_query(self, params: JSON) -> bool:
+        """answerInlineQuery (https://core.telegram.org/bots/api#answerinlinequery), refusing what Telegram
+        refuses, with the error texts bots have met:
+
+        - an unknown or already answered query, or one older than about 10 s: "query is too old and response
+          timeout expired or query ID is invalid" (eternnoir/pyTelegramBotAPI#1615, an answer 20 s late;
+          #270 reports the 10 s expiry; older servers said "QUERY_ID_INVALID", atipugin/telegram-bot-ruby#33);
+        - more than 50 results ("No more than 50 results per query are allowed", the method's description):
+          "RESULTS_TOO_MUCH" (eyaadh/megadlbot_oss#42);
+        - a result without an id: "can't parse inline query result: Can't find field \"id\""
+          (puregram/puregram#34); an id outside 1-64 bytes (InlineQueryResult*.id: "Unique identifier for
+          this result, 1-64 Bytes"): "RESULT_ID_INVALID"; two results with one id: "RESULT_ID_DUPLICATE"
+          (tucnak/telebot#128, python-telegram-bot#860);
+        - an article without its title or message text: "Can't find field \"title\"" / "\"message_text\""
+          (TelegramBots/Telegram.Bot#136); the text and a photo's caption are checked as sendMessage's and
+          sendPhoto's are (HTML, 4096 and 1024 characters);
+        - a cached photo whose file_id Telegram does not have: "wrong file identifier/HTTP URL specified",
+          as for sendPhoto.
+
+        Only article and cached-photo results are served; other types answer 400 with a description.
+        """
+        query_id = str(params.get("inline_query_id", ""))
+        asked = self._inline_queries.get(query_id)
+        if asked is None or query_id in self.inline_answers or time.monotonic() - asked > INLINE_QUERY_TTL:
+            raise _bad("query is too old and response timeout expired or query ID is invalid")
+        results = params.get("results")
+        if not isinstance(results, list):
+            raise _bad('parameter "results" is required')
+        if len(results) > MAX_INLINE_RESULTS:
+            raise _bad("RESULTS_TOO_MUCH")
+        seen: set[str] = set()
+        for result in results:
+            self._check_inline_result(result, seen)
+        self.inline_answers[query_id] = params
+        return True
+
+    def _check_inline_result(self, result: Any, seen: set[str]) -> None:
+        if not isinstance(result, dict):
+            raise _bad("can't parse inline query result JSON object")
+        if "id" not in result:
+            raise _bad("can't parse inline query result: Can't find field \"id\"")
+        result_id = str(result["id"])
+        if not 1 <= len(result_id.encode("utf-8")) <= MAX_INLINE_RESULT_ID_BYTES:
+            raise _bad("RESULT_ID_INVALID")
+        if result_id in seen:
+            raise _bad("RESULT_ID_DUPLICATE")
+        seen.add(result_id)
+        self._checked_markup(result.get("reply_markup"))
+        kind = result.get("type")
+        if kind == "article":
+            if not isinstance(result.get("title"), str) or not result["title"]:
+                raise _bad("can't parse inline query result: Can't find field \"title\"")
+            content = result.get("input_message_content")
+            if not isinstance(content, dict) or "message_text" not in content:
+                raise _bad("can't parse inline query result: Can't find field \"message_text\"")
+            self._message_text({**content, "text": content["message_text"]})
+        elif kind == "photo" and "photo_file_id" in result:
+            if str(result["photo_file_id"]) not in self._files:
+                raise _bad("wrong file identifier/HTTP URL specified")
+            self._caption(result)
+        else:
+            raise _bad(f"the emulator serves article and cached photo results only, got type {kind!r}")
 
     def _command_menu_key(self, params: JSON) -> tuple[str, str]:
         scope = params.get("scope")
