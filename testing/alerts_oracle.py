@@ -49,7 +49,9 @@ def crossing_dates(
         if day < start:
             armed = not reached
             continue
-        back = value <= rearm_above(level, band) if direction == "above" else value >= rearm_below(level, band)
+        back = (
+            value <= rearm_above(level, band) if direction == "above" else value >= rearm_below(level, band)
+        )
         if armed and reached:
             dates.append(day)
             armed = False

@@ -422,10 +422,7 @@ async def test_alert_with_two_conditions_shows_each_one_now_and_waits_because_bo
     now_ratio = ratio()[-1][1]
     text = await ask(csv_services, "/alert rut above ma200 and ratio below 0.41")
     assert "RUT above ma200 and ratio below 0.41 · close" in text
-    assert (
-        f"Now: RUT {distance:+.2f}% from its average; ratio {now_ratio:.4f} "
-        "(close, 18 Jan 2024)"
-    ) in text
+    assert (f"Now: RUT {distance:+.2f}% from its average; ratio {now_ratio:.4f} (close, 18 Jan 2024)") in text
     assert "All of its conditions hold already: you will be told on the next crossing" in text
     assert "it would have fired 3 times at the close: 1 Dec 2023, 5 Dec 2023, 11 Jan 2024" in text
 

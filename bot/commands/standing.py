@@ -60,23 +60,6 @@ def period_phrase(period: str | date, start: date | None) -> str:
     return f"Over the last {unit}" if count == 1 else f"Over the last {count} {unit}s"
 
 
-def parse_period_arg(args: tuple[str, ...], command: str) -> str | date:
-    if not args:
-        return DEFAULT_PERIOD
-    if len(args) > 1:
-        raise UsageError(
-            f"/{command} takes one period. Try <code>/{command} 10y</code> ({esc(PERIOD_HELP)})."
-        )
-    period = parse_period(args[0])
-    if period is None:
-        raise UsageError(
-            f"I don't know the period “{esc(args[0][:20])}”. Use {esc(PERIOD_HELP)}, "
-            f"e.g. <code>/{command} 5y</code>"
-            + (" (or <code>/chart gap</code> for the valuation gap)." if command == "chart" else ".")
-        )
-    return period
-
-
 def shared_days(rut: pd.Series, spx: pd.Series) -> pd.DatetimeIndex:
     """The dates on which both indices have a close: what a comparison can stand on."""
     return pd.DatetimeIndex(rut.dropna().index.intersection(spx.dropna().index)).sort_values()
