@@ -64,7 +64,9 @@ def create_rule(
         chat_id, spec, current, now, all_time_high=high if spec.kind == "high" else None
     )
     missing = (
-        without_data([spec.key], snapshot.closes, snapshot.latest_day, gap=gap, pegap=pegap)
+        without_data(
+            [spec.key], snapshot.closes, snapshot.latest_day, gap=gap, pegap=pegap, adjusted=snapshot.adjusted
+        )
         if current is None
         else {}
     )
@@ -105,7 +107,9 @@ def _preview(
         return None  # no recorded history yet: a year of "never fired" would say nothing
     gap, pegap = gaps
     try:
-        seen = preview(spec, snapshot.closes, snapshot.latest_day, gap=gap, pegap=pegap)
+        seen = preview(
+            spec, snapshot.closes, snapshot.latest_day, gap=gap, pegap=pegap, adjusted=snapshot.adjusted
+        )
     except ValueError:  # the closes have no column for the rule's symbol
         return None
     if last_data is not None and last_data < seen.start:

@@ -86,7 +86,9 @@ def observe(snapshot: MarketSnapshot, now: datetime, keys: set[str]) -> tuple[di
         mode = "live"
     else:
         # Only the last rows matter, but windows reach back ten years and highs to the start.
-        series = derived_series(snapshot.closes, sorted(keys - GAP_MEASURES.keys()))
+        series = derived_series(
+            snapshot.closes, sorted(keys - GAP_MEASURES.keys()), adjusted=snapshot.adjusted
+        )
         latest = series.index[-1]
         # The latest close that has happened, settled or not: in the minutes after the bell the cache still
         # ends at yesterday, and yesterday's close must not be judged after today's live prices were.
@@ -204,6 +206,7 @@ def keys_without_data(snapshot: MarketSnapshot, keys: Sequence[str]) -> dict[str
         snapshot.latest_day,
         gap=gap_series(snapshot.funds, GAP_KEY),
         pegap=gap_series(snapshot.funds, PEGAP_KEY),
+        adjusted=snapshot.adjusted,
     )
 
 

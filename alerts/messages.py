@@ -180,6 +180,8 @@ def key_name(key: str) -> str:
         return f"The z-score of {ratio[0].lower()}{ratio[1:]}" if parts.measure == "z" else ratio
     if key in GAP_MEASURES:
         return f"The valuation gap on {'P/B' if key == GAP_KEY else 'P/E'}"
+    if parts.measure == "leadtr":
+        return f"IWM's total-return lead over SPY ({(parts.window or '').upper()})"
     if key.startswith(LEAD_PREFIX):
         return f"The Russell's lead over the S&P ({key[len(LEAD_PREFIX) :].upper()})"
     _, symbol = parse_key(key)

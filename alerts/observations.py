@@ -6,6 +6,8 @@ Every value carries a string key:
 - ``"<symbol>:move"``: the change from the previous close, in percent, signed (+2.0 = up 2%);
 - ``"<symbol>:drawdown"``: how far the price sits below the all-time closing high, in percent, >= 0;
 - ``"RATIO"``: the ^RUT / ^GSPC price ratio;
+- ``"LEAD:<window>:tr"``: the same on total returns, dividends included: IWM's minus SPY's over the window,
+  from the funds' adjusted closes (an ``adjusted`` frame, ``market.model``); only at the close;
 - ``"LEAD:<window>"``: the Russell 2000's return minus the S&P 500's over the window, in percentage points,
   with the base-date convention of ``market.metrics`` (the last close on or before the same calendar date one
   window earlier; months clipped to the month's end; ytd from the last close of the previous year);
@@ -43,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from market.calendar import NEW_YORK, REGULAR_CLOSE
-from market.instruments import GSPC, RUT, SYMBOLS
+from market.instruments import GSPC, IWM, RUT, SPY, SYMBOLS
 from market.metrics import MIN_Z_DAYS, moving_average, ratio_history
 from market.model import Quote
 
@@ -61,6 +63,10 @@ MAX_CLAUSES = 3
 AVERAGE_SESSIONS = (5, 400)
 
 SMALL, LARGE = RUT.symbol, GSPC.symbol
+# The funds a total-return lead compares: the oldest Russell 2000 and S&P 500 funds, with adjusted closes
+# since 2000 (VTWO and VOO start in 2010).
+TR_SMALL, TR_LARGE = IWM.symbol, SPY.symbol
+TOTAL_RETURN = "tr"
 _AVERAGE = re.compile(r"ma(\d{1,3})")
 _CLAUSE = re.compile(r"(?P<key>[^<>&]+)(?P<op>[<>])(?P<level>[-+0-9.e]+)")
 # A close observation's time is the regular close (market.calendar.REGULAR_CLOSE) even on a half day: it
@@ -145,7 +151,7 @@ def parse_key(key: str) -> tuple[str, str | None]:
     ("gap", "pb" | "pe") or ("lead", window); the other measures with their base symbol or ratio key
     (``key_parts`` tells more). ValueError for a key capgap does not know."""
     parts = key_parts(key)
-    if parts.measure in ("lead", "gap"):
+    if parts.measure in ("lead", "leadtr", "gap"):
         return parts.measure, parts.window
     if parts.measure == "ratio":
         return "ratio", None if parts.base == RATIO_KEY else (parts.base or "")[len(RATIO_KEY) + 1 :]
@@ -164,8 +170,10 @@ def _key_parts(key: str) -> KeyParts | None:
     if key in GAP_MEASURES:
         return KeyParts("gap", window=GAP_MEASURES[key])
     if key.startswith(LEAD_PREFIX):
-        window = key[len(LEAD_PREFIX) :]
-        return KeyParts("lead", window=window) if window in WINDOWS else None
+        window, _, basis = key[len(LEAD_PREFIX) :].partition(":")
+        if window not in WINDOWS or basis not in ("", TOTAL_RETURN):
+            return None
+        return KeyParts("leadtr" if basis else "lead", window=window)
     if key.startswith(ALL_PREFIX):
         return _combined_parts(key)
     head, _, rest = key.partition(":")
@@ -280,6 +288,7 @@ def derived_series(
     gap: pd.Series | None = None,
     *,
     pegap: pd.Series | None = None,
+    adjusted: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Every requested key on every date of ``closes`` (NaN where it is not known).
 
@@ -287,12 +296,13 @@ def derived_series(
     ``market.metrics.valuation_gap`` (0.42 for a 42% discount), indexed by snapshot date; each trading date
     takes the latest snapshot on or before it, for at most ``GAP_MAX_AGE``. A NaN snapshot (a reading its
     twins contradict) is unknown, and stops the carrying forward of the one before it. Without a history
-    its column is all NaN.
+    its column is all NaN. ``adjusted`` holds the funds' adjusted closes a total-return lead is measured on
+    (none: its column is all NaN).
     """
     index = pd.DatetimeIndex(closes.index)
     columns: dict[str, pd.Series] = {}
     for key in dict.fromkeys(keys):
-        columns[key] = _derived(closes, index, key, gap, pegap, columns)
+        columns[key] = _derived(closes, index, key, (gap, pegap, adjusted), columns)
     frame = pd.DataFrame(columns, index=index)
     return frame.astype("float64")
 
@@ -301,13 +311,13 @@ def _derived(
     closes: pd.DataFrame,
     index: pd.DatetimeIndex,
     key: str,
-    gap: pd.Series | None,
-    pegap: pd.Series | None,
+    extra: tuple[pd.Series | None, pd.Series | None, pd.DataFrame | None],
     done: dict[str, pd.Series],
 ) -> pd.Series:
     """One key's series on ``index``; ``done`` holds the keys computed already (a combined key's clauses)."""
     if key in done:
         return done[key]
+    gap, pegap, adjusted = extra
     parts = key_parts(key)
     measure, base = parts.measure, parts.base
     if measure == "price":
@@ -325,12 +335,19 @@ def _derived(
         small = _window_return(_valid(_column(closes, SMALL)), parts.window).reindex(index)
         large = _window_return(_valid(_column(closes, LARGE)), parts.window).reindex(index)
         return (small - large) * 100.0
+    if measure == "leadtr":
+        assert parts.window is not None
+        if adjusted is None or not {TR_SMALL, TR_LARGE} <= set(adjusted.columns):
+            return pd.Series(np.nan, index=index)
+        small = _window_return(_valid(adjusted[TR_SMALL].astype("float64")), parts.window).reindex(index)
+        large = _window_return(_valid(adjusted[TR_LARGE].astype("float64")), parts.window).reindex(index)
+        return (small - large) * 100.0
     if measure == "gap":
         return _gap_on(index, gap if parts.window == "pb" else pegap) * 100.0
     if measure == "all":
         holds = pd.Series(1.0, index=index)
         for clause in parts.clauses:
-            values = done.setdefault(clause.key, _derived(closes, index, clause.key, gap, pegap, done))
+            values = done.setdefault(clause.key, _derived(closes, index, clause.key, extra, done))
             known = values.notna()
             met = values >= clause.level if clause.above else values <= clause.level
             holds = holds.where(~known | met, 0.0).where(known)
@@ -520,8 +537,9 @@ def live_observations(
     return out
 
 
-# The measures the quote loop above gives (or, for the gap, that have no live value).
-_QUOTED_MEASURES = ("price", "move", "drawdown", "lead", "gap")
+# The measures the quote loop above gives (or, for the gap and the total-return lead, that have no live
+# value: a fund's adjusted close comes with its close).
+_QUOTED_MEASURES = ("price", "move", "drawdown", "lead", "leadtr", "gap")
 
 
 def _live_value(

@@ -69,6 +69,7 @@ def replay(
     *,
     gap: pd.Series | None = None,
     pegap: pd.Series | None = None,
+    adjusted: pd.DataFrame | None = None,
     chat_id: int = 0,
 ) -> list[FiredAlert]:
     """The alerts ``specs`` would have sent at the closes of ``start``..``end`` (inclusive), in order.
@@ -86,7 +87,7 @@ def replay(
     if len(before) == 0:
         raise ValueError(f"no close before {start.isoformat()} to create the rules on")
     created = before[-1]
-    series = derived_series(history, [spec.key for spec in specs], gap, pegap=pegap)
+    series = derived_series(history, [spec.key for spec in specs], gap, pegap=pegap, adjusted=adjusted)
     created_at = close_time(created.date())
     at_creation = observations_at(series, created)
 
@@ -160,10 +161,12 @@ def preview(
     days: int = 365,
     gap: pd.Series | None = None,
     pegap: pd.Series | None = None,
+    adjusted: pd.DataFrame | None = None,
 ) -> Preview:
     """``replay`` of one rule over the ``days`` calendar days ending at ``end`` (inclusive)."""
     start = end - timedelta(days=days - 1)
-    return Preview(start, end, tuple(replay([spec], closes, start, end, gap=gap, pegap=pegap)))
+    fired = replay([spec], closes, start, end, gap=gap, pegap=pegap, adjusted=adjusted)
+    return Preview(start, end, tuple(fired))
 
 
 # A price key whose newest close is more than this older than the newest close of the two indices has
@@ -179,6 +182,7 @@ def without_data(
     *,
     gap: pd.Series | None = None,
     pegap: pd.Series | None = None,
+    adjusted: pd.DataFrame | None = None,
 ) -> dict[str, date | None]:
     """The keys among ``keys`` a rule cannot be judged on as of ``as_of`` (the newest close): each with the
     date of its last value, or None when it never had one. Keys with recent data are left out.
@@ -195,7 +199,7 @@ def without_data(
             last[key] = None if known is None or known.empty else pd.Timestamp(known.index.max()).date()
             continue
         try:
-            series = derived_series(closes, [key])[key]
+            series = derived_series(closes, [key], adjusted=adjusted)[key]
         except ValueError:  # the closes have no column for the key's symbol
             last[key] = None
             continue

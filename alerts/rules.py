@@ -61,6 +61,7 @@ from alerts.observations import (
     LEAD_PREFIX,
     MAX_CLAUSES,
     PEGAP_KEY,
+    TOTAL_RETURN,
     WINDOWS,
     Clause,
     combined_key,
@@ -148,7 +149,9 @@ class RuleSpec:
         if self.target == PEGAP:
             return PEGAP_KEY
         if self.target == LEAD:
-            return f"{LEAD_PREFIX}{self.window}"
+            return f"{LEAD_PREFIX}{self.window}" + (
+                f":{TOTAL_RETURN}" if self.measure == TOTAL_RETURN else ""
+            )
         if self.measure is not None:
             return f"{self.target}:{self.measure}"
         if self.kind == "move" and self.window is not None:
@@ -218,7 +221,7 @@ class RuleSpec:
             return ""
         if self.measure == "mean":
             return "mean"
-        if self.measure is not None and self.measure != "z":
+        if self.measure is not None and self.measure not in ("z", TOTAL_RETURN):
             return self.measure.split("/")[-1]
         if self.measure == "z":
             return _plain(level)
@@ -240,14 +243,15 @@ class RuleSpec:
             return f"{self.label} {self.measure.split('/')[0]} {self.kind} {self.level_text}"
         if self.measure == "z":
             return f"{self.label} z {self.kind} {_plain(level)}"
-        if self.measure is not None:
+        if self.measure is not None and self.target != LEAD:
             return f"{self.label} {self.kind} {self.level_text}"
         if self.windowed_move:
             return f"{self.label} move {_plain(level)}% {self.window}"
         if self.target == LEAD:
             default = "above" if level >= 0 else "below"
             verb = "" if self.kind == default else f"{self.kind} "
-            return f"lead {verb}{_plain(level, signed=True)}% {self.window}"
+            basis = " tr" if self.measure == TOTAL_RETURN else ""
+            return f"lead {verb}{_plain(level, signed=True)}% {self.window}{basis}"
         if self.target == RATIO:
             return f"{self.label} {self.kind} {_plain(level)}"
         if self.target in GAP_TARGETS:
@@ -274,7 +278,7 @@ class RuleSpec:
             repeat = "again after one of them stops holding and they all hold again"
         elif self.windowed_move:
             repeat = f"again after the change comes back {_percent_of(self.band)}% inside the level"
-        elif self.measure is not None and self.measure != "z":
+        elif self.measure is not None and self.measure not in ("z", TOTAL_RETURN):
             past = "mean" if self.measure == "mean" else "average"
             repeat = f"again after it moves back {_percent_of(self.band)}% past the {past}"
         elif self.kind == "move":
@@ -295,6 +299,8 @@ class RuleSpec:
         if self.target == ALL_OF:
             parts = [clause._describe_condition().removeprefix("when ") for clause in self.clauses]
             return "when all of these hold together: " + "; and ".join(parts)
+        if self.target == LEAD and self.measure == TOTAL_RETURN:
+            return self._describe_total_return_lead(level)
         if self.measure is not None or self.windowed_move or (self.target == RATIO and self.pair):
             return self._describe_measure(level)
         if self.target == LEAD:
@@ -334,6 +340,18 @@ class RuleSpec:
         if self.kind == "below":
             return f"when the {name} falls to {shown} or less"
         return f"when the {name} crosses {shown}, either way"
+
+    def _describe_total_return_lead(self, level: float) -> str:
+        window = _WINDOW_WORDS[self.window or ""]
+        what = (
+            f"IWM's total return minus SPY's over {window} (dividends included, from the funds' adjusted "
+            "closes)"
+        )
+        if self.kind == "cross":
+            return f"when {what} crosses {_plain(level, signed=True)} points, either way"
+        direction = "rises to" if self.kind == "above" else "falls to"
+        more = "more" if self.kind == "above" else "less"
+        return f"when {what} {direction} {_plain(level, signed=True)} points or {more}"
 
     def _describe_measure(self, level: float) -> str:
         """The condition of a moving-average, z, mean, window-move or pair-ratio rule."""
@@ -592,6 +610,9 @@ def _parse_lead(rest: list[str]) -> tuple[RuleSpec, list[str]]:
         else:
             break
         rest = rest[1:]
+    basis = None
+    if rest and rest[0] in (TOTAL_RETURN, "total"):
+        basis, rest = TOTAL_RETURN, rest[1:]
     if level is None:
         if rest and rest[0] not in _MODIFIER_WORDS and not re.fullmatch(r"\d+[a-z]+", rest[0]):
             _number(rest[0], what="the lead")
@@ -604,7 +625,7 @@ def _parse_lead(rest: list[str]) -> tuple[RuleSpec, list[str]]:
         raise RuleError(f"Missing window for the lead: add one of {', '.join(WINDOWS)} (e.g. 'lead 5% 3m').")
     if verb is None:
         verb = "above" if level >= 0 else "below"
-    return RuleSpec(LEAD, verb, level, window=window, mode="close"), rest
+    return RuleSpec(LEAD, verb, level, window=window, mode="close", measure=basis), rest
 
 
 def _lead_level(word: str) -> float:
@@ -667,6 +688,11 @@ def _apply_modifiers(spec: RuleSpec, words: list[str]) -> RuleSpec:
             else "its reference moves to the value of each alert"
         )
         raise RuleError(f"'band' does not apply to a {spec.kind} rule: {reason}.")
+    if spec.target == LEAD and spec.measure == TOTAL_RETURN and mode == "live":
+        raise RuleError(
+            "A total-return lead is measured on the funds' adjusted closes, which come with each close: "
+            "drop 'live'."
+        )
     if spec.target in GAP_TARGETS and mode == "live":
         raise RuleError(
             "The valuation gap is measured once a day from fund data, so it has no live value: drop 'live'."

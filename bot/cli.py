@@ -312,13 +312,15 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
         except RuleError as exc:
             return fail(f"bad rule {text!r}: {exc}")
     from bot.provenance import held_line
-    from market.plausibility import screen
+    from market.plausibility import screen, screen_adjusted
 
     # The same guard the bot's refresh applies: a replay must not fire on a value the bot would not judge.
-    screened = screen(CsvSource(config.csv_dir, as_of=args.end).fetch(SYMBOLS).closes)
+    data = CsvSource(config.csv_dir, as_of=args.end).fetch(SYMBOLS)
+    screened = screen(data.closes)
     for value in screened.held:
         print(f"capgap: {held_line(value)}", file=sys.stderr)
     closes = screened.closes
+    adjusted, _ = screen_adjusted(closes, data.adjusted)  # what total-return leads are judged on
     # Gap rules are judged on funds.csv's as_of rows, as the bot judges them on its recorded snapshots;
     # with no trusted reading to judge them on, the replay says so rather than print "0 alert(s)".
     gaps = replay_gaps(config.csv_dir, args.end, sorted({s.key for s in specs} & GAP_MEASURES.keys()))
@@ -343,7 +345,15 @@ def cmd_replay(config: Config, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     try:
-        fired = replay(specs, closes, args.start, args.end, gap=gaps.get(GAP_KEY), pegap=gaps.get(PEGAP_KEY))
+        fired = replay(
+            specs,
+            closes,
+            args.start,
+            args.end,
+            gap=gaps.get(GAP_KEY),
+            pegap=gaps.get(PEGAP_KEY),
+            adjusted=adjusted,
+        )
     except ValueError as exc:
         return fail(str(exc))
     for alert in fired:

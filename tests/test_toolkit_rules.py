@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import re
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from functools import cache
 
@@ -440,3 +441,72 @@ async def test_the_guide_offers_the_golden_cross_as_one_button(running_bot: Runn
     emu.press_button(77, message.message_id, "alert:rut ma50 cross ma200")
     await emu.wait_for(chat_id=77, method="editMessageText")
     assert "Alert #1 set: RUT ma50 cross ma200 · close · band 1%" in emu.chat_messages(77)[-1].plain_text
+
+
+# --- the lead on total returns --------------------------------------------------------------------------
+
+
+@cache
+def csv_adjusted(stem: str) -> tuple[tuple[date, float], ...]:
+    with (SHARED_DATA / f"{stem}_daily.csv").open(newline="") as handle:
+        return tuple(
+            (date.fromisoformat(row["date"]), float(row["adj_close"]))
+            for row in csv.DictReader(handle)
+            if row["adj_close"] and float(row["adj_close"]) > 0
+        )
+
+
+def months_before(day: date, months: int) -> date:
+    """The same calendar date ``months`` earlier, the day clipped to that month's end."""
+    year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+    month += 1
+    following = date(year + (month == 12), month % 12 + 1, 1)
+    return min(
+        day.replace(year=year, month=month, day=1) + timedelta(days=day.day - 1),
+        following - timedelta(days=1),
+    )
+
+
+def three_month_returns(values: Series) -> dict[date, float]:
+    out = {}
+    for day, value in values:
+        base = [v for d, v in values if d <= months_before(day, 3)]
+        if base:
+            out[day] = value / base[-1] - 1
+    return out
+
+
+def test_lead_tr_fires_when_iwm_total_return_over_3_months_trails_spys_by_5_points():
+    """IWM's and SPY's total returns from their adjusted closes, the 3-month base found by hand."""
+    span = date(2022, 9, 1)
+    iwm = [(d, v) for d, v in csv_adjusted("IWM") if span <= d <= END]
+    spy = [(d, v) for d, v in csv_adjusted("SPY") if span <= d <= END]
+    small, large = three_month_returns(iwm), three_month_returns(spy)
+    lead = [(day, (small[day] - large[day]) * 100) for day, _ in iwm if day in small and day in large]
+    expected = crossing_dates(lead, START, -5.0, 0.01, "below")
+    assert expected
+
+    def frame(read: Callable[[str], tuple[tuple[date, float], ...]]) -> pd.DataFrame:
+        columns = {
+            symbol: pd.Series(dict(read(symbol.lstrip("^")))) for symbol in ("^RUT", "^GSPC", "IWM", "SPY")
+        }
+        table = pd.DataFrame(columns)
+        table.index = pd.DatetimeIndex(table.index)
+        return table.sort_index().loc[: pd.Timestamp(END)]
+
+    closes = frame(csv_closes)
+    adjusted = frame(csv_adjusted)[["IWM", "SPY"]]
+    fired = replay([parse_rule("lead -5% 3m tr")], closes, START, END, adjusted=adjusted)
+    assert [alert.session for alert in fired] == expected
+    price_only = replay([parse_rule("lead -5% 3m")], closes, START, END)
+    assert [a.value for a in fired] != [a.value for a in price_only[: len(fired)]]
+
+
+def test_a_total_return_lead_is_judged_at_the_close_only():
+    spec = parse_rule("lead -5% 3m tr")
+    assert spec.canonical == "lead -5% 3m tr · close · band 1%"
+    assert spec.key == "LEAD:3m:tr"
+    assert parse_rule(spec.canonical) == spec
+    assert "dividends included" in spec.describe()
+    with pytest.raises(RuleError, match="drop 'live'"):
+        parse_rule("lead -5% 3m tr live")

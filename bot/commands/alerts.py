@@ -189,6 +189,8 @@ def _no_data_sentence(key: str, last: date | None) -> str:
         name = "RUT/SPX ratio"
     elif measure == "lead":
         name = f"{arg} lead of RUT over SPX"
+    elif measure == "leadtr":
+        name = f"{arg} total-return lead of IWM over SPY (adjusted closes)"
     elif measure == "price":
         name = f"{by_symbol(arg).short if arg else key} close"
     else:
@@ -209,7 +211,8 @@ def _holds_text(spec: RuleSpec, value: float, high: float | None) -> str:
     if spec.measure is not None:
         return f"{key_name(spec.key)} is already {spec.kind} {spec.level_text} ({_shown(spec.key, value)})"
     if spec.target == LEAD:
-        subject = f"The {spec.window} lead of RUT over SPX ({_shown(spec.key, value)})"
+        of = "total-return lead of IWM over SPY" if spec.measure else "lead of RUT over SPX"
+        subject = f"The {spec.window} {of} ({_shown(spec.key, value)})"
     elif spec.target == RATIO:
         subject = f"The RUT/SPX ratio ({_shown(spec.key, value)})"
     elif spec.target in (GAP, PEGAP):
