@@ -67,7 +67,7 @@ from alerts.observations import (
     combined_key,
     ratio_key,
 )
-from market.instruments import ALL, GSPC, RUT, by_symbol, resolve
+from market.instruments import ALL, GSPC, INTRADAY_SYMBOLS, RUT, SYMBOLS, by_symbol, resolve
 
 
 class RuleError(ValueError):
@@ -688,6 +688,14 @@ def _apply_modifiers(spec: RuleSpec, words: list[str]) -> RuleSpec:
             else "its reference moves to the value of each alert"
         )
         raise RuleError(f"'band' does not apply to a {spec.kind} rule: {reason}.")
+    daily = [by_symbol(symbol).short for symbol in _symbols(spec) if symbol not in INTRADAY_SYMBOLS]
+    if daily and mode == "live":
+        raise RuleError(
+            f"{', '.join(daily)} {'is' if len(daily) == 1 else 'are'} read once a day, after the close "
+            "(live prices are asked for the Russell 2000, the S&P 500 and their funds only): drop 'live'."
+        )
+    if daily and spec.mode == "live":
+        spec = replace(spec, mode="close")
     if spec.target == LEAD and spec.measure == TOTAL_RETURN and mode == "live":
         raise RuleError(
             "A total-return lead is measured on the funds' adjusted closes, which come with each close: "
@@ -750,6 +758,15 @@ def _check_clause(clause: RuleSpec, number: int) -> None:
             f"A {clause.kind} cannot be combined (condition {number}): combine levels, averages, the ratio, "
             "z-scores, leads and drawdowns."
         )
+
+
+def _symbols(spec: RuleSpec) -> list[str]:
+    """The instruments a rule watches."""
+    if spec.target == ALL_OF:
+        return [symbol for clause in spec.clauses for symbol in _symbols(clause)]
+    if spec.target == RATIO:
+        return list(spec.pair or (RUT.symbol, GSPC.symbol))
+    return [spec.target] if spec.target in SYMBOLS else []
 
 
 def _duration(word: str) -> timedelta:

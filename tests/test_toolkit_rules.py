@@ -510,3 +510,27 @@ def test_a_total_return_lead_is_judged_at_the_close_only():
     assert "dividends included" in spec.describe()
     with pytest.raises(RuleError, match="drop 'live'"):
         parse_rule("lead -5% 3m tr live")
+
+
+def test_a_pair_of_any_two_instruments_crosses_its_long_run_mean_when_computed_by_hand():
+    """S&P 600 / S&P 500, its mean over every day since 1989 (no look-ahead), crossed either way."""
+    values = divided(up_to(csv_closes("SP600")), up_to(csv_closes("GSPC")))
+    totals = [0.0]
+    for _, value in values:
+        totals.append(totals[-1] + value)
+    over_mean = [
+        (day, value / (totals[n + 1] / (n + 1))) for n, (day, value) in enumerate(values) if n >= 249
+    ]
+    expected = sorted(
+        crossing_dates(over_mean, START, 1.0, 0.01, "above")
+        + crossing_dates(over_mean, START, 1.0, 0.01, "below")
+    )
+    assert len(expected) == 5  # October and November 2023, around the mean
+    frame = pd.DataFrame(
+        {"^SP600": pd.Series(dict(csv_closes("SP600"))), "^GSPC": pd.Series(dict(csv_closes("GSPC")))}
+    )
+    frame.index = pd.DatetimeIndex(frame.index)
+    spec = parse_rule("sp600/spx cross mean")
+    assert spec.mode == "close"  # the S&P 600 is read once a day
+    fired = replay([spec], frame.sort_index().loc[: pd.Timestamp(END)], START, END)
+    assert [alert.session for alert in fired] == expected
