@@ -91,7 +91,6 @@ def render_comparison(
     below_high = {symbol: drawdown(history[symbol]).loc[base:as_of] * 100.0 for symbol in symbols}
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
     from matplotlib.figure import Figure
     from matplotlib.ticker import PercentFormatter
 
@@ -128,14 +127,7 @@ def render_comparison(
     lowest = min(float(fall.min()) for fall in below_high.values())
     bottom.set_ylim(min(lowest * 1.12, -1.0), 0.5)
 
-    if as_of - base <= pd.Timedelta(days=14):
-        # Short windows would otherwise get hour ticks between two closes.
-        bottom.xaxis.set_major_locator(DayLocator())
-        bottom.xaxis.set_major_formatter(DateFormatter("%d %b"))
-    else:
-        locator = AutoDateLocator(minticks=3, maxticks=6)
-        bottom.xaxis.set_major_locator(locator)
-        bottom.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
+    _date_axis(bottom, as_of - base)
     for axes in (top, bottom):
         axes.tick_params(labelsize=_TICK_SIZE)
         axes.grid(True, color="#e4e4e4", lw=0.8)
@@ -193,7 +185,6 @@ def render_ratio(
     since = _long_date(values.index[0])
 
     from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=_SIZE_INCHES, dpi=_DPI, layout="constrained")
@@ -229,13 +220,7 @@ def render_ratio(
         axes, f"{float(window.iloc[-1]):.4f}", (window.index[-1], float(window.iloc[-1])), 0.0, _RATIO_COLOUR
     )
     axes.set_ylabel(f"{name} (price ratio)", fontsize=_TEXT_SIZE)
-    if as_of - base <= pd.Timedelta(days=14):
-        axes.xaxis.set_major_locator(DayLocator())
-        axes.xaxis.set_major_formatter(DateFormatter("%d %b"))
-    else:
-        locator = AutoDateLocator(minticks=3, maxticks=6)
-        axes.xaxis.set_major_locator(locator)
-        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
+    _date_axis(axes, as_of - base)
     axes.tick_params(labelsize=_TICK_SIZE)
     axes.grid(True, color="#e4e4e4", lw=0.8)
     axes.spines[["top", "right"]].set_visible(False)
@@ -453,6 +438,20 @@ def _not_covered(period: str | date, first: pd.Timestamp, as_of: pd.Timestamp) -
             return f"{_long_date(since)} is after the latest close ({_long_date(as_of)})"
         return f"{starts}, after {_long_date(since)}: ask for {first:%Y-%m-%d} or max"
     return f"{starts}: {period.strip().upper()} back from {_long_date(as_of)} reaches before it"
+
+
+def _date_axis(axes: Axes, span: pd.Timedelta) -> None:
+    """Dates along ``axes``: a tick a day for two weeks or less (else hour ticks fall between two closes),
+    else a few concise ones."""
+    from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, DateFormatter, DayLocator
+
+    if span <= pd.Timedelta(days=14):
+        axes.xaxis.set_major_locator(DayLocator())
+        axes.xaxis.set_major_formatter(DateFormatter("%d %b"))
+    else:
+        locator = AutoDateLocator(minticks=3, maxticks=6)
+        axes.xaxis.set_major_locator(locator)
+        axes.xaxis.set_major_formatter(ConciseDateFormatter(locator, show_offset=False))
 
 
 def _period_label(period: str | date) -> str:

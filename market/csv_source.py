@@ -177,29 +177,27 @@ class CsvSource:
             self._series(symbol)
 
     def _series(self, symbol: str) -> pd.Series | None:
-        path = self.directory / f"{by_symbol(symbol).file_stem}_daily.csv"
-        if not path.is_file():
-            return None
-        series = _read_closes(path, path.stat().st_mtime)
-        if self.as_of is not None:
-            import pandas as pd
-
-            series = series[series.index <= pd.Timestamp(self.as_of)]
-        return series
+        return self._column(symbol, _read_closes)
 
     def _adjusted(self, symbol: str) -> pd.Series | None:
         """A fund's adjusted closes (None for an index, or a file without them), cut at ``as_of``."""
         if by_symbol(symbol).kind != "etf":
             return None
+        series = self._column(symbol, _read_adjusted)
+        return series if series is not None and len(series) else None
+
+    def _column(self, symbol: str, read: Callable[[Path, float], pd.Series]) -> pd.Series | None:
+        """One column of ``symbol``'s CSV file as ``read`` gives it (cached by the file's mtime), cut at
+        ``as_of``; None without the file."""
         path = self.directory / f"{by_symbol(symbol).file_stem}_daily.csv"
         if not path.is_file():
             return None
-        series = _read_adjusted(path, path.stat().st_mtime)
+        series = read(path, path.stat().st_mtime)
         if self.as_of is not None:
             import pandas as pd
 
             series = series[series.index <= pd.Timestamp(self.as_of)]
-        return series if len(series) else None
+        return series
 
     def fetch(self, symbols: Sequence[str], since: date | None = None) -> MarketData:
         import pandas as pd
