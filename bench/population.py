@@ -106,7 +106,7 @@ def populate(
     db: sqlite_utils.Database = store.db
     shares = np.array([share for *_, share, _ in RECIPE])
     per_rule_rows = np.array([2 if verb == "cross" else 1 for _, verb, _, _ in RECIPE])
-    rules = max(len(RECIPE), round(size / float(shares @ per_rule_rows)))
+    rules = max(len(RECIPE), round(size / float(shares / shares.sum() @ per_rule_rows)))
     counts = np.maximum(1, np.round(shares / shares.sum() * rules)).astype(int)
     chats = chats or max(1, rules // RULES_PER_CHAT)
     session = session_number(created.date())

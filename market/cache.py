@@ -218,16 +218,17 @@ class MarketCache:
         if settled_through is not None:
             frame = frame[frame.index <= pd.Timestamp(settled_through)]
         long = frame.stack().dropna()
-        symbols = long.index.get_level_values(1).astype(str).tolist()
-        days = pd.DatetimeIndex(long.index.get_level_values(0)).strftime("%Y-%m-%d").tolist()
-        values = long.to_numpy(dtype="float64").tolist()
+        symbols = long.index.get_level_values(1).astype(str).to_numpy()
+        # ISO days in C (DatetimeIndex.strftime formats one timestamp at a time in Python).
+        stamps = pd.DatetimeIndex(long.index.get_level_values(0)).to_numpy(dtype="datetime64[D]")
+        days = np.datetime_as_string(stamps, unit="D")
+        values = long.to_numpy(dtype="float64")
         adjusted_frame = (
             data.adjusted.reindex(index=frame.index, columns=frame.columns)
             if data.adjusted is not None
             else pd.DataFrame(np.nan, index=frame.index, columns=frame.columns)
         )
-        adjusted_long = adjusted_frame.stack(future_stack=True).reindex(long.index)
-        adjusted_values = [None if v != v else float(v) for v in adjusted_long.to_numpy(dtype="float64")]
+        adjusted_long = adjusted_frame.stack(future_stack=True).reindex(long.index).to_numpy(dtype="float64")
         rescale = self._rescalings(adjusted_frame)
         quotes = [
             {
@@ -250,17 +251,22 @@ class MarketCache:
                         "UPDATE closes SET adj_close = adj_close * ? WHERE symbol = ? AND day < ?",
                         [factor, symbol, before],
                     )
-            if values and self._rows is not None:
+            if len(values) and self._rows is not None:
                 new = pd.DataFrame(
-                    {"symbol": symbols, "day": days, "close": values, "adj_close": adjusted_values},
+                    {
+                        "symbol": symbols.astype(object),
+                        "day": days.astype(object),
+                        "close": values,
+                        "adj_close": adjusted_long,
+                    },
                     columns=["symbol", "day", "close", "adj_close"],
-                ).astype({"adj_close": "float64"})
+                )
                 if len(self._rows):
                     # What the table's key does on disk: a day stored again replaces the earlier close.
                     new = pd.concat([self._rows, new], ignore_index=True)
                     new = new.drop_duplicates(["symbol", "day"], keep="last", ignore_index=True)
                 self._rows = new
-            elif values:
+            elif len(values):
                 # Plain tuples and one statement: sqlite-utils' upsert_all builds a dict, a JSON check and
                 # a query per row, which for a whole history (tens of thousands of closes) was most of a
                 # first fill.
@@ -270,10 +276,10 @@ class MarketCache:
                     "ON CONFLICT (symbol, day) DO UPDATE SET close = excluded.close, "
                     "adj_close = excluded.adj_close, source = excluded.source, fetched_at = excluded.fetched_at",
                     zip(
-                        symbols,
-                        days,
-                        values,
-                        adjusted_values,
+                        symbols.tolist(),
+                        days.tolist(),
+                        values.tolist(),
+                        [None if v != v else v for v in adjusted_long.tolist()],
                         itertools.repeat(data.source),
                         itertools.repeat(fetched),
                         strict=False,

@@ -48,8 +48,14 @@ def session_open(day: date) -> datetime:
 
 
 def is_regular_hours(now: datetime) -> bool:
-    """True while NYSE is in its regular session (no weekends, holidays, or after a half day's close)."""
-    return bool(_xnys().is_open_on_minute(_ts(now), ignore_breaks=True))
+    """True while NYSE is in its regular session (no weekends, holidays, or after a half day's close): from
+    the open, up to the close excluded. (Asked of the session's open and close, not of the calendar's
+    minute index, which costs a process 40 ms to build.)"""
+    moment = _ts(now)
+    day = moment.tz_convert(NEW_YORK).date()
+    if not is_session(day):
+        return False
+    return session_open(day) <= moment.to_pydatetime() < session_close(day)
 
 
 def last_closed_session(now: datetime, settle: timedelta = CLOSE_SETTLE) -> date:

@@ -32,6 +32,59 @@ HEADLINE_SYMBOLS = tuple(i.symbol for i in HEADLINE)
 LOGGED_PROBLEMS = 5
 
 
+def _read_clean(path: Path, mtime: float, column: str) -> pd.Series | None:
+    """``column`` by date, read the quick way when the file is clean: exact headers, every row whole, every
+    date YYYY-MM-DD, every cell a number or empty. None when it is not (then the careful reading below
+    finds and reports what is wrong), or when the file has no such column. A clean file gives both the same
+    series, in a third of the time (no text columns, no stripping)."""
+    import numpy as np
+    import pandas as pd
+
+    frame = _clean_frame(path, mtime)
+    if frame is None or column not in frame.columns:
+        return None
+    values = frame[column].to_numpy()
+    keep = ~np.isnan(values)
+    if not keep.any():
+        return None
+    series = pd.Series(values[keep], index=frame.index[keep], dtype="float64")
+    series = series[~series.index.duplicated(keep="last")].sort_index()
+    series.index.name = None
+    return series
+
+
+@lru_cache(maxsize=32)
+def _clean_frame(path: Path, mtime: float) -> pd.DataFrame | None:
+    """A clean history file's closes and adjusted closes, by date, read once for both (see ``_read_clean``)."""
+    import warnings
+
+    import pandas as pd
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            frame = pd.read_csv(
+                path,
+                usecols=lambda name: name in ("date", "close", "adj_close"),
+                dtype={"close": "float64", "adj_close": "float64"},
+                on_bad_lines="warn",
+                engine="c",
+            )
+            dates = pd.to_datetime(frame["date"], format="%Y-%m-%d", errors="raise")
+        except (
+            KeyError,
+            ValueError,
+            TypeError,
+            pd.errors.ParserError,
+            pd.errors.EmptyDataError,
+            UnicodeDecodeError,
+        ):
+            return None
+    if caught or frame.empty or "close" not in frame.columns:
+        return None
+    return frame.drop(columns="date").set_axis(pd.DatetimeIndex(dates), axis="index")
+
+
 @lru_cache(maxsize=32)
 def _read_closes(path: Path, mtime: float) -> pd.Series:
     """The ``date`` and ``close`` columns of a history file, skipping malformed rows with a warning.
@@ -41,6 +94,12 @@ def _read_closes(path: Path, mtime: float) -> pd.Series:
     plausible price is not judged here (``market.plausibility`` does that for every source). A file that
     exists but has no usable row raises ``MarketUnavailable``. Read once per file version (``mtime``).
     """
+    clean = _read_clean(path, mtime, "close")
+    return clean if clean is not None else _careful_closes(path)
+
+
+def _careful_closes(path: Path) -> pd.Series:
+    """``_read_closes`` for a file that is not clean: every cell read as text, each problem named."""
     import warnings
 
     import numpy as np
@@ -121,6 +180,9 @@ def _read_adjusted(path: Path, mtime: float) -> pd.Series:
     which warns about malformed rows)."""
     import pandas as pd
 
+    clean = _read_clean(path, mtime, "adj_close")
+    if clean is not None:
+        return clean
     try:
         frame = pd.read_csv(
             path,

@@ -413,3 +413,31 @@ def test_a_bad_number_in_funds_csv_is_named_with_its_line(
         (iwm,) = CsvSource(directory).fetch_funds(["IWM"])
     assert iwm.expense_ratio is None
     assert f"funds.csv line {number}: expense_ratio '0.19%' is not a number; left unknown" in caplog.text
+
+
+@pytest.mark.parametrize("stem", ["RUT", "GSPC", "IWM", "SP600", "IJR", "RSP"])
+def test_the_quick_reading_of_a_clean_file_gives_what_the_careful_one_does(
+    shared_data: Path, stem: str
+) -> None:
+    from market import csv_source
+
+    path = shared_data / f"{stem}_daily.csv"
+    quick = csv_source._read_clean(path, path.stat().st_mtime, "close")
+    assert quick is not None  # the shared files are clean
+    careful = csv_source._careful_closes(path)
+    assert quick.index.equals(careful.index)
+    assert (quick.to_numpy() == careful.to_numpy()).all()
+
+
+def test_a_file_with_a_bad_cell_is_read_carefully_and_the_row_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from market import csv_source
+
+    path = tmp_path / "RUT_daily.csv"
+    path.write_text("date,close\n2024-01-02,1950.5\n2024-01-03,oops\n2024-01-04,1960.0\n")
+    assert csv_source._read_clean(path, path.stat().st_mtime, "close") is None
+    with caplog.at_level("WARNING"):
+        series = csv_source._read_closes(path, path.stat().st_mtime)
+    assert series.tolist() == [1950.5, 1960.0]
+    assert "line 3: close 'oops' is not a number" in caplog.text
