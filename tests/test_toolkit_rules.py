@@ -33,13 +33,18 @@ Series = list[tuple[date, float]]
 
 
 @cache
-def csv_closes(stem: str) -> tuple[tuple[date, float], ...]:
+def csv_column(stem: str, column: str) -> tuple[tuple[date, float], ...]:
+    """(date, value) of ``column`` in ``<stem>_daily.csv``, read with the csv module; blanks skipped."""
     with (SHARED_DATA / f"{stem}_daily.csv").open(newline="") as handle:
         return tuple(
-            (date.fromisoformat(row["date"]), float(row["close"]))
+            (date.fromisoformat(row["date"]), float(row[column]))
             for row in csv.DictReader(handle)
-            if row["close"] and float(row["close"]) > 0
+            if row[column] and float(row[column]) > 0
         )
+
+
+def csv_closes(stem: str) -> tuple[tuple[date, float], ...]:
+    return csv_column(stem, "close")
 
 
 def up_to(series: Series | tuple[tuple[date, float], ...], end: date = END) -> Series:
@@ -446,14 +451,8 @@ async def test_the_guide_offers_the_golden_cross_as_one_button(running_bot: Runn
 # --- the lead on total returns --------------------------------------------------------------------------
 
 
-@cache
 def csv_adjusted(stem: str) -> tuple[tuple[date, float], ...]:
-    with (SHARED_DATA / f"{stem}_daily.csv").open(newline="") as handle:
-        return tuple(
-            (date.fromisoformat(row["date"]), float(row["adj_close"]))
-            for row in csv.DictReader(handle)
-            if row["adj_close"] and float(row["adj_close"]) > 0
-        )
+    return csv_column(stem, "adj_close")
 
 
 def months_before(day: date, months: int) -> date:
