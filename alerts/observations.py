@@ -345,13 +345,14 @@ def _derived(
     if measure == "gap":
         return _gap_on(index, gap if parts.window == "pb" else pegap) * 100.0
     if measure == "all":
-        holds = pd.Series(1.0, index=index)
+        # Unknown while any condition is (as live: no value until every condition has one), else 1 or 0.
+        known = np.ones(len(index), dtype=bool)
+        holds = np.ones(len(index), dtype=bool)
         for clause in parts.clauses:
-            values = done.setdefault(clause.key, _derived(closes, index, clause.key, extra, done))
-            known = values.notna()
-            met = values >= clause.level if clause.above else values <= clause.level
-            holds = holds.where(~known | met, 0.0).where(known)
-        return holds
+            values = done.setdefault(clause.key, _derived(closes, index, clause.key, extra, done)).to_numpy()
+            known &= ~np.isnan(values)
+            holds &= values >= clause.level if clause.above else values <= clause.level
+        return pd.Series(np.where(known, holds.astype("float64"), np.nan), index=index)
     if measure == "window":
         assert parts.window is not None
         return (_window_return(_valid(_column(closes, base)), parts.window) * 100.0).reindex(index)

@@ -533,3 +533,18 @@ def test_a_pair_of_any_two_instruments_crosses_its_long_run_mean_when_computed_b
     assert spec.mode == "close"  # the S&P 600 is read once a day
     fired = replay([spec], frame.sort_index().loc[: pd.Timestamp(END)], START, END)
     assert [alert.session for alert in fired] == expected
+
+
+def test_a_combination_is_unknown_while_one_condition_is_even_if_another_is_false():
+    index = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"])
+    frame = pd.DataFrame(
+        {
+            "^RUT": [2000.0, 1900.0, 2100.0],
+            "^GSPC": [4000.0, 5000.0, 5000.0],
+            "IWM": [float("nan"), 190.0, 210.0],
+        },
+        index=index,
+    )
+    combined = derived_series(frame, ["ALL:^RUT>1950.0&IWM>200.0"])["ALL:^RUT>1950.0&IWM>200.0"]
+    assert math.isnan(combined.iloc[0])  # RUT holds, IWM unknown: unknown, so nothing re-arms or fires
+    assert combined.iloc[1:].tolist() == [0.0, 1.0]
