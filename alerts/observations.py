@@ -67,7 +67,7 @@ SMALL, LARGE = RUT.symbol, GSPC.symbol
 # since 2000 (VTWO and VOO start in 2010).
 TR_SMALL, TR_LARGE = IWM.symbol, SPY.symbol
 TOTAL_RETURN = "tr"
-_AVERAGE = re.compile(r"ma(\d{1,3})")
+_AVERAGE = re.compile(r"ma([1-9]\d{0,2})")  # one spelling per length: no leading zero
 _CLAUSE = re.compile(r"(?P<key>[^<>&]+)(?P<op>[<>])(?P<level>[-+0-9.e]+)")
 # A close observation's time is the regular close (market.calendar.REGULAR_CLOSE) even on a half day: it
 # only labels the alert — its session is what evaluation goes by.

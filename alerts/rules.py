@@ -140,7 +140,10 @@ class RuleSpec:
     def key(self) -> str:
         """The observation key this rule is judged on (see ``alerts.observations``)."""
         if self.target == ALL_OF:
-            return combined_key(Clause(c.key, c.kind == "above", float(c.level or 0.0)) for c in self.clauses)
+            # A clause's direction is that of its one stored row: a drawdown is "at or above" its level.
+            return combined_key(
+                Clause(c.key, c.row_kinds[0] == "above", float(c.level or 0.0)) for c in self.clauses
+            )
         if self.target == RATIO:
             base = ratio_key(*(self.pair or (RUT.symbol, GSPC.symbol)))
             return base if self.measure is None else f"{base}:{self.measure}"
@@ -517,7 +520,8 @@ def _parse_averages(
     _check_average(slow)
     if int(fast[2:]) == int(slow[2:]):
         raise RuleError(f"{fast} and {slow} are the same average: compare two different lengths.")
-    return RuleSpec(target, verb, 1.0, mode="close", measure=f"{fast}/{slow}", pair=pair), rest[1:]
+    measure = f"ma{int(fast[2:])}/ma{int(slow[2:])}"  # one spelling per average: ma050 is ma50
+    return RuleSpec(target, verb, 1.0, mode="close", measure=measure, pair=pair), rest[1:]
 
 
 def _check_average(word: str) -> None:
@@ -562,7 +566,8 @@ def _parse_level_rule(
                 raise RuleError(f"'mean' is a ratio's long-run mean: write for example 'ratio {verb} mean'.")
         else:
             _check_average(rest[0])
-        return RuleSpec(target, verb, 1.0, mode="close", measure=rest[0]), rest[1:]
+        measure = rest[0] if rest[0] == "mean" else f"ma{int(rest[0][2:])}"  # one spelling: ma050 is ma50
+        return RuleSpec(target, verb, 1.0, mode="close", measure=measure), rest[1:]
     if not rest or not _looks_numeric(rest[0]):
         if rest and rest[0] not in _MODIFIER_WORDS:
             _number(rest[0], what="the level")  # raises the specific "not a number" message
@@ -696,7 +701,8 @@ def _apply_modifiers(spec: RuleSpec, words: list[str]) -> RuleSpec:
         )
     if daily and spec.mode == "live":
         spec = replace(spec, mode="close")
-    if spec.target == LEAD and spec.measure == TOTAL_RETURN and mode == "live":
+    total_return = [c for c in (spec, *spec.clauses) if c.target == LEAD and c.measure == TOTAL_RETURN]
+    if total_return and mode == "live":
         raise RuleError(
             "A total-return lead is measured on the funds' adjusted closes, which come with each close: "
             "drop 'live'."
@@ -739,7 +745,10 @@ def _parse_combined(tokens: list[str]) -> RuleSpec:
     if len({clause.key for clause in clauses}) < len(clauses):
         raise RuleError("Two of the conditions watch the same value: combine different ones.")
     mode = "close" if any(clause.mode == "close" for clause in clauses) else "live"
-    return _apply_modifiers(RuleSpec(ALL_OF, "above", 1.0, mode=mode, clauses=tuple(clauses)), rest)
+    # In one order, whatever order they were typed in: the same combination is the same rule (and key).
+    # Instruments first, then ratios and leads, each by key.
+    ordered = tuple(sorted(clauses, key=lambda clause: (clause.target not in SYMBOLS, clause.key)))
+    return _apply_modifiers(RuleSpec(ALL_OF, "above", 1.0, mode=mode, clauses=ordered), rest)
 
 
 def _check_clause(clause: RuleSpec, number: int) -> None:

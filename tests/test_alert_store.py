@@ -577,3 +577,30 @@ def test_a_snooze_moves_with_its_chat_under_the_new_numbers(store: AlertStore) -
     assert snooze is not None and snooze.numbers == (2,) and snooze.until == NOW + timedelta(days=1)
     store.wake_snoozed(NOW + timedelta(days=1))
     assert paused_numbers(store, OTHER) == []
+
+
+def test_pausing_an_alert_resumed_during_a_snooze_pauses_it_for_good(store: AlertStore) -> None:
+    """/pause 3d, /resume 2, /pause 2: alert 2 is paused now and stays paused when the snooze ends."""
+    for level in (2000, 2100):
+        store.rules.add(CHAT, parse_rule(f"rut above {level}"), RUT_JAN_18, NOW)
+    store.snooze_chat(CHAT, NOW + timedelta(days=3))
+    store.rules.set_paused(CHAT, False, 2)
+    assert paused_numbers(store, CHAT) == [1]
+
+    assert store.release_from_snooze(CHAT, 2)
+
+    assert paused_numbers(store, CHAT) == [1, 2]
+    store.wake_snoozed(NOW + timedelta(days=3))
+    assert paused_numbers(store, CHAT) == [2]
+
+
+def test_a_snooze_renewed_after_its_time_was_read_is_not_ended(store: AlertStore) -> None:
+    """The job lists the snoozes that are over, then a /pause 1w lands before it ends them: it wins."""
+    store.rules.add(CHAT, parse_rule("rut above 2000"), RUT_JAN_18, NOW)
+    store.snooze_chat(CHAT, NOW + timedelta(days=1))
+    over = store.chats.snoozes_over(NOW + timedelta(days=1))
+    store.snooze_chat(CHAT, NOW + timedelta(days=8))
+    store.chats.snoozes_over = lambda now: over  # type: ignore[method-assign]  # the list read before
+
+    assert store.wake_snoozed(NOW + timedelta(days=1)) == []
+    assert paused_numbers(store, CHAT) == [1]

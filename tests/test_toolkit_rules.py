@@ -330,8 +330,8 @@ def test_a_combined_value_is_stale_when_one_clause_is(closes: pd.DataFrame):
         ),
         (
             "rut above 2000 and spx below 5000",
-            "RUT above 2,000 and SPX below 5,000 · live",
-            "ALL:^RUT>2000.0&^GSPC<5000.0",
+            "SPX below 5,000 and RUT above 2,000 · live",
+            "ALL:^GSPC<5000.0&^RUT>2000.0",
         ),
     ],
 )
@@ -548,3 +548,33 @@ def test_a_combination_is_unknown_while_one_condition_is_even_if_another_is_fals
     combined = derived_series(frame, ["ALL:^RUT>1950.0&IWM>200.0"])["ALL:^RUT>1950.0&IWM>200.0"]
     assert math.isnan(combined.iloc[0])  # RUT holds, IWM unknown: unknown, so nothing re-arms or fires
     assert combined.iloc[1:].tolist() == [0.0, 1.0]
+
+
+def test_a_drawdown_condition_is_at_or_above_its_level_as_its_description_says():
+    spec = parse_rule("rut drawdown 10% and ratio below 0.40")
+    assert spec.key == "ALL:^RUT:drawdown>10.0&RATIO<0.4"
+    index = pd.DatetimeIndex(["2024-01-02", "2024-01-03", "2024-01-04"])
+    # RUT 25% below its high with the ratio at 0.375; then back at a new high.
+    frame = pd.DataFrame({"^RUT": [2000.0, 1500.0, 2100.0], "^GSPC": [4000.0, 4000.0, 4000.0]}, index=index)
+    assert derived_series(frame, [spec.key])[spec.key].tolist() == [0.0, 1.0, 0.0]
+
+
+def test_the_same_conditions_in_another_order_are_the_same_rule():
+    one = parse_rule("rut above ma200 and ratio below 0.4")
+    other = parse_rule("ratio below 0.4 and rut above ma200")
+    assert one == other
+    assert one.canonical == "RUT above ma200 and ratio below 0.4 · close"
+
+
+@pytest.mark.parametrize("text", ["rut above ma0050", "rut above ma050"])
+def test_an_average_written_with_leading_zeros_is_the_same_average(text: str):
+    spec = parse_rule(text)
+    assert spec == parse_rule("rut above ma50")
+    assert spec.key == "^RUT:ma50"
+    with pytest.raises(RuleError, match="the same value"):
+        parse_rule(f"{text} and rut below ma50")
+
+
+def test_live_is_refused_for_a_combination_with_a_total_return_lead():
+    with pytest.raises(RuleError, match="drop 'live'"):
+        parse_rule("rut above 2000 and lead 5% 3m tr live")

@@ -116,8 +116,12 @@ class AlertStore:
         gone, and alerts paused on their own stay paused), and the chat is told, in the same transaction.
         Returns each snooze with the alerts resumed."""
         woken = []
-        for snooze in self.chats.snoozes_over(now):
+        for candidate in self.chats.snoozes_over(now):
             with self.lock, self.db.atomic():
+                # Read again under the lock: a /pause or a new snooze since the list was read wins.
+                snooze = self.chats.snooze(candidate.chat_id)
+                if snooze is None or snooze.until > now:
+                    continue
                 resumed = sum(self.rules.set_paused(snooze.chat_id, False, n) for n in snooze.numbers)
                 self.chats.end_snooze(snooze.chat_id)
                 if resumed:
@@ -133,6 +137,7 @@ class AlertStore:
             if snooze is None or number not in snooze.numbers:
                 return False
             self.chats.set_snooze(chat_id, snooze.until, [n for n in snooze.numbers if n != number])
+            self.rules.set_paused(chat_id, True, number)  # it may have been resumed (/resume ID) meanwhile
             return True
 
     def set_chat_paused(self, chat_id: int, paused: bool) -> int:
