@@ -10,7 +10,7 @@ import shutil
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -63,6 +63,23 @@ class FakeClock:
         from datetime import timedelta
 
         self.now += timedelta(**delta)
+
+
+def after_close(day: date) -> datetime:
+    """Half an hour after ``day``'s official close: its close is settled and in the cache."""
+    from market import calendar
+
+    return calendar.session_close(day) + timedelta(minutes=30)
+
+
+def advance_market(services: Services, clock: FakeClock, day: date) -> None:
+    """The market moves on to ``day``'s close: the source knows it, the clock is past it, the cache has it."""
+    services.market.source = CsvSource(SHARED_DATA, as_of=day)
+    clock.now = after_close(day)
+    assert services.market.refresh_prices().ok
+    # Asked of the cache, not of ``services.market.snapshot``: reading the snapshot here would build it
+    # before a test stores the day's fund facts.
+    assert max(services.market.cache.latest_days().values()) == day
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from market import calendar
 from market.csv_source import CsvSource
 from market.model import FundFacts, MarketData, Quote
 from testing.world import SHARED_DATA
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, advance_market, after_close
 
 CHAT, OTHER = 1001, 2002
 JAN_17, JAN_18, JAN_19, JAN_22, JAN_24 = (date(2024, 1, d) for d in (17, 18, 19, 22, 24))
@@ -39,10 +39,6 @@ def history(stem: str) -> pd.Series:
     """A symbol's real daily closes, read here independently of the code under test."""
     frame = pd.read_csv(SHARED_DATA / f"{stem}_daily.csv", usecols=["date", "close"], parse_dates=["date"])
     return frame.set_index("date")["close"].astype("float64")
-
-
-def after_close(day: date) -> datetime:
-    return calendar.session_close(day) + timedelta(minutes=30)
 
 
 def set_rules(
@@ -63,14 +59,6 @@ def set_rules(
 def set_rule(services: Services, chat_id: int, text: str, at_close_of: date = JAN_18) -> int:
     (group_id,) = set_rules(services, chat_id, [text], at_close_of)
     return group_id
-
-
-def advance_market(services: Services, clock: FakeClock, day: date) -> None:
-    """The market moves on to ``day``'s close: the source knows it, the clock is past it, the cache has it."""
-    services.market.source = CsvSource(SHARED_DATA, as_of=day)
-    clock.now = after_close(day)
-    assert services.market.refresh_prices().ok
-    assert services.market.snapshot.latest_day == day
 
 
 def refresh(services: Services) -> RefreshOutcome:

@@ -8,7 +8,7 @@ import csv
 import html
 import re
 from collections.abc import Awaitable, Callable
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,10 +17,9 @@ from telegram.ext import CallbackContext
 from bot import jobs
 from bot.app import build_app
 from bot.services import Services, build_services
-from market import calendar
 from market.csv_source import CsvSource
 from testing.world import SHARED_DATA
-from tests.conftest import DirectBot, FakeClock
+from tests.conftest import DirectBot, FakeClock, advance_market, after_close
 
 CHAT = 3030
 RULE_ROW = "SELECT group_id, spec, key, kind, level, band, mode, once, paused, expires_at FROM rules "
@@ -29,17 +28,6 @@ RULE_ROW = "SELECT group_id, spec, key, kind, level, band, mode, once, paused, e
 def close_on(stem: str, day: date) -> float:
     with (SHARED_DATA / f"{stem}_daily.csv").open() as f:
         return next(float(r["close"]) for r in csv.DictReader(f) if r["date"] == day.isoformat())
-
-
-def after_close(day: date) -> datetime:
-    return calendar.session_close(day) + timedelta(minutes=30)
-
-
-def advance_market(services: Services, clock: FakeClock, day: date) -> None:
-    """The market moves on to ``day``'s close: the source knows it, the clock is past it, the cache has it."""
-    services.market.source = CsvSource(SHARED_DATA, as_of=day)
-    clock.now = after_close(day)
-    assert services.market.refresh_prices().ok
 
 
 async def judge_and_deliver(bot: DirectBot) -> None:

@@ -19,8 +19,7 @@ from bot.health import check
 from bot.services import Services, build_services
 from market.csv_source import CsvSource
 from testing.world import make_config
-from tests.conftest import FakeClock
-from tests.test_alert_engine import after_close
+from tests.conftest import FakeClock, after_close
 from tests.test_cli import capgap
 
 JAN_18, JAN_19, JAN_22 = date(2024, 1, 18), date(2024, 1, 19), date(2024, 1, 22)

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -24,12 +24,10 @@ from alerts.engine import current_observation, run_refresh
 from alerts.rules import parse_rule
 from bot.format import plain
 from bot.services import Services
-from market import calendar
-from market.csv_source import CsvSource
 from market.model import FundFacts
 from testing.alerts_oracle import above_fires
 from testing.world import SHARED_DATA
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, advance_market
 from tests.test_answers import ask
 from tests.test_cli import capgap
 
@@ -253,16 +251,6 @@ def snapshot_facts(day: date, iwm: float, vtwo: float, ivv: float, voo: float) -
     return [FundFacts(s, day, None, None, pb, "synthetic P/B for tests") for s, pb in funds.items()]
 
 
-def after_close(day: date) -> datetime:
-    return calendar.session_close(day) + timedelta(minutes=30)
-
-
-def move_market(services: Services, clock: FakeClock, day: date) -> None:
-    services.market.source = CsvSource(SHARED_DATA, as_of=day)
-    clock.now = after_close(day)
-    assert services.market.refresh_prices().ok
-
-
 @pytest.fixture
 def gap_rules(csv_services: Services, clock: FakeClock) -> tuple[Services, dict[str, int]]:
     """`gap shift 3` and `gap above 45%` set at the 18 Jan close on a 40% gap (1 − 2.4/4 on both pairs)."""
@@ -286,7 +274,7 @@ def test_a_gap_rule_fires_once_per_new_snapshot_and_never_twice_for_one(
 ) -> None:
     services, ids = gap_rules
     assert refresh(services) == 0
-    move_market(services, clock, JAN_19)
+    advance_market(services, clock, JAN_19)
     services.market.cache.store_funds(snapshot_facts(JAN_19, 2.10, 2.12, 4.00, 4.02), clock())
     assert refresh(services) == 2  # (1 − 2.10/4.00 + 1 − 2.12/4.02) / 2 = 47.4%: a shift of 7.4, above 45
     for _ in range(3):  # the same snapshot judged again by later refreshes (prices, the close): nothing
@@ -295,7 +283,7 @@ def test_a_gap_rule_fires_once_per_new_snapshot_and_never_twice_for_one(
     reference = services.alerts.rules.active.loc[ids["gap shift 3"], "reference"]
     assert reference == pytest.approx(((1 - 2.10 / 4.00) + (1 - 2.12 / 4.02)) / 2 * 100)
     # A new snapshot 3.2 points wider fires the shift again; the level stays disarmed.
-    move_market(services, clock, JAN_22)
+    advance_market(services, clock, JAN_22)
     services.market.cache.store_funds(snapshot_facts(JAN_22, 1.97, 1.99, 4.00, 4.02), clock())
     assert ((1 - 1.97 / 4.00) + (1 - 1.99 / 4.02)) / 2 * 100 - reference >= 3
     assert refresh(services) == 1
@@ -311,7 +299,7 @@ def test_a_contradicted_newest_reading_fires_nothing_and_moves_no_reference(
     """IWM 1.90 against VTWO 2.40 (21% apart): the gap would read 46.25%, a shift of 6.25 and above 45%;
     nothing fires, and the next trusted reading is measured from 40%, not from the contradicted one."""
     services, ids = gap_rules
-    move_market(services, clock, JAN_19)
+    advance_market(services, clock, JAN_19)
     services.market.cache.store_funds(snapshot_facts(JAN_19, 1.90, 2.40, 4.00, 4.00), clock())
     contradicted = ((1 - 1.90 / 4.00) + (1 - 2.40 / 4.00)) / 2 * 100
     assert contradicted - 40 >= 3 and contradicted >= 45
@@ -319,13 +307,13 @@ def test_a_contradicted_newest_reading_fires_nothing_and_moves_no_reference(
     assert current_observation(services.market.snapshot, services.now(), "GAP") is None
     assert services.alerts.rules.active.loc[ids["gap shift 3"], "reference"] == pytest.approx(40.0)
     # 22 Jan reads 42.5% on both pairs: 2.5 from 40 (no alert), though 3.75 from the contradicted 46.25.
-    move_market(services, clock, JAN_22)
+    advance_market(services, clock, JAN_22)
     services.market.cache.store_funds(snapshot_facts(JAN_22, 2.30, 2.30, 4.00, 4.00), clock())
     assert abs(42.5 - contradicted) >= 3
     assert refresh(services) == 0
     assert services.alerts.rules.active.loc[ids["gap shift 3"], "last_value"] == pytest.approx(42.5)
     # 23 Jan reads 43.75%: 3.75 from 40, so the shift fires now (measured from 40, not from a skipped value).
-    move_market(services, clock, JAN_23)
+    advance_market(services, clock, JAN_23)
     services.market.cache.store_funds(snapshot_facts(JAN_23, 2.25, 2.25, 4.00, 4.00), clock())
     assert refresh(services) == 1
 
@@ -345,7 +333,7 @@ def test_a_pegap_rule_is_judged_on_the_pe_gap(csv_services: Services, clock: Fak
     assert current is not None and current.value == pytest.approx((1 - 14.3 / 22.0) * 100)
     assert current_observation(cache.snapshot(), clock(), "GAP") is None  # no P/B at all
     csv_services.alerts.rules.add(1001, parse_rule("pegap below 30%"), current, clock())
-    move_market(csv_services, clock, JAN_19)
+    advance_market(csv_services, clock, JAN_19)
     cache.store_funds(pe(JAN_19, 15.4, 22.0), clock())
     assert refresh(csv_services) == 1
     (text,) = [r["text"] for r in csv_services.alerts.db.query("SELECT text FROM outbox")]
