@@ -65,7 +65,9 @@ def check(services: Services, now: datetime, *, ready: bool = True, mode: str = 
     """Judge the health of capgap at ``now`` from its database (blocking: call it off the event loop)."""
     problems: list[str] = []
     try:
-        services.alerts.db.execute("SELECT 1").fetchone()
+        db = services.alerts.db
+        db.conn.total_changes  # noqa: B018  the writers' connection: once closed, this raises
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # the file, through this thread's reader
     except Exception as exc:  # a locked, missing or corrupt file: whatever it is, capgap is not ready
         return Health(False, (f"database: {exc}",), {"status": "unhealthy", "live": True, "ready": False})
 

@@ -1,5 +1,14 @@
 """The connection to the SQLite file capgap keeps everything in: opened private, in WAL mode, with the one
-write lock its writers share and transactions that wait for the write lock instead of failing."""
+lock its writers share, transactions that wait for the write lock instead of failing, and reads that never
+meet another thread's transaction.
+
+One ``sqlite3.Connection`` has one transaction, whichever thread is using it. A read on the writers'
+connection while another thread's transaction is open would see rows that may yet be rolled back, and a
+rollback aborts it mid-way ("abort due to ROLLBACK"); a read statement still active there makes a writer's
+``DROP TABLE`` fail ("database table is locked"). So a thread that does not hold the lock reads through a
+connection of its own (``Database.execute``, ``Database.query``, ``Database.reading``): in WAL mode it sees
+the last commit and never waits for a writer. The lock's holder, and every write, use the writers'
+connection, and what they read there is read in full before the lock is let go."""
 
 from __future__ import annotations
 
@@ -8,8 +17,9 @@ import os
 import sqlite3
 import stat
 import threading
-from collections.abc import Generator
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -21,6 +31,7 @@ BUSY_TIMEOUT_SECONDS = 10.0
 PAGE_CACHE_KIB = 32 * 1024
 # The database holds chat ids, alert rules and queued messages: readable by its owner only.
 PRIVATE_MODE = 0o600
+_READERS_LOCK = threading.Lock()  # around each database's list of reader connections
 
 
 def private_file(path: Path | str) -> None:
@@ -38,6 +49,70 @@ def private_file(path: Path | str) -> None:
             os.chmod(path, mode & 0o700)
 
 
+class ConnectionLock:
+    """The writers' lock of one connection: reentrant, and it knows whether the calling thread holds it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._held = threading.local()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if not self._lock.acquire(blocking, timeout):
+            return False
+        self._held.depth = getattr(self._held, "depth", 0) + 1
+        return True
+
+    def release(self) -> None:
+        self._held.depth -= 1
+        self._lock.release()
+
+    def held_here(self) -> bool:
+        """Whether this thread holds the lock (its statements then belong on the writers' connection)."""
+        return getattr(self._held, "depth", 0) > 0
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Rows:
+    """A statement's result read in full while the lock was held: what callers use of a ``sqlite3.Cursor``
+    (its rows, ``description``, ``rowcount``, ``lastrowid``), with no statement left active."""
+
+    def __init__(self, cursor: sqlite3.Cursor) -> None:
+        self.description = cursor.description
+        self._rows: list[Any] = cursor.fetchall() if cursor.description is not None else []
+        self.rowcount = cursor.rowcount
+        self.lastrowid = cursor.lastrowid
+        self._next = 0
+
+    def fetchone(self) -> Any:
+        if self._next >= len(self._rows):
+            return None
+        self._next += 1
+        return self._rows[self._next - 1]
+
+    def fetchmany(self, size: int = 1) -> list[Any]:
+        start, self._next = self._next, min(self._next + size, len(self._rows))
+        return self._rows[start : self._next]
+
+    def fetchall(self) -> list[Any]:
+        start, self._next = self._next, len(self._rows)
+        return self._rows[start:]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+    def close(self) -> None:
+        self._next = len(self._rows)
+
+
+def _reads_only(sql: str) -> bool:
+    return sql.lstrip()[:6].upper() == "SELECT"
+
+
 class Database(sqlite_utils.Database):
     """sqlite-utils' Database whose transactions take the write lock when they begin.
 
@@ -49,27 +124,86 @@ class Database(sqlite_utils.Database):
     """
 
     checkpointer: Checkpointer | None = None  # a file's (``database.wal``); none for a database in memory
+    # The file the readers' connections open; None (a database in memory): every statement holds the lock.
+    reader_path: str | None = None
+
+    def execute(  # type: ignore[override]  # Rows from the writers' connection, a cursor from a reader
+        self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None
+    ) -> sqlite3.Cursor | Rows:
+        """A SELECT from a thread without the lock runs on that thread's reader; any other statement holds
+        the lock and is read in full before the lock is let go."""
+        lock = write_lock(self)
+        if self.reader_path is not None and _reads_only(sql) and not lock.held_here():
+            return self._reader().execute(sql, () if parameters is None else parameters)
+        with lock:
+            return Rows(super().execute(sql, parameters))
+
+    def query(
+        self, sql: str, params: Sequence[Any] | dict[str, Any] | None = None
+    ) -> Generator[dict[str, Any], None, None]:
+        lock = write_lock(self)
+        if self.reader_path is not None and _reads_only(sql) and not lock.held_here():
+            cursor = self._reader().execute(sql, () if params is None else params)
+            keys = [column[0] for column in cursor.description]
+            return (dict(zip(keys, row, strict=True)) for row in cursor.fetchall())
+        with lock:
+            return (row for row in list(super().query(sql, params)))
+
+    @contextlib.contextmanager
+    def reading(self) -> Generator[sqlite3.Connection, None, None]:
+        """The connection this thread reads through, for a reader that needs a ``sqlite3.Connection``
+        (``pandas.read_sql_query``): its own reader, or the writers' one with the lock held throughout."""
+        lock = write_lock(self)
+        if self.reader_path is not None and not lock.held_here():
+            yield self._reader()
+            return
+        with lock:
+            yield self.conn
+
+    def _reader(self) -> sqlite3.Connection:
+        """This thread's connection for reads, opened on first use and closed with the database."""
+        with _READERS_LOCK:
+            here = self.__dict__.setdefault("_readers_here", threading.local())
+            readers: list[sqlite3.Connection] = self.__dict__.setdefault("_readers", [])
+        conn: sqlite3.Connection | None = getattr(here, "conn", None)
+        if conn is None:
+            assert self.reader_path is not None
+            conn = connect(self.reader_path, check_same_thread=False, autocommit=True)
+            conn.execute("PRAGMA query_only = ON")  # a write sent here by mistake fails, loudly
+            here.conn = conn
+            with _READERS_LOCK:
+                readers.append(conn)
+        return conn
 
     @contextlib.contextmanager
     def atomic(self) -> Generator[sqlite_utils.Database, None, None]:
-        if self.conn.in_transaction:  # nested: sqlite-utils' savepoint inside the outer transaction
-            with super().atomic() as db:
-                yield db
-            return
-        self.conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield self
-        except BaseException:
-            self.conn.rollback()  # a no-op if the error already ended the transaction
-            raise
-        else:
-            self.conn.commit()
+        """A transaction that holds the lock from its ``BEGIN IMMEDIATE`` to its end (writers take the lock
+        first anyway, to span more than the transaction)."""
+        with write_lock(self):
+            if self.conn.in_transaction:  # nested: sqlite-utils' savepoint inside the outer transaction
+                with super().atomic() as db:
+                    yield db
+                return
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                self.conn.rollback()  # a no-op if the error already ended the transaction
+                raise
+            else:
+                self.conn.commit()
 
     def close(self) -> None:
-        """Stop the background checkpoints first: the last connection to close checkpoints the rest."""
+        """Stop the background checkpoints and close the readers first: the last connection to close
+        checkpoints the rest."""
         checkpointer = getattr(self, "checkpointer", None)
         if checkpointer is not None:
             checkpointer.stop()
+        with _READERS_LOCK:
+            readers = self.__dict__.pop("_readers", [])
+            self.__dict__.pop("_readers_here", None)
+        for reader in readers:
+            reader.close()
         self.conn.close()
 
 
@@ -117,11 +251,12 @@ def open_database(path: Path | str) -> sqlite_utils.Database:
         db.checkpointer = checkpoint_in_background(
             conn, path, lambda: connect(path, check_same_thread=True, autocommit=True), db
         )
-    db._capgap_write_lock = threading.RLock()  # type: ignore[attr-defined]
+        db.reader_path = str(path)
+    db._capgap_write_lock = ConnectionLock()  # type: ignore[attr-defined]
     return db
 
 
-def write_lock(db: sqlite_utils.Database) -> threading.RLock:
+def write_lock(db: sqlite_utils.Database) -> ConnectionLock:
     """The one lock every writer of this connection holds around its transaction.
 
     Transactions belong to the connection, not the thread: two writers in different threads, each with
@@ -130,6 +265,18 @@ def write_lock(db: sqlite_utils.Database) -> threading.RLock:
     """
     lock = getattr(db, "_capgap_write_lock", None)
     if lock is None:
-        lock = threading.RLock()
+        lock = ConnectionLock()
         db._capgap_write_lock = lock  # type: ignore[attr-defined]
     return lock
+
+
+@contextlib.contextmanager
+def reading(db: sqlite_utils.Database) -> Generator[sqlite3.Connection, None, None]:
+    """The connection this thread reads ``db`` through (``Database.reading``); for a plain sqlite-utils
+    database, its only connection with the lock held."""
+    if isinstance(db, Database):
+        with db.reading() as conn:
+            yield conn
+        return
+    with write_lock(db):
+        yield db.conn

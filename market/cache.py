@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING
 
-from database.connection import write_lock
+from database.connection import reading, write_lock
 from database.migrations import Migration, migrate
 from market.instruments import ETFS, HEADLINE
 from market.model import FundFacts, MarketData, Quote
@@ -478,9 +478,10 @@ class MarketCache:
         else:
             day_filter = "" if as_of is None else " WHERE day <= ?"
             params = [] if as_of is None else [as_of.isoformat()]
-            long = pd.read_sql_query(
-                "SELECT symbol, day, close, adj_close FROM closes" + day_filter, self.db.conn, params=params
-            )
+            with reading(self.db) as conn:
+                long = pd.read_sql_query(
+                    "SELECT symbol, day, close, adj_close FROM closes" + day_filter, conn, params=params
+                )
         adjusted = pd.DataFrame(dtype="float64")
         if long.empty:
             closes = pd.DataFrame(dtype="float64")
@@ -506,11 +507,12 @@ class MarketCache:
             for row in self.db.query("SELECT * FROM quotes")
             if row["price"] is not None and row["price"] > 0
         }
-        funds = pd.read_sql_query(
-            "SELECT symbol, as_of, expense_ratio, total_assets, price_to_book, source, fetched_at, "
-            "price_to_earnings FROM fund_facts",
-            self.db.conn,
-        )
+        with reading(self.db) as conn:
+            funds = pd.read_sql_query(
+                "SELECT symbol, as_of, expense_ratio, total_assets, price_to_book, source, fetched_at, "
+                "price_to_earnings FROM fund_facts",
+                conn,
+            )
         funds["as_of"] = pd.to_datetime(funds["as_of"]).dt.date
         newest = self.last_refresh("prices", ok=True)
         failed = self.last_refresh("prices")

@@ -31,7 +31,7 @@ from bot import jobs
 from bot.app import build_app
 from bot.services import Services
 from bot.transport import transport
-from database.connection import open_database
+from database.connection import ConnectionLock, open_database
 from market.cache import MarketCache
 from market.csv_source import CsvSource
 from market.service import MarketService
@@ -44,27 +44,18 @@ BEATS = 50
 ASKER = 9001
 
 
-class WatchedLock:
+class WatchedLock(ConnectionLock):
     """The connection's write lock (``database.connection.write_lock``), telling when a writer has to wait."""
 
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        super().__init__()
         self.waited = threading.Event()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        if self._lock.acquire(blocking=False):
+        if super().acquire(blocking=False):
             return True
         self.waited.set()
-        return self._lock.acquire(blocking, timeout)
-
-    def release(self) -> None:
-        self._lock.release()
-
-    def __enter__(self) -> bool:
-        return self.acquire()
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+        return super().acquire(blocking, timeout)
 
 
 class Refresh(threading.Thread):

@@ -37,7 +37,7 @@ from alerts.evaluate import (
 )
 from alerts.rule_table import RuleTable, read_snapshot
 from alerts.store.schema import BUMP_RULES_VERSION, iso, real
-from database.connection import write_lock
+from database.connection import reading, write_lock
 
 if TYPE_CHECKING:
     import sqlite_utils
@@ -145,14 +145,15 @@ class Rules:
         into the table's arrays: a million rules never exist as a million Python dicts at once."""
         table = RuleTable.empty(rows)
         columns = ", ".join(["rule_id", *RULE_COLUMNS])
-        chunks = pd.read_sql_query(
-            f"SELECT {columns} FROM rules WHERE status = 'active' ORDER BY rule_id",
-            self.db.conn,
-            chunksize=LOAD_CHUNK,
-        )
-        for chunk in chunks:
-            part = _rules_columns(chunk)
-            table.append_columns(part.pop("rule_id"), part, part.pop("key"))
+        with reading(self.db) as conn:
+            chunks = pd.read_sql_query(
+                f"SELECT {columns} FROM rules WHERE status = 'active' ORDER BY rule_id",
+                conn,
+                chunksize=LOAD_CHUNK,
+            )
+            for chunk in chunks:
+                part = _rules_columns(chunk)
+                table.append_columns(part.pop("rule_id"), part, part.pop("key"))
         if table.size > LOAD_CHUNK:
             _release_free_memory()
         return table
