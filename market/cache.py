@@ -208,7 +208,9 @@ class MarketCache:
         A bar for a session still trading is a live price, not a close: it goes to ``quotes`` only.
         A fund's adjusted closes are kept beside its closes; when the fetched ones are on a newer basis
         than the cached ones (a dividend since re-scaled Yahoo's whole Adj Close history), the cached ones
-        are re-scaled to it at the first day both have, so returns across the seam stay true.
+        are re-scaled to it at the first day both have, so returns across the seam stay true. A day the
+        fetch has no adjusted close for (missing, or left out by ``plausibility.screen_adjusted``) keeps
+        the cached one, on the new basis: a bad fetch never erases a good reading.
         """
         import numpy as np
         import pandas as pd
@@ -242,14 +244,14 @@ class MarketCache:
             for q in data.quotes.values()
         ]
         with self._write, self.db.atomic():
-            for symbol, (before, factor) in rescale.items():
+            for symbol, factor in rescale.items():
+                # Every cached day: those the fetch has a value for are replaced below, the others are kept.
                 if self._rows is not None:
-                    older = (self._rows["symbol"] == symbol) & (self._rows["day"] < before)
-                    self._rows.loc[older, "adj_close"] = self._rows.loc[older, "adj_close"] * factor
+                    held = self._rows["symbol"] == symbol
+                    self._rows.loc[held, "adj_close"] = self._rows.loc[held, "adj_close"] * factor
                 else:
                     self.db.execute(
-                        "UPDATE closes SET adj_close = adj_close * ? WHERE symbol = ? AND day < ?",
-                        [factor, symbol, before],
+                        "UPDATE closes SET adj_close = adj_close * ? WHERE symbol = ?", [factor, symbol]
                     )
             if len(values) and self._rows is not None:
                 new = pd.DataFrame(
@@ -262,7 +264,15 @@ class MarketCache:
                     columns=["symbol", "day", "close", "adj_close"],
                 )
                 if len(self._rows):
-                    # What the table's key does on disk: a day stored again replaces the earlier close.
+                    # What the table's key does on disk: a day stored again replaces the earlier close,
+                    # and keeps its adjusted close when the new row has none.
+                    lacking = new["adj_close"].isna().to_numpy()
+                    if lacking.any():
+                        cached = self._rows.set_index(["symbol", "day"])["adj_close"]
+                        wanted = pd.MultiIndex.from_arrays(
+                            [new["symbol"].to_numpy()[lacking], new["day"].to_numpy()[lacking]]
+                        )
+                        new.loc[lacking, "adj_close"] = cached.reindex(wanted).to_numpy()
                     new = pd.concat([self._rows, new], ignore_index=True)
                     new = new.drop_duplicates(["symbol", "day"], keep="last", ignore_index=True)
                 self._rows = new
@@ -274,7 +284,8 @@ class MarketCache:
                     "INSERT INTO closes (symbol, day, close, adj_close, source, fetched_at) "
                     "VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT (symbol, day) DO UPDATE SET close = excluded.close, "
-                    "adj_close = excluded.adj_close, source = excluded.source, fetched_at = excluded.fetched_at",
+                    "adj_close = COALESCE(excluded.adj_close, closes.adj_close), source = excluded.source, "
+                    "fetched_at = excluded.fetched_at",
                     zip(
                         symbols.tolist(),
                         days.tolist(),
@@ -289,9 +300,9 @@ class MarketCache:
                 self.db.table("quotes").upsert_all(quotes, pk="symbol")
         return len(values)
 
-    def _rescalings(self, adjusted: pd.DataFrame) -> dict[str, tuple[str, float]]:
+    def _rescalings(self, adjusted: pd.DataFrame) -> dict[str, float]:
         """For each fund whose fetched adjusted closes start on a day the cache has one for too, on another
-        basis: that day, and the factor that brings the cached ones before it onto the fetched basis."""
+        basis: the factor that brings the cached ones onto the fetched basis."""
         rescale = {}
         for symbol in adjusted.columns:
             present = adjusted[symbol].dropna()
@@ -310,7 +321,7 @@ class MarketCache:
                 continue
             factor = float(present.iloc[0]) / float(cached)
             if abs(factor - 1.0) > _SAME_BASIS:
-                rescale[str(symbol)] = (first, factor)
+                rescale[str(symbol)] = factor
         return rescale
 
     def store_funds(self, facts: list[FundFacts], fetched_at: datetime) -> None:

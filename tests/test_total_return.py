@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import re
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from bot import answers, core
 from bot.commands import standing
 from bot.format import plain
 from bot.services import Services
+from database.connection import open_database
 from market import metrics
 from market.cache import MarketCache
 from market.csv_source import CsvSource
@@ -111,6 +113,36 @@ def test_a_newer_basis_rescales_the_cached_adjusted_closes_so_returns_survive_th
     stored = cache.snapshot().adjusted_series("IWM")
     assert stored.to_list() == pytest.approx([178.2, 176.319, 179.19, 182.0])
     assert stored.iloc[1] / stored.iloc[0] == pytest.approx(178.1 / 180.0)
+
+
+@pytest.mark.parametrize("where", ["file", "memory"])
+def test_a_day_the_fetch_has_no_adjusted_close_for_keeps_the_cached_one_on_the_new_basis(
+    where: str, db_path: Path
+) -> None:
+    """The second fetch is on a basis 1% lower and has no adjusted close for 18 Jan (the screen left it
+    out): the cached 18 Jan value stays, brought onto the new basis, instead of becoming a gap. On a file
+    (the bot) and in memory (`capgap ask`) alike."""
+    db = open_database(db_path if where == "file" else ":memory:")
+    try:
+        cache = MarketCache(db)
+        days = pd.DatetimeIndex(["2024-01-16", "2024-01-17", "2024-01-18", "2024-01-19"])
+        closes = pd.DataFrame({"IWM": [190.0, 188.0, 191.0, 193.0]}, index=days)
+        first = pd.DataFrame({"IWM": [180.0, 178.0, 181.0, 183.0]}, index=days)
+        fetched = datetime(2024, 1, 19, 22, tzinfo=UTC)
+        cache.store(MarketData(closes, {}, "test", fetched, adjusted=first), None)
+        factor = 176.22 / 178.0
+        second = pd.DataFrame({"IWM": [176.22, np.nan, 181.17]}, index=days[1:])
+        cache.store(MarketData(closes.iloc[1:], {}, "test", fetched, adjusted=second), None)
+        assert cache.snapshot().adjusted_series("IWM").to_list() == pytest.approx(
+            [180.0 * factor, 176.22, 181.0 * factor, 181.17]
+        )
+        # The same basis again, still without 18 Jan: nothing moves.
+        cache.store(MarketData(closes.iloc[1:], {}, "test", fetched, adjusted=second), None)
+        assert cache.snapshot().adjusted_series("IWM").to_list() == pytest.approx(
+            [180.0 * factor, 176.22, 181.0 * factor, 181.17]
+        )
+    finally:
+        db.close()
 
 
 def test_an_adjusted_close_above_its_close_or_with_a_falling_dividend_factor_is_left_out() -> None:
