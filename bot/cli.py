@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import gc
 import json
 import logging
 import os
@@ -272,12 +273,16 @@ def cmd_ask(config: Config, args: argparse.Namespace) -> int:
         else:
             db_path = throwaway_copy(config.db_path, Path(scratch))
         services = build_services(config, as_of=as_of, db_path=db_path)
+        # The libraries' objects live until the process ends: out of the collector's sight, neither the
+        # collections during the answer nor the ones at exit walk them (~70 ms of an 0.8 s command).
+        gc.freeze()
         try:
             services.market.ensure_loaded()
             request = Request(name, arguments, services, chat_id=0, user_id=0, text=after_command(args.text))
             answer = asyncio.run(core.answer(request))
         finally:
             services.close()
+    gc.freeze()
     print(answer.text if args.html else plain(answer.text))
     if answer.keyboard:
         # A share button hands the answer to Telegram's inline mode: nothing a terminal can do.
