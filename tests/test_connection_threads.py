@@ -117,45 +117,51 @@ def test_the_readers_cannot_write(db: Database) -> None:
         reader.execute("INSERT INTO notes VALUES (9, 'no')")
 
 
-def test_a_write_from_another_thread_waits_for_the_transaction_and_lands_after_it(db: Database) -> None:
-    """Writes share the one connection: a write sent while another thread's transaction is open waits for
-    the lock instead of landing inside (and being rolled back with) that transaction."""
+def sent_during_a_rolled_back_transaction(db: Database, insert: str, work: Callable[[], Any]) -> Any:
+    """``work``'s result, sent from another thread once this one's transaction has inserted (``insert``),
+    and known after that transaction has rolled back."""
     started = threading.Event()
 
-    def write() -> None:
+    def signalled() -> Any:
         started.set()
-        db.execute("INSERT INTO notes VALUES (10, 'from elsewhere')")
+        return work()
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         with write_lock(db), db.atomic():
-            db.execute("INSERT INTO notes VALUES (5, 'rolled back')")
-            writing = pool.submit(write)
+            db.execute(insert)
+            outcome = pool.submit(signalled)
             assert started.wait(WAIT)
             db.execute("ROLLBACK")
-        writing.result(timeout=WAIT)
+        return outcome.result(timeout=WAIT)
+
+
+def test_a_write_from_another_thread_waits_for_the_transaction_and_lands_after_it(db: Database) -> None:
+    """Writes share the one connection: a write sent while another thread's transaction is open waits for
+    the lock instead of landing inside (and being rolled back with) that transaction."""
+    sent_during_a_rolled_back_transaction(
+        db,
+        "INSERT INTO notes VALUES (5, 'rolled back')",
+        lambda: db.execute("INSERT INTO notes VALUES (10, 'from elsewhere')"),
+    )
     assert [n for (n,) in db.execute("SELECT n FROM notes ORDER BY n")] == [1, 2, 3, 10]
 
 
 def test_a_database_in_memory_serialises_its_reads_with_the_transactions() -> None:
     """One connection and no file for readers: a read from another thread waits for the transaction, so it
     never sees a row that is then rolled back."""
-    db = open_database(":memory:")
-    db.execute("CREATE TABLE notes (n INTEGER PRIMARY KEY)")
-    db.execute("INSERT INTO notes VALUES (1)")
-    asked = threading.Event()
-
-    def read() -> list[int]:
-        asked.set()
-        return [n for (n,) in db.execute("SELECT n FROM notes")]
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        with write_lock(db), db.atomic():
-            db.execute("INSERT INTO notes VALUES (2)")
-            seen = pool.submit(read)
-            assert asked.wait(WAIT)
-            db.execute("ROLLBACK")
-        assert seen.result(timeout=WAIT) == [1]
-    db.close()
+    memory = open_database(":memory:")
+    assert isinstance(memory, Database)
+    try:
+        memory.execute("CREATE TABLE notes (n INTEGER PRIMARY KEY)")
+        memory.execute("INSERT INTO notes VALUES (1)")
+        seen = sent_during_a_rolled_back_transaction(
+            memory,
+            "INSERT INTO notes VALUES (2)",
+            lambda: [n for (n,) in memory.execute("SELECT n FROM notes")],
+        )
+        assert seen == [1]
+    finally:
+        memory.close()
 
 
 def test_a_plain_sqlite_utils_database_reads_under_the_lock(tmp_path: Path) -> None:
