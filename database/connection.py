@@ -6,9 +6,10 @@ One ``sqlite3.Connection`` has one transaction, whichever thread is using it. A 
 connection while another thread's transaction is open would see rows that may yet be rolled back, and a
 rollback aborts it mid-way ("abort due to ROLLBACK"); a read statement still active there makes a writer's
 ``DROP TABLE`` fail ("database table is locked"). So a thread that does not hold the lock reads through a
-connection of its own (``Database.execute``, ``Database.query``, ``Database.reading``): in WAL mode it sees
-the last commit and never waits for a writer. The lock's holder, and every write, use the writers'
-connection, and what they read there is read in full before the lock is let go."""
+reader connection lent to it for that read (``Database.execute``, ``Database.query``,
+``Database.reading``): in WAL mode it sees the last commit and never waits for a writer. The lock's holder,
+and every write, use the writers' connection. Every statement's rows are read in full before its
+connection is let go."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ BUSY_TIMEOUT_SECONDS = 10.0
 PAGE_CACHE_KIB = 32 * 1024
 # The database holds chat ids, alert rules and queued messages: readable by its owner only.
 PRIVATE_MODE = 0o600
-_READERS_LOCK = threading.Lock()  # around each database's list of reader connections
+_READERS_LOCK = threading.Lock()  # around each database's reader connections
 
 
 def private_file(path: Path | str) -> None:
@@ -127,14 +128,15 @@ class Database(sqlite_utils.Database):
     # The file the readers' connections open; None (a database in memory): every statement holds the lock.
     reader_path: str | None = None
 
-    def execute(  # type: ignore[override]  # Rows from the writers' connection, a cursor from a reader
+    def execute(  # type: ignore[override]  # Rows, not a live cursor: no statement is left active
         self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None
-    ) -> sqlite3.Cursor | Rows:
-        """A SELECT from a thread without the lock runs on that thread's reader; any other statement holds
-        the lock and is read in full before the lock is let go."""
+    ) -> Rows:
+        """A SELECT from a thread without the lock runs on a reader; any other statement holds the lock.
+        Either way the rows are read in full before the connection is let go."""
         lock = write_lock(self)
         if self.reader_path is not None and _reads_only(sql) and not lock.held_here():
-            return self._reader().execute(sql, () if parameters is None else parameters)
+            with self._borrowed() as reader:
+                return Rows(reader.execute(sql, () if parameters is None else parameters))
         with lock:
             return Rows(super().execute(sql, parameters))
 
@@ -143,37 +145,53 @@ class Database(sqlite_utils.Database):
     ) -> Generator[dict[str, Any], None, None]:
         lock = write_lock(self)
         if self.reader_path is not None and _reads_only(sql) and not lock.held_here():
-            cursor = self._reader().execute(sql, () if params is None else params)
-            keys = [column[0] for column in cursor.description]
-            return (dict(zip(keys, row, strict=True)) for row in cursor.fetchall())
+            rows = self.execute(sql, params)
+            keys = [column[0] for column in rows.description]
+            return (dict(zip(keys, row, strict=True)) for row in rows)
         with lock:
             return (row for row in list(super().query(sql, params)))
 
     @contextlib.contextmanager
     def reading(self) -> Generator[sqlite3.Connection, None, None]:
-        """The connection this thread reads through, for a reader that needs a ``sqlite3.Connection``
-        (``pandas.read_sql_query``): its own reader, or the writers' one with the lock held throughout."""
+        """A connection to read through, for a reader that needs a ``sqlite3.Connection`` itself
+        (``pandas.read_sql_query``): a reader for as long as the block lasts, or the writers' one with the
+        lock held throughout (the lock's holder, a database in memory)."""
         lock = write_lock(self)
         if self.reader_path is not None and not lock.held_here():
-            yield self._reader()
+            with self._borrowed() as reader:
+                yield reader
             return
         with lock:
             yield self.conn
 
-    def _reader(self) -> sqlite3.Connection:
-        """This thread's connection for reads, opened on first use and closed with the database."""
+    @contextlib.contextmanager
+    def _borrowed(self) -> Generator[sqlite3.Connection, None, None]:
+        """A reader connection, this block's alone: an idle one, or a new one when every other is lent.
+
+        Lent per statement rather than kept per thread, so there are never more readers than reads at
+        once, whatever threads come and go (the outbox's drain has a thread of its own each time)."""
         with _READERS_LOCK:
-            here = self.__dict__.setdefault("_readers_here", threading.local())
-            readers: list[sqlite3.Connection] = self.__dict__.setdefault("_readers", [])
-        conn: sqlite3.Connection | None = getattr(here, "conn", None)
-        if conn is None:
+            if self.__dict__.get("_closed"):
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            idle: list[sqlite3.Connection] = self.__dict__.setdefault("_idle_readers", [])
+            reader = idle.pop() if idle else None
+        if reader is None:
             assert self.reader_path is not None
-            conn = connect(self.reader_path, check_same_thread=False, autocommit=True)
-            conn.execute("PRAGMA query_only = ON")  # a write sent here by mistake fails, loudly
-            here.conn = conn
+            reader = connect(self.reader_path, check_same_thread=False, autocommit=True)
+            reader.execute("PRAGMA query_only = ON")  # a write sent here by mistake fails, loudly
             with _READERS_LOCK:
-                readers.append(conn)
-        return conn
+                self.__dict__.setdefault("_readers", []).append(reader)
+        try:
+            yield reader
+        finally:
+            with _READERS_LOCK:
+                if not self.__dict__.get("_closed"):
+                    self.__dict__["_idle_readers"].append(reader)
+
+    def readers(self) -> int:
+        """How many reader connections are open."""
+        with _READERS_LOCK:
+            return len(self.__dict__.get("_readers", []))
 
     @contextlib.contextmanager
     def atomic(self) -> Generator[sqlite_utils.Database, None, None]:
@@ -200,8 +218,9 @@ class Database(sqlite_utils.Database):
         if checkpointer is not None:
             checkpointer.stop()
         with _READERS_LOCK:
+            self.__dict__["_closed"] = True
             readers = self.__dict__.pop("_readers", [])
-            self.__dict__.pop("_readers_here", None)
+            self.__dict__.pop("_idle_readers", None)
         for reader in readers:
             reader.close()
         self.conn.close()

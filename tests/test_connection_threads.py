@@ -111,10 +111,38 @@ def test_a_frame_read_in_another_thread_sees_the_last_commit(db: Database) -> No
 
 
 def test_the_readers_cannot_write(db: Database) -> None:
-    """A write can only reach the readers by mistake (a SELECT that writes); SQLite refuses it there."""
-    reader = elsewhere(lambda: db._reader())
+    """A write can only reach a reader by mistake (a SELECT that writes); SQLite refuses it there."""
+
+    def write_through_a_reader() -> None:
+        with db.reading() as reader:
+            reader.execute("INSERT INTO notes VALUES (9, 'no')")
+
     with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
-        reader.execute("INSERT INTO notes VALUES (9, 'no')")
+        elsewhere(write_through_a_reader)
+
+
+def test_readers_are_lent_per_read_so_threads_that_come_and_go_leave_none_behind(db: Database) -> None:
+    """The outbox's drain reads from a thread of its own each time: twenty such threads, one after
+    another, share one reader; two reads at once take two, and later reads reuse them."""
+    for _ in range(20):
+        assert elsewhere(lambda: db.execute("SELECT COUNT(*) FROM notes").fetchone()) == (3,)
+    assert db.readers() == 1
+    with db.reading() as first, db.reading() as second:
+        assert first is not second
+        assert elsewhere(lambda: db.execute("SELECT COUNT(*) FROM notes").fetchone()) == (3,)
+    assert db.readers() == 3
+    for _ in range(5):
+        elsewhere(lambda: db.execute("SELECT 1 FROM notes").fetchall())
+    assert db.readers() == 3
+
+
+def test_a_closed_database_refuses_reads(tmp_path: Path) -> None:
+    closed = open_database(tmp_path / "closed.db")
+    assert isinstance(closed, Database)
+    closed.execute("CREATE TABLE t (x)")
+    closed.close()
+    with pytest.raises(sqlite3.ProgrammingError):
+        closed.execute("SELECT x FROM t")
 
 
 def sent_during_a_rolled_back_transaction(db: Database, insert: str, work: Callable[[], Any]) -> Any:
