@@ -67,7 +67,7 @@ def check(services: Services, now: datetime, *, ready: bool = True, mode: str = 
     try:
         db = services.alerts.db
         db.conn.total_changes  # noqa: B018  the writers' connection: once closed, this raises
-        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # the file, through this thread's reader
+        db.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # the file, through a reader
     except Exception as exc:  # a locked, missing or corrupt file: whatever it is, capgap is not ready
         return Health(False, (f"database: {exc}",), {"status": "unhealthy", "live": True, "ready": False})
 

@@ -32,7 +32,6 @@ BUSY_TIMEOUT_SECONDS = 10.0
 PAGE_CACHE_KIB = 32 * 1024
 # The database holds chat ids, alert rules and queued messages: readable by its owner only.
 PRIVATE_MODE = 0o600
-_READERS_LOCK = threading.Lock()  # around each database's reader connections
 
 
 def private_file(path: Path | str) -> None:
@@ -79,8 +78,9 @@ class ConnectionLock:
 
 
 class Rows:
-    """A statement's result read in full while the lock was held: what callers use of a ``sqlite3.Cursor``
-    (its rows, ``description``, ``rowcount``, ``lastrowid``), with no statement left active."""
+    """A statement's result, read in full before its connection was let go: what callers use of a
+    ``sqlite3.Cursor`` (its rows, ``description``, ``rowcount``, ``lastrowid``), with no statement left
+    active."""
 
     def __init__(self, cursor: sqlite3.Cursor) -> None:
         self.description = cursor.description
@@ -128,6 +128,13 @@ class Database(sqlite_utils.Database):
     # The file the readers' connections open; None (a database in memory): every statement holds the lock.
     reader_path: str | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._readers_lock = threading.Lock()  # around the three below
+        self._readers: list[sqlite3.Connection] = []  # every reader open
+        self._idle_readers: list[sqlite3.Connection] = []  # those not lent now
+        self._closed = False
+
     def execute(  # type: ignore[override]  # Rows, not a live cursor: no statement is left active
         self, sql: str, parameters: Sequence[Any] | dict[str, Any] | None = None
     ) -> Rows:
@@ -170,28 +177,27 @@ class Database(sqlite_utils.Database):
 
         Lent per statement rather than kept per thread, so there are never more readers than reads at
         once, whatever threads come and go (the outbox's drain has a thread of its own each time)."""
-        with _READERS_LOCK:
-            if self.__dict__.get("_closed"):
+        with self._readers_lock:
+            if self._closed:
                 raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
-            idle: list[sqlite3.Connection] = self.__dict__.setdefault("_idle_readers", [])
-            reader = idle.pop() if idle else None
+            reader = self._idle_readers.pop() if self._idle_readers else None
         if reader is None:
             assert self.reader_path is not None
             reader = connect(self.reader_path, check_same_thread=False, autocommit=True)
             reader.execute("PRAGMA query_only = ON")  # a write sent here by mistake fails, loudly
-            with _READERS_LOCK:
-                self.__dict__.setdefault("_readers", []).append(reader)
+            with self._readers_lock:
+                self._readers.append(reader)
         try:
             yield reader
         finally:
-            with _READERS_LOCK:
-                if not self.__dict__.get("_closed"):
-                    self.__dict__["_idle_readers"].append(reader)
+            with self._readers_lock:
+                if not self._closed:
+                    self._idle_readers.append(reader)
 
     def readers(self) -> int:
         """How many reader connections are open."""
-        with _READERS_LOCK:
-            return len(self.__dict__.get("_readers", []))
+        with self._readers_lock:
+            return len(self._readers)
 
     @contextlib.contextmanager
     def atomic(self) -> Generator[sqlite_utils.Database, None, None]:
@@ -217,10 +223,9 @@ class Database(sqlite_utils.Database):
         checkpointer = getattr(self, "checkpointer", None)
         if checkpointer is not None:
             checkpointer.stop()
-        with _READERS_LOCK:
-            self.__dict__["_closed"] = True
-            readers = self.__dict__.pop("_readers", [])
-            self.__dict__.pop("_idle_readers", None)
+        with self._readers_lock:
+            self._closed = True
+            readers, self._readers, self._idle_readers = self._readers, [], []
         for reader in readers:
             reader.close()
         self.conn.close()
